@@ -1,0 +1,332 @@
+/*
+ * cluster.c — `shardlite cluster`: a local cluster on 127.0.0.1 under one
+ * directory.
+ *
+ *   DIR/cluster.conf     port=P and shards=N, fixed at the first start
+ *   DIR/shard-I.pid      pid of shard I, listening on 127.0.0.1:(P + 1 + I)
+ *   DIR/shard-I.log      its stderr
+ *   DIR/shard-I/         its data directory
+ *
+ * The router will listen on P (default 5433).  `start` on an existing DIR
+ * restarts whichever processes are not running, with the same ports and
+ * data; it returns once every process accepts connections.
+ */
+#include "cli/cli.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "txn/client.h"
+
+typedef struct {
+	const char *dir;
+	int port;
+	int shards;
+} cluster;
+
+static void sleep_ms(int ms)
+{
+	struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000};
+	nanosleep(&ts, NULL);
+}
+
+static void path_of(const cluster *cl, char *buf, size_t n, const char *fmt, int i)
+{
+	char name[64];
+	snprintf(name, sizeof name, fmt, i);
+	snprintf(buf, n, "%s/%s", cl->dir, name);
+}
+
+static int read_conf(cluster *cl)
+{
+	char p[4096];
+	snprintf(p, sizeof p, "%s/cluster.conf", cl->dir);
+	FILE *f = fopen(p, "r");
+	if (!f)
+		return -1;
+	char line[256];
+	while (fgets(line, sizeof line, f)) {
+		if (strncmp(line, "port=", 5) == 0)
+			cl->port = atoi(line + 5);
+		else if (strncmp(line, "shards=", 7) == 0)
+			cl->shards = atoi(line + 7);
+	}
+	fclose(f);
+	return 0;
+}
+
+static int write_conf(const cluster *cl)
+{
+	char p[4096];
+	snprintf(p, sizeof p, "%s/cluster.conf", cl->dir);
+	FILE *f = fopen(p, "w");
+	if (!f)
+		return -1;
+	fprintf(f, "port=%d\nshards=%d\n", cl->port, cl->shards);
+	return fclose(f);
+}
+
+static pid_t read_pid(const char *pidfile)
+{
+	FILE *f = fopen(pidfile, "r");
+	if (!f)
+		return 0;
+	long pid = 0;
+	if (fscanf(f, "%ld", &pid) != 1)
+		pid = 0;
+	fclose(f);
+	return (pid_t)pid;
+}
+
+static int alive(pid_t pid)
+{
+	if (pid <= 0)
+		return 0;
+	if (kill(pid, 0) != 0)
+		return 0;
+	/* a zombie or a recycled pid of another program is not ours */
+	char p[64], cmd[256] = {0};
+	snprintf(p, sizeof p, "/proc/%d/cmdline", (int)pid);
+	FILE *f = fopen(p, "r");
+	if (!f)
+		return 0;
+	size_t n = fread(cmd, 1, sizeof cmd - 1, f);
+	fclose(f);
+	if (n == 0)
+		return 0;
+	return strstr(cmd, "shardlite") != NULL;
+}
+
+static int ping(int port)
+{
+	char err[128];
+	wire_client *c = wire_client_connect("127.0.0.1", port, err, sizeof err);
+	if (!c)
+		return -1;
+	wire_request r = {.op = WIRE_OP_PING};
+	wire_response resp;
+	int rc = wire_client_call(c, &r, &resp, err, sizeof err) == 0 && resp.status == WIRE_OK ? 0 : -1;
+	wire_client_close(c);
+	return rc;
+}
+
+static pid_t spawn_shard(const cluster *cl, int i, const char *self)
+{
+	char pidfile[4096], logfile[4096], data[4096], id[16], listen[64];
+	path_of(cl, pidfile, sizeof pidfile, "shard-%d.pid", i);
+	path_of(cl, logfile, sizeof logfile, "shard-%d.log", i);
+	path_of(cl, data, sizeof data, "shard-%d", i);
+	snprintf(id, sizeof id, "%d", i);
+	snprintf(listen, sizeof listen, "127.0.0.1:%d", cl->port + 1 + i);
+	pid_t pid = fork();
+	if (pid < 0)
+		return -1;
+	if (pid == 0) {
+		setsid();
+		int null = open("/dev/null", O_RDONLY);
+		int log = open(logfile, O_WRONLY | O_CREAT | O_APPEND, 0644);
+		if (null >= 0)
+			dup2(null, 0);
+		if (log >= 0) {
+			dup2(log, 1);
+			dup2(log, 2);
+		}
+		execl(self, "shardlite", "shard", "--id", id, "--listen", listen, "--data", data, (char *)NULL);
+		_exit(127);
+	}
+	FILE *f = fopen(pidfile, "w");
+	if (f) {
+		fprintf(f, "%d\n", (int)pid);
+		fclose(f);
+	}
+	return pid;
+}
+
+static int cluster_start(cluster *cl)
+{
+	if (mkdir(cl->dir, 0755) != 0 && errno != EEXIST) {
+		fprintf(stderr, "shardlite cluster: cannot create %s: %s\n", cl->dir, strerror(errno));
+		return 1;
+	}
+	cluster saved = *cl;
+	if (read_conf(&saved) == 0) {
+		if (cl->port != saved.port || cl->shards != saved.shards)
+			fprintf(stderr, "shardlite cluster: %s already holds a cluster (port %d, %d shards); using it\n",
+				cl->dir, saved.port, saved.shards);
+		*cl = saved;
+	} else if (write_conf(cl) != 0) {
+		fprintf(stderr, "shardlite cluster: cannot write %s/cluster.conf\n", cl->dir);
+		return 1;
+	}
+	char self[4096];
+	ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+	if (n <= 0) {
+		fprintf(stderr, "shardlite cluster: cannot find my own binary\n");
+		return 1;
+	}
+	self[n] = 0;
+	pid_t *pids = calloc((size_t)cl->shards, sizeof *pids);
+	if (!pids)
+		return 1;
+	for (int i = 0; i < cl->shards; i++) {
+		char pidfile[4096];
+		path_of(cl, pidfile, sizeof pidfile, "shard-%d.pid", i);
+		pid_t pid = read_pid(pidfile);
+		if (alive(pid)) {
+			pids[i] = pid;
+			continue;
+		}
+		pids[i] = spawn_shard(cl, i, self);
+		if (pids[i] < 0) {
+			fprintf(stderr, "shardlite cluster: cannot start shard %d: %s\n", i, strerror(errno));
+			free(pids);
+			return 1;
+		}
+		printf("started shard %d (pid %d) on 127.0.0.1:%d\n", i, (int)pids[i], cl->port + 1 + i);
+	}
+	int rc = 0;
+	for (int i = 0; i < cl->shards; i++) {
+		int ok = 0;
+		for (int t = 0; t < 200 && !ok; t++) {
+			if (ping(cl->port + 1 + i) == 0) {
+				ok = 1;
+				break;
+			}
+			int st;
+			if (waitpid(pids[i], &st, WNOHANG) == pids[i] || !alive(pids[i]))
+				break;
+			sleep_ms(50);
+		}
+		if (!ok) {
+			fprintf(stderr, "shardlite cluster: shard %d did not come up; see %s/shard-%d.log\n", i,
+				cl->dir, i);
+			rc = 1;
+		}
+	}
+	free(pids);
+	if (rc == 0)
+		printf("cluster in %s: %d shards on 127.0.0.1:%d..%d (router: not built yet)\n", cl->dir,
+		       cl->shards, cl->port + 1, cl->port + cl->shards);
+	return rc;
+}
+
+static int cluster_stop(cluster *cl)
+{
+	if (read_conf(cl) != 0) {
+		fprintf(stderr, "shardlite cluster: no cluster in %s\n", cl->dir);
+		return 1;
+	}
+	for (int i = 0; i < cl->shards; i++) {
+		char pidfile[4096];
+		path_of(cl, pidfile, sizeof pidfile, "shard-%d.pid", i);
+		pid_t pid = read_pid(pidfile);
+		if (alive(pid)) {
+			kill(pid, SIGTERM);
+			int t = 0;
+			while (alive(pid) && t++ < 200)
+				sleep_ms(50);
+			if (alive(pid)) {
+				fprintf(stderr, "shardlite cluster: shard %d ignored SIGTERM; killing it\n", i);
+				kill(pid, SIGKILL);
+			}
+			printf("stopped shard %d (pid %d)\n", i, (int)pid);
+		}
+		unlink(pidfile);
+	}
+	return 0;
+}
+
+static int cluster_status(cluster *cl)
+{
+	if (read_conf(cl) != 0) {
+		fprintf(stderr, "shardlite cluster: no cluster in %s\n", cl->dir);
+		return 1;
+	}
+	int down = 0;
+	printf("router   127.0.0.1:%d  not built yet\n", cl->port);
+	for (int i = 0; i < cl->shards; i++) {
+		char pidfile[4096];
+		path_of(cl, pidfile, sizeof pidfile, "shard-%d.pid", i);
+		pid_t pid = read_pid(pidfile);
+		int up = alive(pid) && ping(cl->port + 1 + i) == 0;
+		printf("shard %d  127.0.0.1:%d  %s", i, cl->port + 1 + i, up ? "running" : "stopped");
+		if (up)
+			printf(" (pid %d)", (int)pid);
+		printf("\n");
+		down += !up;
+	}
+	return down ? 1 : 0;
+}
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: shardlite cluster start|stop|status --dir DIR [--shards N] [--port P]\n"
+		"\n"
+		"  start   start the cluster's processes that are not running, in the background,\n"
+		"          and return once they accept connections (ports and data are kept)\n"
+		"  stop    stop them (SIGTERM, then SIGKILL after 10 s)\n"
+		"  status  show each process; exits 1 if any is down\n"
+		"\n"
+		"  --dir DIR     cluster directory (data, logs, pid files)\n"
+		"  --shards N    number of shards at the first start (default 4)\n"
+		"  --port P      router port (default 5433); shard I listens on P+1+I\n");
+}
+
+int cli_cluster(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"dir", required_argument, 0, 'd'},
+		{"shards", required_argument, 0, 's'},
+		{"port", required_argument, 0, 'p'},
+		{"help", no_argument, 0, 'h'},
+		{0, 0, 0, 0},
+	};
+	if (argc < 2) {
+		usage(stderr);
+		return 2;
+	}
+	const char *verb = argv[1];
+	if (strcmp(verb, "--help") == 0 || strcmp(verb, "-h") == 0) {
+		usage(stdout);
+		return 0;
+	}
+	cluster cl = {.dir = NULL, .port = 5433, .shards = 4};
+	int c;
+	optind = 2;
+	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'd': cl.dir = optarg; break;
+		case 's': cl.shards = atoi(optarg); break;
+		case 'p': cl.port = atoi(optarg); break;
+		case 'h': usage(stdout); return 0;
+		default: usage(stderr); return 2;
+		}
+	}
+	if (!cl.dir) {
+		fprintf(stderr, "shardlite cluster: --dir is required\n");
+		return 2;
+	}
+	if (cl.shards < 1 || cl.shards > 64 || cl.port < 1 || cl.port + cl.shards > 65535) {
+		fprintf(stderr, "shardlite cluster: --shards must be 1..64 and ports must fit\n");
+		return 2;
+	}
+	if (strcmp(verb, "start") == 0)
+		return cluster_start(&cl);
+	if (strcmp(verb, "stop") == 0)
+		return cluster_stop(&cl);
+	if (strcmp(verb, "status") == 0)
+		return cluster_status(&cl);
+	fprintf(stderr, "shardlite cluster: unknown action '%s'\n", verb);
+	usage(stderr);
+	return 2;
+}

@@ -1,0 +1,1198 @@
+/*
+ * executor.c — batches, private workspaces, prepare log, row locks
+ * (see executor.h for the model and the state machine).
+ *
+ * Invariants (writer thread):
+ *  - Outside a batch, every txn has pws == ws and pstate == state.  Inside a
+ *    batch, requests see and change only pws/pstate ("pending"); the batch's
+ *    COMMIT makes them real (commit_effects), a failed batch reverts them.
+ *  - A txn holds a row lock for every row in its workspace.
+ *  - A request is in exactly one place: the queue, the batch being run, the
+ *    parked list (waiting for a lock), or the done queue.
+ *  - batch_wrote is set iff some request made a durable change; only then
+ *    does the batch end in COMMIT (and an fsync).  Otherwise it ends in
+ *    ROLLBACK, which costs no I/O: savepoints that were rolled back still
+ *    leave dirty pages that a COMMIT would write.
+ */
+#include "shard/executor.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "shard/locks.h"
+#include "shard/store.h"
+#include "txn/hmap.h"
+
+typedef enum { TXN_ACTIVE = 1, TXN_PREPARED = 2, TXN_REMOVED = 3 } txn_state;
+
+typedef struct shard_txn {
+	uint64_t id;
+	uint64_t conn_id;
+	txn_state state, pstate;
+	lock_holder locks;
+	void *ws;                 /* sqlite3_malloc'd changeset, or NULL */
+	int wslen;
+	void *pws;
+	int pwslen;
+	uint64_t created_ms, active_ms;
+	shard_req *parked;        /* a statement of this txn waiting for a lock */
+	struct shard_txn *touched_next;
+	int touched;
+} shard_txn;
+
+typedef struct {
+	pthread_t thread;
+	shard_executor *ex;
+	shard_store *st;
+} reader;
+
+struct shard_executor {
+	shard_executor_config cfg;
+	char *db_path;
+	pthread_mutex_t mu;
+	pthread_cond_t wcond, rcond;
+	shard_req *wq, **wq_tail;     /* writer queue */
+	shard_req *rq, **rq_tail;     /* reader queue */
+	shard_req *done, **done_tail;
+	int stopping;
+
+	/* writer thread only */
+	pthread_t writer;
+	shard_store *st;
+	hmap txns;                    /* id (8 bytes) -> shard_txn */
+	lock_table locks;
+	shard_req *parked;            /* doubly linked through park_prev/next */
+	shard_txn *touched;
+	int batch_wrote;
+	uint64_t last_sweep_ms, ts_counter;
+	/* statistics (writer) */
+	uint64_t n_batches, n_fsync_batches, n_requests, n_commits, n_lock_waits, n_deaths;
+
+	reader *readers;
+	int nreaders;
+};
+
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static uint64_t wall_us(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
+
+void shard_req_free(shard_req *req)
+{
+	if (!req)
+		return;
+	if (req->kind == REQ_WIRE)
+		wire_message_free(&req->msg);
+	free(req->frame);
+	free(req->out);
+	free(req);
+}
+
+/* ---- answering -------------------------------------------------------------------- */
+
+static void answer(shard_req *req, store_result *res)
+{
+	free(req->out);
+	req->out = NULL;
+	req->outlen = 0;
+	if (store_result_encode(res, req->msg.req.id, &req->out, &req->outlen) != 0) {
+		store_result res2;
+		store_result_init(&res2);
+		store_result_error(&res2, "54000", "response too large to encode");
+		if (store_result_encode(&res2, req->msg.req.id, &req->out, &req->outlen) != 0)
+			req->out = NULL;
+		store_result_free(&res2);
+	}
+}
+
+static void answer_status(shard_req *req, wire_status status)
+{
+	store_result res;
+	store_result_init(&res);
+	res.resp.status = status;
+	answer(req, &res);
+	store_result_free(&res);
+}
+
+static void answer_error(shard_req *req, const char *sqlstate, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static void answer_error(shard_req *req, const char *sqlstate, const char *fmt, ...)
+{
+	store_result res;
+	store_result_init(&res);
+	char msg[512];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	store_result_error(&res, sqlstate, "%s", msg);
+	answer(req, &res);
+	store_result_free(&res);
+}
+
+static void deliver(shard_executor *ex, shard_req *list)
+{
+	if (!list)
+		return;
+	pthread_mutex_lock(&ex->mu);
+	for (shard_req *r = list; r;) {
+		shard_req *n = r->next;
+		r->next = NULL;
+		*ex->done_tail = r;
+		ex->done_tail = &r->next;
+		r = n;
+	}
+	pthread_mutex_unlock(&ex->mu);
+	ex->cfg.on_done(ex->cfg.arg);
+}
+
+shard_req *shard_executor_take_done(shard_executor *ex)
+{
+	pthread_mutex_lock(&ex->mu);
+	shard_req *l = ex->done;
+	ex->done = NULL;
+	ex->done_tail = &ex->done;
+	pthread_mutex_unlock(&ex->mu);
+	return l;
+}
+
+/* ---- queues -------------------------------------------------------------------------- */
+
+void shard_executor_submit(shard_executor *ex, shard_req *req)
+{
+	req->next = NULL;
+	int to_reader = ex->nreaders > 0 && req->kind == REQ_WIRE &&
+			req->msg.req.op == WIRE_OP_EXEC && req->msg.req.txn == 0 &&
+			req->msg.req.readonly;
+	pthread_mutex_lock(&ex->mu);
+	if (to_reader) {
+		*ex->rq_tail = req;
+		ex->rq_tail = &req->next;
+		pthread_cond_signal(&ex->rcond);
+	} else {
+		*ex->wq_tail = req;
+		ex->wq_tail = &req->next;
+		pthread_cond_signal(&ex->wcond);
+	}
+	pthread_mutex_unlock(&ex->mu);
+}
+
+/* Put woken requests at the head of the writer queue (writer thread). */
+static void requeue_front(shard_executor *ex, shard_req *list)
+{
+	if (!list)
+		return;
+	shard_req *last = list;
+	while (last->next)
+		last = last->next;
+	pthread_mutex_lock(&ex->mu);
+	last->next = ex->wq;
+	if (!ex->wq)
+		ex->wq_tail = &last->next;
+	ex->wq = list;
+	pthread_mutex_unlock(&ex->mu);
+}
+
+/* ---- transactions --------------------------------------------------------------------- */
+
+static shard_txn *txn_get(shard_executor *ex, uint64_t id)
+{
+	shard_txn *t = hmap_get(&ex->txns, &id, sizeof id);
+	return (t && t->pstate != TXN_REMOVED) ? t : NULL;
+}
+
+static shard_txn *txn_create(shard_executor *ex, uint64_t id, uint64_t ts, uint64_t conn)
+{
+	shard_txn *t = calloc(1, sizeof *t);
+	if (!t)
+		return NULL;
+	t->id = id;
+	t->conn_id = conn;
+	t->state = t->pstate = TXN_ACTIVE;
+	if (ts == 0)
+		ts = wall_us() > ex->ts_counter ? wall_us() : ex->ts_counter + 1;
+	ex->ts_counter = ts;
+	t->locks.ts = ts;
+	t->created_ms = t->active_ms = now_ms();
+	if (hmap_put(&ex->txns, &t->id, sizeof t->id, t) != 0) {
+		free(t);
+		return NULL;
+	}
+	return t;
+}
+
+static void touch(shard_executor *ex, shard_txn *t)
+{
+	if (!t->touched) {
+		t->touched = 1;
+		t->touched_next = ex->touched;
+		ex->touched = t;
+	}
+}
+
+static void set_pws(shard_txn *t, void *cs, int len)
+{
+	if (t->pws && t->pws != t->ws)
+		sqlite3_free(t->pws);
+	t->pws = cs;
+	t->pwslen = len;
+}
+
+static void unpark(shard_executor *ex, shard_req *req)
+{
+	if (req->park_prev)
+		req->park_prev->park_next = req->park_next;
+	else if (ex->parked == req)
+		ex->parked = req->park_next;
+	if (req->park_next)
+		req->park_next->park_prev = req->park_prev;
+	req->park_prev = req->park_next = NULL;
+	if (req->waiting_on)
+		locks_unpark(req->waiting_on, req);
+}
+
+/* Drop a txn for good: release its locks (waiters go to *wake), answer a
+ * statement of its that was still waiting. */
+static void txn_destroy(shard_executor *ex, shard_txn *t, shard_req **wake, shard_req **done)
+{
+	if (t->parked) {
+		shard_req *p = t->parked;
+		unpark(ex, p);
+		answer_error(p, "40001", "transaction %" PRIu64 " was rolled back while waiting for a lock", t->id);
+		p->next = *done;
+		*done = p;
+		t->parked = NULL;
+	}
+	locks_release_all(&ex->locks, &t->locks, wake);
+	if (t->pws && t->pws != t->ws)
+		sqlite3_free(t->pws);
+	sqlite3_free(t->ws);
+	hmap_del(&ex->txns, &t->id, sizeof t->id);
+	free(t);
+}
+
+/* The batch committed: make pending state real. */
+static void commit_effects(shard_executor *ex, shard_req **wake, shard_req **done)
+{
+	shard_txn *t = ex->touched;
+	ex->touched = NULL;
+	while (t) {
+		shard_txn *n = t->touched_next;
+		t->touched = 0;
+		t->touched_next = NULL;
+		if (t->pstate == TXN_REMOVED) {
+			txn_destroy(ex, t, wake, done);
+		} else {
+			if (t->ws != t->pws)
+				sqlite3_free(t->ws);
+			t->ws = t->pws;
+			t->wslen = t->pwslen;
+			t->state = t->pstate;
+		}
+		t = n;
+	}
+}
+
+/* The batch failed: forget pending state. */
+static void revert_effects(shard_executor *ex)
+{
+	shard_txn *t = ex->touched;
+	ex->touched = NULL;
+	while (t) {
+		shard_txn *n = t->touched_next;
+		t->touched = 0;
+		t->touched_next = NULL;
+		set_pws(t, t->ws, t->wslen);
+		t->pstate = t->state;
+		t = n;
+	}
+}
+
+/* ---- SQLite helpers --------------------------------------------------------------------- */
+
+static int internal_exec(shard_executor *ex, const char *sql)
+{
+	char err[256];
+	if (store_exec(ex->st, sql, err, sizeof err) != 0) {
+		fprintf(stderr, "shard: %s\n", err);
+		return -1;
+	}
+	return 0;
+}
+
+typedef struct {
+	int conflict;   /* SQLITE_CHANGESET_* seen, 0 if none */
+} apply_ctx;
+
+static int on_conflict(void *arg, int kind, sqlite3_changeset_iter *it)
+{
+	apply_ctx *c = arg;
+	c->conflict = kind;
+	return SQLITE_CHANGESET_ABORT;
+}
+
+/* Apply a workspace to the database.  0, or -1 with res holding why. */
+static int apply_ws(shard_executor *ex, void *cs, int len, store_result *res)
+{
+	if (!cs || len == 0)
+		return 0;
+	apply_ctx c = {0};
+	int rc = sqlite3changeset_apply(store_db(ex->st), len, cs, NULL, on_conflict, &c);
+	if (rc == SQLITE_OK)
+		return 0;
+	if (c.conflict == SQLITE_CHANGESET_CONSTRAINT)
+		store_result_error(res, "23505", "transaction conflicts with a committed row (constraint)");
+	else if (c.conflict)
+		store_result_error(res, "40001", "could not serialize access: a row of the transaction changed underneath it");
+	else
+		store_result_error(res, store_sqlstate(store_db(ex->st), rc), "applying the transaction: %s",
+				   sqlite3_errmsg(store_db(ex->st)));
+	return -1;
+}
+
+/* ---- lock acquisition for a changeset --------------------------------------------------- */
+
+typedef struct {
+	shard_executor *ex;
+	lock_holder *h;
+	lock_entry *conflict;
+	lock_result result;
+	int oom;
+} lock_walk;
+
+static int lock_one(const void *key, size_t klen, void *arg)
+{
+	lock_walk *w = arg;
+	lock_entry *e;
+	lock_result r;
+	if (locks_acquire(&w->ex->locks, key, klen, w->h, &e, &r) != 0) {
+		w->oom = 1;
+		return 1;
+	}
+	if (r != LOCK_GRANTED) {
+		w->result = r;
+		w->conflict = e;
+		return 1;
+	}
+	return 0;
+}
+
+static void park(shard_executor *ex, shard_req *req, lock_entry *e)
+{
+	ex->n_lock_waits++;
+	locks_park(e, req);
+	if (req->deadline_ms == 0)
+		req->deadline_ms = now_ms() + ex->cfg.lock_timeout_ms;
+	req->park_prev = NULL;
+	req->park_next = ex->parked;
+	if (ex->parked)
+		ex->parked->park_prev = req;
+	ex->parked = req;
+}
+
+/* Requests whose lock was released leave the parked list and run again. */
+static void requeue_woken(shard_executor *ex, shard_req *wake)
+{
+	for (shard_req *w = wake; w; w = w->next) {
+		if (w->park_prev)
+			w->park_prev->park_next = w->park_next;
+		else if (ex->parked == w)
+			ex->parked = w->park_next;
+		if (w->park_next)
+			w->park_next->park_prev = w->park_prev;
+		w->park_prev = w->park_next = NULL;
+		if (w->msg.req.txn) {
+			shard_txn *t = txn_get(ex, w->msg.req.txn);
+			if (t && t->parked == w)
+				t->parked = NULL;
+		}
+	}
+	requeue_front(ex, wake);
+}
+
+/* ---- request handlers (writer thread, inside a batch) --------------------------------- */
+
+enum { DONE, PARKED };
+
+/* Autocommit statement on the writer. */
+static int do_exec_autocommit(shard_executor *ex, shard_req *req)
+{
+	wire_request *r = &req->msg.req;
+	store_result res;
+	store_result_init(&res);
+	store_stmt *s = store_prepare(ex->st, r->sql, r->sql_len, &res);
+	if (!s)
+		goto out;
+	int check_locks = ex->locks.nheld > 0 && s->writes;
+	sqlite3 *db = store_db(ex->st);
+	sqlite3_session *sess = NULL;
+	if (internal_exec(ex, "SAVEPOINT req") != 0) {
+		store_result_error(&res, "58030", "cannot open a savepoint");
+		goto out;
+	}
+	if (check_locks && (sqlite3session_create(db, "main", &sess) != SQLITE_OK ||
+			    sqlite3session_attach(sess, NULL) != SQLITE_OK)) {
+		store_result_error(&res, "53200", "cannot record changes");
+		goto rollback;
+	}
+	if (store_run(ex->st, s, r->params, r->nparams, &res) != 0)
+		goto rollback;
+	if (sess) {
+		int n = 0;
+		void *cs = NULL;
+		if (sqlite3session_changeset(sess, &n, &cs) != SQLITE_OK) {
+			store_result_error(&res, "53200", "cannot record changes");
+			goto rollback;
+		}
+		lock_walk w = {.ex = ex, .h = NULL};
+		locks_each_changeset_key(cs, n, lock_one, &w);
+		sqlite3_free(cs);
+		if (w.oom) {
+			store_result_error(&res, "53200", "out of memory taking row locks");
+			goto rollback;
+		}
+		if (w.conflict) {
+			/* A transaction holds one of these rows: undo, wait, run again. */
+			sqlite3session_delete(sess);
+			internal_exec(ex, "ROLLBACK TO req");
+			internal_exec(ex, "RELEASE req");
+			store_result_free(&res);
+			park(ex, req, w.conflict);
+			return PARKED;
+		}
+		sqlite3session_delete(sess);
+		sess = NULL;
+	}
+	internal_exec(ex, "RELEASE req");
+	if (res.resp.changes > 0 || s->is_ddl) {
+		ex->batch_wrote = 1;
+		ex->n_commits++;
+	}
+	goto out;
+rollback:
+	if (sess)
+		sqlite3session_delete(sess);
+	internal_exec(ex, "ROLLBACK TO req");
+	internal_exec(ex, "RELEASE req");
+out:
+	answer(req, &res);
+	store_result_free(&res);
+	return DONE;
+}
+
+/* A statement inside transaction t: run it on top of t's workspace inside a
+ * savepoint that is always rolled back, keep the resulting changeset. */
+static int do_exec_txn(shard_executor *ex, shard_req *req, shard_txn *t)
+{
+	wire_request *r = &req->msg.req;
+	store_result res;
+	store_result_init(&res);
+	if (t->pstate != TXN_ACTIVE) {
+		store_result_error(&res, "25000", "transaction %" PRIu64 " is prepared; no more statements", t->id);
+		goto out;
+	}
+	if (t->parked && t->parked != req) {
+		store_result_error(&res, "25000", "transaction %" PRIu64 " already has a statement waiting", t->id);
+		goto out;
+	}
+	store_stmt *s = store_prepare(ex->st, r->sql, r->sql_len, &res);
+	if (!s)
+		goto out;
+	if (s->is_ddl) {
+		store_result_error(&res, "0A000", "DDL inside a transaction is not supported");
+		goto out;
+	}
+	if (s->writes_no_pk) {
+		store_result_error(&res, "0A000", "writing a table without a PRIMARY KEY inside a transaction is not supported");
+		goto out;
+	}
+	int writes = !sqlite3_stmt_readonly(s->stmt);
+	if (!writes && !t->pws) {
+		store_run(ex->st, s, r->params, r->nparams, &res);
+		goto out;
+	}
+	sqlite3 *db = store_db(ex->st);
+	sqlite3_session *sess = NULL;
+	void *cs = NULL;
+	int n = 0;
+	if (internal_exec(ex, "SAVEPOINT ws") != 0) {
+		store_result_error(&res, "58030", "cannot open a savepoint");
+		goto out;
+	}
+	if (writes && (sqlite3session_create(db, "main", &sess) != SQLITE_OK ||
+		       sqlite3session_attach(sess, NULL) != SQLITE_OK)) {
+		store_result_error(&res, "53200", "cannot record changes");
+		goto undo;
+	}
+	if (apply_ws(ex, t->pws, t->pwslen, &res) != 0)
+		goto undo;
+	if (store_run(ex->st, s, r->params, r->nparams, &res) != 0)
+		goto undo;
+	if (sess && sqlite3session_changeset(sess, &n, &cs) != SQLITE_OK) {
+		store_result_error(&res, "53200", "cannot record changes");
+		cs = NULL;
+	}
+undo:
+	if (sess)
+		sqlite3session_delete(sess);
+	internal_exec(ex, "ROLLBACK TO ws");
+	internal_exec(ex, "RELEASE ws");
+	if (store_result_failed(&res) || !writes) {
+		sqlite3_free(cs);
+		goto out;
+	}
+	lock_walk w = {.ex = ex, .h = &t->locks};
+	locks_each_changeset_key(cs, n, lock_one, &w);
+	if (w.oom) {
+		sqlite3_free(cs);
+		store_result_error(&res, "53200", "out of memory taking row locks");
+		goto out;
+	}
+	if (w.conflict && w.result == LOCK_WAIT) {
+		sqlite3_free(cs);
+		store_result_free(&res);
+		t->parked = req;
+		park(ex, req, w.conflict);
+		return PARKED;
+	}
+	if (w.conflict) {
+		sqlite3_free(cs);
+		ex->n_deaths++;
+		store_result_error(&res, "40001",
+				   "could not serialize access: row locked by an older transaction (wait-die)");
+		goto out;
+	}
+	if (n == 0) {
+		sqlite3_free(cs);
+		cs = NULL;
+	}
+	set_pws(t, cs, n);
+	touch(ex, t);
+out:
+	t->active_ms = now_ms();
+	answer(req, &res);
+	store_result_free(&res);
+	return DONE;
+}
+
+static int do_prepare(shard_executor *ex, shard_req *req, shard_txn *t)
+{
+	store_result res;
+	store_result_init(&res);
+	if (t->pstate == TXN_PREPARED)
+		goto out;  /* idempotent */
+	if (t->parked) {
+		store_result_error(&res, "25000", "transaction %" PRIu64 " has a statement waiting", t->id);
+		goto out;
+	}
+	touch(ex, t);
+	if (!t->pws) {
+		res.resp.status = WIRE_READ_ONLY;
+		t->pstate = TXN_REMOVED;
+		goto out;
+	}
+	/* Check the workspace still applies (constraints against rows committed
+	 * since), so that COMMIT PREPARED cannot fail later. */
+	if (internal_exec(ex, "SAVEPOINT prep") != 0) {
+		store_result_error(&res, "58030", "cannot open a savepoint");
+		goto out;
+	}
+	int bad = apply_ws(ex, t->pws, t->pwslen, &res);
+	internal_exec(ex, "ROLLBACK TO prep");
+	if (!bad) {
+		sqlite3_stmt *q = store_internal(ex->st,
+			"INSERT INTO _sl_prepared(txn, ts, changeset, prepared_at) VALUES (?1, ?2, ?3, ?4)");
+		int rc = SQLITE_ERROR;
+		if (q) {
+			sqlite3_bind_int64(q, 1, (sqlite3_int64)t->id);
+			sqlite3_bind_int64(q, 2, (sqlite3_int64)t->locks.ts);
+			sqlite3_bind_blob(q, 3, t->pws, t->pwslen, SQLITE_STATIC);
+			sqlite3_bind_int64(q, 4, (sqlite3_int64)(wall_us() / 1000));
+			rc = sqlite3_step(q);
+			sqlite3_reset(q);
+			sqlite3_clear_bindings(q);
+		}
+		if (rc != SQLITE_DONE) {
+			store_result_error(&res, "58030", "cannot log the prepared transaction: %s",
+					   sqlite3_errmsg(store_db(ex->st)));
+			internal_exec(ex, "ROLLBACK TO prep");
+			bad = 1;
+		}
+	}
+	internal_exec(ex, "RELEASE prep");
+	if (bad) {
+		t->pstate = TXN_REMOVED;  /* a NO vote aborts here */
+		goto out;
+	}
+	t->pstate = TXN_PREPARED;
+	ex->batch_wrote = 1;
+out:
+	answer(req, &res);
+	store_result_free(&res);
+	return DONE;
+}
+
+static int delete_prepared(shard_executor *ex, uint64_t id)
+{
+	sqlite3_stmt *q = store_internal(ex->st, "DELETE FROM _sl_prepared WHERE txn = ?1");
+	if (!q)
+		return -1;
+	sqlite3_bind_int64(q, 1, (sqlite3_int64)id);
+	int rc = sqlite3_step(q);
+	sqlite3_reset(q);
+	return rc == SQLITE_DONE ? 0 : -1;
+}
+
+/* COMMIT PREPARED (prepared == 1) or one-phase COMMIT (prepared == 0). */
+static int do_commit(shard_executor *ex, shard_req *req, shard_txn *t, int prepared)
+{
+	store_result res;
+	store_result_init(&res);
+	if (prepared && t->pstate != TXN_PREPARED) {
+		store_result_error(&res, "55000", "transaction %" PRIu64 " is not prepared", t->id);
+		goto out;
+	}
+	if (!prepared && t->pstate != TXN_ACTIVE) {
+		store_result_error(&res, "55000", "transaction %" PRIu64 " is prepared: use COMMIT PREPARED", t->id);
+		goto out;
+	}
+	if (t->parked) {
+		store_result_error(&res, "25000", "transaction %" PRIu64 " has a statement waiting", t->id);
+		goto out;
+	}
+	touch(ex, t);
+	if (internal_exec(ex, "SAVEPOINT cmt") != 0) {
+		store_result_error(&res, "58030", "cannot open a savepoint");
+		goto out;
+	}
+	int bad = apply_ws(ex, t->pws, t->pwslen, &res);
+	if (!bad && prepared && delete_prepared(ex, t->id) != 0) {
+		store_result_error(&res, "58030", "cannot clear the prepare log: %s",
+				   sqlite3_errmsg(store_db(ex->st)));
+		bad = 1;
+	}
+	if (bad) {
+		internal_exec(ex, "ROLLBACK TO cmt");
+		internal_exec(ex, "RELEASE cmt");
+		if (prepared)
+			fprintf(stderr, "shard: COMMIT PREPARED of %" PRIu64 " failed: %s\n", t->id, res.message);
+		else
+			t->pstate = TXN_REMOVED;  /* a failed one-phase commit aborts */
+		goto out;
+	}
+	internal_exec(ex, "RELEASE cmt");
+	t->pstate = TXN_REMOVED;
+	ex->batch_wrote = 1;
+	ex->n_commits++;
+out:
+	answer(req, &res);
+	store_result_free(&res);
+	return DONE;
+}
+
+static int do_rollback(shard_executor *ex, shard_req *req, shard_txn *t, shard_req **done)
+{
+	touch(ex, t);
+	if (t->pstate == TXN_PREPARED) {
+		if (delete_prepared(ex, t->id) != 0) {
+			answer_error(req, "58030", "cannot clear the prepare log: %s",
+				     sqlite3_errmsg(store_db(ex->st)));
+			return DONE;
+		}
+		ex->batch_wrote = 1;
+	}
+	t->pstate = TXN_REMOVED;
+	answer_status(req, WIRE_OK);
+	return DONE;
+}
+
+static int do_status(shard_executor *ex, shard_req *req)
+{
+	store_result res;
+	store_result_init(&res);
+	wire_request *r = &req->msg.req;
+	char a[6][48];
+	const char *cells[6];
+	for (int i = 0; i < 6; i++)
+		cells[i] = a[i];
+	if (r->sql && strcmp(r->sql, "stats") == 0) {
+		static const char *cols[] = {"name", "value"};
+		store_result_columns(&res, 2, cols);
+		struct { const char *n; uint64_t v; } st[] = {
+			{"batches", ex->n_batches},       {"fsync_batches", ex->n_fsync_batches},
+			{"requests", ex->n_requests},     {"commits", ex->n_commits},
+			{"lock_waits", ex->n_lock_waits}, {"wait_die_aborts", ex->n_deaths},
+			{"transactions", ex->txns.count}, {"locks_held", ex->locks.nheld},
+		};
+		for (size_t i = 0; i < sizeof st / sizeof st[0]; i++) {
+			snprintf(a[0], sizeof a[0], "%s", st[i].n);
+			snprintf(a[1], sizeof a[1], "%" PRIu64, st[i].v);
+			store_result_row_text(&res, cells);
+		}
+	} else {
+		static const char *cols[] = {"txn", "state", "ts", "age_ms", "locks", "waiting"};
+		store_result_columns(&res, 6, cols);
+		uint64_t now = now_ms();
+		size_t it;
+		for (hmap_entry *e = hmap_first(&ex->txns, &it); e; e = hmap_next(&ex->txns, e, &it)) {
+			shard_txn *t = e->value;
+			snprintf(a[0], sizeof a[0], "%" PRIu64, t->id);
+			snprintf(a[1], sizeof a[1], "%s", t->state == TXN_PREPARED ? "prepared" : "active");
+			snprintf(a[2], sizeof a[2], "%" PRIu64, t->locks.ts);
+			snprintf(a[3], sizeof a[3], "%" PRIu64, now - t->created_ms);
+			snprintf(a[4], sizeof a[4], "%zu", t->locks.nheld);
+			snprintf(a[5], sizeof a[5], "%s", t->parked ? "yes" : "no");
+			store_result_row_text(&res, cells);
+		}
+	}
+	answer(req, &res);
+	store_result_free(&res);
+	return DONE;
+}
+
+/* Connection gone: its unprepared transactions are rolled back. */
+static void conn_closed(shard_executor *ex, uint64_t conn)
+{
+	size_t it;
+	for (hmap_entry *e = hmap_first(&ex->txns, &it); e; e = hmap_next(&ex->txns, e, &it)) {
+		shard_txn *t = e->value;
+		if (t->conn_id == conn && t->pstate == TXN_ACTIVE) {
+			touch(ex, t);
+			t->pstate = TXN_REMOVED;
+		}
+	}
+}
+
+static int handle(shard_executor *ex, shard_req *req, shard_req **done)
+{
+	wire_request *r = &req->msg.req;
+	ex->n_requests++;
+	if (r->op == WIRE_OP_EXEC && r->txn == 0)
+		return do_exec_autocommit(ex, req);
+	if (r->op == WIRE_OP_STATUS)
+		return do_status(ex, req);
+	if (r->op == WIRE_OP_PING) {
+		answer_status(req, WIRE_OK);
+		return DONE;
+	}
+	if (r->txn == 0) {
+		answer_error(req, "08P01", "%s needs a transaction id", wire_op_name(r->op));
+		return DONE;
+	}
+	shard_txn *t = txn_get(ex, r->txn);
+	if (!t && (r->op == WIRE_OP_EXEC || r->op == WIRE_OP_BEGIN)) {
+		t = txn_create(ex, r->txn, r->ts, req->conn_id);
+		if (!t) {
+			answer_error(req, "53200", "out of memory");
+			return DONE;
+		}
+	}
+	if (!t) {
+		answer_status(req, WIRE_NOT_FOUND);
+		return DONE;
+	}
+	switch (r->op) {
+	case WIRE_OP_BEGIN:
+		t->active_ms = now_ms();
+		answer_status(req, WIRE_OK);
+		return DONE;
+	case WIRE_OP_EXEC:
+		return do_exec_txn(ex, req, t);
+	case WIRE_OP_PREPARE:
+		return do_prepare(ex, req, t);
+	case WIRE_OP_COMMIT_PREPARED:
+		return do_commit(ex, req, t, 1);
+	case WIRE_OP_COMMIT:
+		return do_commit(ex, req, t, 0);
+	case WIRE_OP_ROLLBACK_PREPARED:
+	case WIRE_OP_ROLLBACK:
+		return do_rollback(ex, req, t, done);
+	default:
+		answer_error(req, "08P01", "unknown operation %d", (int)r->op);
+		return DONE;
+	}
+}
+
+/* Fail every answered request of a batch that did not commit. */
+static void fail_answers(shard_req *list, const char *why)
+{
+	for (shard_req *r = list; r; r = r->next)
+		if (r->kind == REQ_WIRE)
+			answer_error(r, "58030", "%s", why);
+}
+
+static void run_batch(shard_executor *ex, shard_req *batch)
+{
+	shard_req *done = NULL, **done_tail = &done, *wake = NULL, *extra = NULL;
+	int shutdown = 0;
+	ex->n_batches++;
+	ex->batch_wrote = 0;
+	if (internal_exec(ex, "BEGIN") != 0) {
+		for (shard_req *r = batch; r; r = r->next)
+			if (r->kind == REQ_WIRE)
+				answer_error(r, "58030", "cannot begin a batch");
+		deliver(ex, batch);
+		return;
+	}
+	sqlite3 *db = store_db(ex->st);
+	while (batch) {
+		shard_req *req = batch;
+		batch = batch->next;
+		req->next = NULL;
+		if (req->kind == REQ_CONN_CLOSED) {
+			conn_closed(ex, req->conn_id);
+			shard_req_free(req);
+			continue;
+		}
+		if (req->kind == REQ_SHUTDOWN) {
+			shutdown = 1;
+			shard_req_free(req);
+			continue;
+		}
+		if (handle(ex, req, &extra) == DONE) {
+			*done_tail = req;
+			done_tail = &req->next;
+		}
+		if (sqlite3_get_autocommit(db)) {
+			/* A statement (e.g. INSERT OR ROLLBACK) ended the batch's
+			 * transaction: nothing of it is durable.  Fail it, start over. */
+			fail_answers(done, "the batch was rolled back by a statement; retry");
+			revert_effects(ex);
+			deliver(ex, done);
+			done = NULL;
+			done_tail = &done;
+			ex->batch_wrote = 0;
+			if (internal_exec(ex, "BEGIN") != 0)
+				break;
+		}
+	}
+	if (!sqlite3_get_autocommit(db)) {
+		if (ex->batch_wrote) {
+			ex->n_fsync_batches++;
+			if (internal_exec(ex, "COMMIT") != 0) {
+				internal_exec(ex, "ROLLBACK");
+				fail_answers(done, "the shard could not make the batch durable");
+				revert_effects(ex);
+				goto deliver_out;
+			}
+		} else {
+			internal_exec(ex, "ROLLBACK");
+		}
+	}
+	commit_effects(ex, &wake, &extra);
+deliver_out:
+	requeue_woken(ex, wake);
+	*done_tail = extra;
+	deliver(ex, done);
+	if (shutdown) {
+		pthread_mutex_lock(&ex->mu);
+		ex->stopping = 1;
+		pthread_mutex_unlock(&ex->mu);
+	}
+}
+
+/* Lock-wait timeouts and idle transactions (writer thread, between batches). */
+static void sweep(shard_executor *ex)
+{
+	uint64_t now = now_ms();
+	shard_req *done = NULL, *wake = NULL;
+	for (shard_req *p = ex->parked; p;) {
+		shard_req *n = p->park_next;
+		if (p->deadline_ms <= now) {
+			unpark(ex, p);
+			if (p->msg.req.txn) {
+				shard_txn *t = txn_get(ex, p->msg.req.txn);
+				if (t && t->parked == p)
+					t->parked = NULL;
+			}
+			answer_error(p, "40001", "could not obtain a row lock within %u ms (lock wait timeout)",
+				     ex->cfg.lock_timeout_ms);
+			p->next = done;
+			done = p;
+		}
+		p = n;
+	}
+	if (ex->cfg.idle_timeout_ms && now - ex->last_sweep_ms >= 100) {
+		ex->last_sweep_ms = now;
+		shard_txn *victims = NULL;
+		size_t it;
+		for (hmap_entry *e = hmap_first(&ex->txns, &it); e; e = hmap_next(&ex->txns, e, &it)) {
+			shard_txn *t = e->value;
+			if (t->state == TXN_ACTIVE && !t->parked &&
+			    now - t->active_ms >= ex->cfg.idle_timeout_ms) {
+				t->touched_next = victims;
+				victims = t;
+			}
+		}
+		while (victims) {
+			shard_txn *n = victims->touched_next;
+			fprintf(stderr, "shard: rolling back transaction %" PRIu64 " idle for %" PRIu64 " ms\n",
+				victims->id, now - victims->active_ms);
+			txn_destroy(ex, victims, &wake, &done);
+			victims = n;
+		}
+	}
+	requeue_woken(ex, wake);
+	deliver(ex, done);
+}
+
+static uint64_t next_deadline(shard_executor *ex)
+{
+	uint64_t d = now_ms() + 100;
+	for (shard_req *p = ex->parked; p; p = p->park_next)
+		if (p->deadline_ms < d)
+			d = p->deadline_ms;
+	return d;
+}
+
+static void *writer_main(void *arg)
+{
+	shard_executor *ex = arg;
+	for (;;) {
+		uint64_t deadline = next_deadline(ex);
+		pthread_mutex_lock(&ex->mu);
+		while (!ex->wq && !ex->stopping) {
+			uint64_t now = now_ms();
+			if (now >= deadline)
+				break;
+			struct timespec ts;
+			clock_gettime(CLOCK_MONOTONIC, &ts);
+			uint64_t wait = deadline - now;
+			ts.tv_sec += (time_t)(wait / 1000);
+			ts.tv_nsec += (long)(wait % 1000) * 1000000;
+			if (ts.tv_nsec >= 1000000000) {
+				ts.tv_sec++;
+				ts.tv_nsec -= 1000000000;
+			}
+			pthread_cond_timedwait(&ex->wcond, &ex->mu, &ts);
+		}
+		shard_req *batch = ex->wq;
+		ex->wq = NULL;
+		ex->wq_tail = &ex->wq;
+		int stop = ex->stopping;
+		pthread_mutex_unlock(&ex->mu);
+		if (batch)
+			run_batch(ex, batch);
+		sweep(ex);
+		if (stop && !batch)
+			break;
+	}
+	return NULL;
+}
+
+/* ---- readers ---------------------------------------------------------------------------- */
+
+static void *reader_main(void *arg)
+{
+	reader *rd = arg;
+	shard_executor *ex = rd->ex;
+	for (;;) {
+		pthread_mutex_lock(&ex->mu);
+		while (!ex->rq && !ex->stopping)
+			pthread_cond_wait(&ex->rcond, &ex->mu);
+		shard_req *req = ex->rq;
+		if (!req) {
+			pthread_mutex_unlock(&ex->mu);
+			break;
+		}
+		ex->rq = req->next;
+		if (!ex->rq)
+			ex->rq_tail = &ex->rq;
+		pthread_mutex_unlock(&ex->mu);
+		req->next = NULL;
+
+		wire_request *r = &req->msg.req;
+		store_result res;
+		store_result_init(&res);
+		store_stmt *s = store_prepare(rd->st, r->sql, r->sql_len, &res);
+		if (s && !sqlite3_stmt_readonly(s->stmt))
+			store_result_error(&res, "25006", "a request flagged read-only carries a write statement");
+		else if (s)
+			store_run(rd->st, s, r->params, r->nparams, &res);
+		answer(req, &res);
+		store_result_free(&res);
+		deliver(ex, req);
+	}
+	return NULL;
+}
+
+/* ---- start / stop -------------------------------------------------------------------------- */
+
+typedef struct {
+	shard_executor *ex;
+	shard_txn *t;
+} recover_ctx;
+
+static int relock(const void *key, size_t klen, void *arg)
+{
+	recover_ctx *c = arg;
+	lock_entry *e;
+	lock_result r;
+	if (locks_acquire(&c->ex->locks, key, klen, &c->t->locks, &e, &r) != 0)
+		return -1;
+	if (r != LOCK_GRANTED) {
+		fprintf(stderr, "shard: two prepared transactions hold the same row\n");
+		return -1;
+	}
+	return 0;
+}
+
+static int recover(shard_executor *ex, char *err, size_t errlen)
+{
+	if (store_exec(ex->st,
+		       "CREATE TABLE IF NOT EXISTS _sl_prepared("
+		       " txn INTEGER PRIMARY KEY, ts INTEGER NOT NULL,"
+		       " changeset BLOB NOT NULL, prepared_at INTEGER NOT NULL)",
+		       err, errlen) != 0)
+		return -1;
+	sqlite3_stmt *q = store_internal(ex->st, "SELECT txn, ts, changeset FROM _sl_prepared");
+	if (!q) {
+		snprintf(err, errlen, "reading the prepare log: %s", sqlite3_errmsg(store_db(ex->st)));
+		return -1;
+	}
+	int n = 0, rc;
+	while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+		uint64_t id = (uint64_t)sqlite3_column_int64(q, 0);
+		shard_txn *t = txn_create(ex, id, (uint64_t)sqlite3_column_int64(q, 1), 0);
+		int len = sqlite3_column_bytes(q, 2);
+		void *cs = len > 0 ? sqlite3_malloc(len) : NULL;
+		if (!t || (len > 0 && !cs)) {
+			sqlite3_reset(q);
+			snprintf(err, errlen, "out of memory recovering prepared transactions");
+			return -1;
+		}
+		if (len > 0)
+			memcpy(cs, sqlite3_column_blob(q, 2), (size_t)len);
+		t->ws = t->pws = cs;
+		t->wslen = t->pwslen = len;
+		t->state = t->pstate = TXN_PREPARED;
+		recover_ctx c = {ex, t};
+		if (locks_each_changeset_key(cs, len, relock, &c) != 0) {
+			sqlite3_reset(q);
+			snprintf(err, errlen, "cannot re-take the row locks of prepared transaction %" PRIu64, id);
+			return -1;
+		}
+		n++;
+	}
+	sqlite3_reset(q);
+	if (rc != SQLITE_DONE) {
+		snprintf(err, errlen, "reading the prepare log: %s", sqlite3_errmsg(store_db(ex->st)));
+		return -1;
+	}
+	if (n)
+		fprintf(stderr, "shard: recovered %d prepared transaction(s), waiting for their decision\n", n);
+	return 0;
+}
+
+shard_executor *shard_executor_start(const shard_executor_config *cfg, char *err, size_t errlen)
+{
+	shard_executor *ex = calloc(1, sizeof *ex);
+	if (!ex) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	ex->cfg = *cfg;
+	ex->db_path = strdup(cfg->db_path);
+	pthread_mutex_init(&ex->mu, NULL);
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&ex->wcond, &ca);
+	pthread_condattr_destroy(&ca);
+	pthread_cond_init(&ex->rcond, NULL);
+	ex->wq_tail = &ex->wq;
+	ex->rq_tail = &ex->rq;
+	ex->done_tail = &ex->done;
+	hmap_init(&ex->txns);
+	locks_init(&ex->locks);
+	ex->st = store_open(cfg->db_path, STORE_WRITER, err, errlen);
+	if (!ex->st)
+		goto fail;
+	if (recover(ex, err, errlen) != 0)
+		goto fail;
+	if (pthread_create(&ex->writer, NULL, writer_main, ex) != 0) {
+		snprintf(err, errlen, "cannot start the writer thread");
+		goto fail;
+	}
+	ex->readers = calloc((size_t)(cfg->nreaders > 0 ? cfg->nreaders : 1), sizeof *ex->readers);
+	for (int i = 0; ex->readers && i < cfg->nreaders; i++) {
+		reader *rd = &ex->readers[i];
+		rd->ex = ex;
+		rd->st = store_open(cfg->db_path, STORE_READER, err, errlen);
+		if (!rd->st)
+			break;
+		if (pthread_create(&rd->thread, NULL, reader_main, rd) != 0) {
+			store_close(rd->st);
+			break;
+		}
+		ex->nreaders++;
+	}
+	return ex;
+fail:
+	store_close(ex->st);
+	locks_free(&ex->locks);
+	hmap_free(&ex->txns);
+	free(ex->db_path);
+	free(ex);
+	return NULL;
+}
+
+void shard_executor_stop(shard_executor *ex)
+{
+	if (!ex)
+		return;
+	pthread_mutex_lock(&ex->mu);
+	ex->stopping = 1;
+	pthread_cond_broadcast(&ex->wcond);
+	pthread_cond_broadcast(&ex->rcond);
+	pthread_mutex_unlock(&ex->mu);
+	pthread_join(ex->writer, NULL);
+	for (int i = 0; i < ex->nreaders; i++) {
+		pthread_join(ex->readers[i].thread, NULL);
+		store_close(ex->readers[i].st);
+	}
+	free(ex->readers);
+	/* requests still parked or queued are dropped with their connections */
+	for (shard_req *p = ex->parked; p;) {
+		shard_req *n = p->park_next;
+		shard_req_free(p);
+		p = n;
+	}
+	for (shard_req *lists[3] = {ex->wq, ex->rq, ex->done}, **l = lists; l < lists + 3; l++)
+		for (shard_req *r = *l; r;) {
+			shard_req *n = r->next;
+			shard_req_free(r);
+			r = n;
+		}
+	size_t it;
+	for (hmap_entry *e = hmap_first(&ex->txns, &it); e; e = hmap_next(&ex->txns, e, &it)) {
+		shard_txn *t = e->value;
+		if (t->pws != t->ws)
+			sqlite3_free(t->pws);
+		sqlite3_free(t->ws);
+		free(t);
+	}
+	hmap_free(&ex->txns);
+	locks_free(&ex->locks);
+	store_close(ex->st);
+	pthread_mutex_destroy(&ex->mu);
+	pthread_cond_destroy(&ex->wcond);
+	pthread_cond_destroy(&ex->rcond);
+	free(ex->db_path);
+	free(ex);
+}

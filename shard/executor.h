@@ -1,0 +1,62 @@
+/*
+ * executor.h — where a shard's SQL runs, off the event loop.
+ *
+ * One writer thread owns the read-write SQLite connection, the transaction
+ * table and the lock table.  It takes every queued request at once and runs
+ * them as one *batch*: one SQLite transaction and so at most one fsync
+ * (group commit), each request inside its own savepoint so a failing
+ * statement never undoes another request's work.  Answers leave the
+ * executor only after the batch's COMMIT returned, so nothing is
+ * acknowledged before it is durable.
+ *
+ * Reader threads own read-only connections and run autocommit requests the
+ * sender flagged readonly, against the last committed snapshot.
+ *
+ * Transactions (ids chosen by the sender) keep their writes in a private
+ * workspace, a changeset invisible to others:
+ *
+ *      Exec(txn)               Prepare (fsync)         CommitPrepared (fsync)
+ *   ∅ ──────────► ACTIVE ────────────────► PREPARED ─────────────────► ∅ (applied)
+ *                   │ Commit (1PC, fsync): applied      │ RollbackPrepared
+ *                   │ Rollback / conn closed / idle     ▼
+ *                   └──────────────────────────────►  ∅ (dropped)
+ *
+ * PREPARED transactions live in the table _sl_prepared (txn, ts, changeset)
+ * of the shard's own database: PREPARE inserts the row and COMMIT PREPARED
+ * applies the changeset and deletes the row in one SQLite transaction, so
+ * a crash can never apply a transaction twice or lose a prepared one.  On
+ * start they are loaded back with their row locks.  ACTIVE transactions are
+ * memory only: a crash forgets them, which is an abort.
+ */
+#ifndef SHARDLITE_EXECUTOR_H
+#define SHARDLITE_EXECUTOR_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "shard/request.h"
+
+typedef struct shard_executor shard_executor;
+
+typedef struct {
+	const char *db_path;
+	int nreaders;                 /* reader threads (0: all on the writer) */
+	uint32_t lock_timeout_ms;     /* longest wait for a row lock */
+	uint32_t idle_timeout_ms;     /* unprepared txn idle this long is rolled back */
+	void (*on_done)(void *arg);   /* called from worker threads: answers are ready */
+	void *arg;
+} shard_executor_config;
+
+/* Opens the database, recovers prepared transactions, starts the threads. */
+shard_executor *shard_executor_start(const shard_executor_config *cfg, char *err, size_t errlen);
+/* Hand a request over (any thread).  The executor owns it until it comes
+ * back through shard_executor_take_done(). */
+void shard_executor_submit(shard_executor *ex, shard_req *req);
+/* All answered requests, oldest first (list through ->next). */
+shard_req *shard_executor_take_done(shard_executor *ex);
+/* Finish the current batch, stop threads, close the database. */
+void shard_executor_stop(shard_executor *ex);
+
+void shard_req_free(shard_req *req);
+
+#endif

@@ -1,0 +1,339 @@
+/*
+ * server.c — the shard's event loop (see server.h).
+ *
+ * Invariants: a connection is in `conns` from accept until its close
+ * callback; answers for a connection that is gone are dropped; every
+ * request submitted to the executor comes back exactly once through
+ * on_done/take_done and is freed here.
+ */
+#include "shard/server.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <uv.h>
+
+#include "shard/executor.h"
+#include "txn/frame.h"
+#include "txn/hmap.h"
+#include "txn/wire.h"
+
+#define READ_CHUNK 65536
+
+typedef struct server server;
+
+typedef struct conn {
+	uv_tcp_t tcp;
+	server *srv;
+	uint64_t id;
+	frame_reader fr;
+	int closing;
+	char peer[64];
+	char rbuf[READ_CHUNK];
+} conn;
+
+struct server {
+	const shard_server_config *cfg;
+	uv_loop_t *loop;
+	uv_tcp_t listener;
+	uv_async_t wake;
+	uv_signal_t sigterm, sigint;
+	shard_executor *ex;
+	hmap conns;          /* id -> conn */
+	uint64_t next_conn;
+	int stopping;
+};
+
+typedef struct {
+	uv_write_t w;
+	uint8_t hdr[FRAME_HEADER];
+	shard_req *req;      /* owns the payload being written */
+	uint8_t *own;        /* or a payload owned directly */
+} write_op;
+
+static void on_closed(uv_handle_t *h)
+{
+	conn *c = h->data;
+	frame_reader_free(&c->fr);
+	free(c);
+}
+
+static void conn_close(conn *c, const char *why)
+{
+	if (c->closing)
+		return;
+	c->closing = 1;
+	if (why)
+		fprintf(stderr, "shard %d: closing connection %s: %s\n", c->srv->cfg->id, c->peer, why);
+	server *s = c->srv;
+	hmap_del(&s->conns, &c->id, sizeof c->id);
+	if (s->ex) {
+		shard_req *r = calloc(1, sizeof *r);
+		if (r) {
+			r->kind = REQ_CONN_CLOSED;
+			r->conn_id = c->id;
+			shard_executor_submit(s->ex, r);
+		}
+	}
+	uv_close((uv_handle_t *)&c->tcp, on_closed);
+}
+
+static void on_written(uv_write_t *w, int status)
+{
+	write_op *op = (write_op *)w;
+	shard_req_free(op->req);
+	free(op->own);
+	free(op);
+}
+
+static void send_frame(conn *c, shard_req *req, uint8_t *own, const uint8_t *payload, size_t len)
+{
+	write_op *op = calloc(1, sizeof *op);
+	if (!op) {
+		shard_req_free(req);
+		free(own);
+		conn_close(c, "out of memory");
+		return;
+	}
+	op->req = req;
+	op->own = own;
+	frame_header_put(op->hdr, (uint32_t)len);
+	uv_buf_t bufs[2] = {uv_buf_init((char *)op->hdr, FRAME_HEADER),
+			    uv_buf_init((char *)payload, (unsigned)len)};
+	op->w.data = c;
+	if (uv_write(&op->w, (uv_stream_t *)&c->tcp, bufs, 2, on_written) != 0) {
+		on_written(&op->w, -1);
+		conn_close(c, "write failed");
+	}
+}
+
+static void on_done(void *arg)
+{
+	server *s = arg;
+	uv_async_send(&s->wake);
+}
+
+static void on_wake(uv_async_t *a)
+{
+	server *s = a->data;
+	shard_req *list = shard_executor_take_done(s->ex);
+	while (list) {
+		shard_req *r = list;
+		list = list->next;
+		r->next = NULL;
+		conn *c = hmap_get(&s->conns, &r->conn_id, sizeof r->conn_id);
+		if (!c || c->closing || !r->out) {
+			shard_req_free(r);
+			continue;
+		}
+		send_frame(c, r, NULL, r->out, r->outlen);
+	}
+}
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+	conn *c = h->data;
+	*buf = uv_buf_init(c->rbuf, sizeof c->rbuf);
+}
+
+/* Answer a ping on the loop thread: proof that the loop is never stalled by
+ * SQLite work. */
+static void answer_ping(conn *c, uint64_t id)
+{
+	wire_response resp = {.id = id, .status = WIRE_OK};
+	uint8_t *out = NULL;
+	size_t len = 0;
+	if (wire_encode_response(&resp, &out, &len) == 0)
+		send_frame(c, NULL, out, out, len);
+}
+
+static void on_frame(conn *c, const uint8_t *payload, size_t len)
+{
+	server *s = c->srv;
+	shard_req *r = calloc(1, sizeof *r);
+	uint8_t *frame = malloc(len ? len : 1);
+	if (!r || !frame) {
+		free(r);
+		free(frame);
+		conn_close(c, "out of memory");
+		return;
+	}
+	memcpy(frame, payload, len);
+	char err[256];
+	if (wire_decode(frame, len, &r->msg, err, sizeof err) != 0) {
+		free(frame);
+		free(r);
+		conn_close(c, err);
+		return;
+	}
+	if (r->msg.kind != WIRE_MSG_REQUEST) {
+		wire_message_free(&r->msg);
+		free(frame);
+		free(r);
+		conn_close(c, "bad frame: a shard accepts requests only");
+		return;
+	}
+	r->frame = frame;
+	r->kind = REQ_WIRE;
+	r->conn_id = c->id;
+	if (r->msg.req.op == WIRE_OP_PING) {
+		answer_ping(c, r->msg.req.id);
+		shard_req_free(r);
+		return;
+	}
+	shard_executor_submit(s->ex, r);
+}
+
+static void on_read(uv_stream_t *st, ssize_t n, const uv_buf_t *buf)
+{
+	conn *c = st->data;
+	if (n < 0) {
+		conn_close(c, n == UV_EOF ? NULL : uv_strerror((int)n));
+		return;
+	}
+	if (n == 0 || c->closing)
+		return;
+	if (frame_reader_feed(&c->fr, buf->base, (size_t)n) != 0) {
+		conn_close(c, "out of memory");
+		return;
+	}
+	for (;;) {
+		const uint8_t *p;
+		size_t len;
+		char err[256];
+		int rc = frame_reader_next(&c->fr, &p, &len, err, sizeof err);
+		if (rc == 0)
+			break;
+		if (rc < 0) {
+			conn_close(c, err);
+			return;
+		}
+		on_frame(c, p, len);
+		if (c->closing)
+			return;
+	}
+}
+
+static void on_connection(uv_stream_t *l, int status)
+{
+	server *s = l->data;
+	if (status < 0 || s->stopping)
+		return;
+	conn *c = calloc(1, sizeof *c);
+	if (!c)
+		return;
+	c->srv = s;
+	c->id = ++s->next_conn;
+	frame_reader_init(&c->fr);
+	uv_tcp_init(s->loop, &c->tcp);
+	c->tcp.data = c;
+	if (uv_accept(l, (uv_stream_t *)&c->tcp) != 0) {
+		uv_close((uv_handle_t *)&c->tcp, on_closed);
+		return;
+	}
+	uv_tcp_nodelay(&c->tcp, 1);
+	struct sockaddr_storage sa;
+	int salen = sizeof sa;
+	snprintf(c->peer, sizeof c->peer, "#%" PRIu64, c->id);
+	if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&sa, &salen) == 0 && sa.ss_family == AF_INET) {
+		char ip[32];
+		struct sockaddr_in *in = (struct sockaddr_in *)&sa;
+		uv_ip4_name(in, ip, sizeof ip);
+		snprintf(c->peer, sizeof c->peer, "%s:%d", ip, ntohs(in->sin_port));
+	}
+	if (hmap_put(&s->conns, &c->id, sizeof c->id, c) != 0) {
+		uv_close((uv_handle_t *)&c->tcp, on_closed);
+		return;
+	}
+	uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+}
+
+static void on_signal(uv_signal_t *sig, int signum)
+{
+	server *s = sig->data;
+	if (s->stopping)
+		return;
+	s->stopping = 1;
+	fprintf(stderr, "shard %d: signal %d, shutting down\n", s->cfg->id, signum);
+	/* Let the batch in progress finish; unanswered requests die with their
+	 * connections (nothing was acknowledged for them). */
+	shard_executor_stop(s->ex);
+	s->ex = NULL;
+	size_t it;
+	conn *list[256];
+	for (;;) {
+		int n = 0;
+		for (hmap_entry *e = hmap_first(&s->conns, &it); e && n < 256; e = hmap_next(&s->conns, e, &it))
+			list[n++] = e->value;
+		if (!n)
+			break;
+		for (int i = 0; i < n; i++)
+			conn_close(list[i], NULL);
+	}
+	uv_close((uv_handle_t *)&s->listener, NULL);
+	uv_close((uv_handle_t *)&s->wake, NULL);
+	uv_close((uv_handle_t *)&s->sigterm, NULL);
+	uv_close((uv_handle_t *)&s->sigint, NULL);
+}
+
+int shard_server_run(const shard_server_config *cfg)
+{
+	server s;
+	memset(&s, 0, sizeof s);
+	s.cfg = cfg;
+	hmap_init(&s.conns);
+	signal(SIGPIPE, SIG_IGN);
+	if (mkdir(cfg->data_dir, 0755) != 0 && errno != EEXIST) {
+		fprintf(stderr, "shard %d: cannot create %s: %s\n", cfg->id, cfg->data_dir, strerror(errno));
+		return 1;
+	}
+	char path[4096];
+	snprintf(path, sizeof path, "%s/shard.db", cfg->data_dir);
+	s.loop = uv_default_loop();
+	uv_async_init(s.loop, &s.wake, on_wake);
+	s.wake.data = &s;
+	char err[512];
+	shard_executor_config ec = {
+		.db_path = path,
+		.nreaders = cfg->nreaders,
+		.lock_timeout_ms = cfg->lock_timeout_ms,
+		.idle_timeout_ms = cfg->idle_timeout_ms,
+		.on_done = on_done,
+		.arg = &s,
+	};
+	s.ex = shard_executor_start(&ec, err, sizeof err);
+	if (!s.ex) {
+		fprintf(stderr, "shard %d: %s\n", cfg->id, err);
+		return 1;
+	}
+	struct sockaddr_in addr;
+	int rc = uv_ip4_addr(cfg->host, cfg->port, &addr);
+	if (rc == 0)
+		rc = uv_tcp_init(s.loop, &s.listener);
+	s.listener.data = &s;
+	if (rc == 0)
+		rc = uv_tcp_bind(&s.listener, (const struct sockaddr *)&addr, 0);
+	if (rc == 0)
+		rc = uv_listen((uv_stream_t *)&s.listener, 511, on_connection);
+	if (rc != 0) {
+		fprintf(stderr, "shard %d: cannot listen on %s:%d: %s\n", cfg->id, cfg->host, cfg->port,
+			uv_strerror(rc));
+		shard_executor_stop(s.ex);
+		return 1;
+	}
+	uv_signal_init(s.loop, &s.sigterm);
+	uv_signal_init(s.loop, &s.sigint);
+	s.sigterm.data = s.sigint.data = &s;
+	uv_signal_start(&s.sigterm, on_signal, SIGTERM);
+	uv_signal_start(&s.sigint, on_signal, SIGINT);
+	fprintf(stderr, "shard %d: serving %s on %s:%d\n", cfg->id, path, cfg->host, cfg->port);
+	uv_run(s.loop, UV_RUN_DEFAULT);
+	uv_loop_close(s.loop);
+	hmap_free(&s.conns);
+	fprintf(stderr, "shard %d: stopped\n", cfg->id);
+	return 0;
+}

@@ -1,0 +1,29 @@
+/*
+ * server.h — `shardlite shard`: one libuv event loop serving one SQLite
+ * database over the wire protocol (txn/wire.h in txn/frame.h frames).
+ *
+ * The loop thread only moves bytes: it reads frames, verifies and decodes
+ * them, hands requests to the executor (shard/executor.h) and writes the
+ * answers back when the executor signals them.  A bad frame closes that
+ * connection only, with its reason logged; everyone else keeps being
+ * served.  SIGTERM or SIGINT: finish the batch in progress, close, exit 0.
+ */
+#ifndef SHARDLITE_SERVER_H
+#define SHARDLITE_SERVER_H
+
+#include <stdint.h>
+
+typedef struct {
+	int id;
+	const char *host;
+	int port;
+	const char *data_dir;
+	int nreaders;
+	uint32_t lock_timeout_ms;
+	uint32_t idle_timeout_ms;
+} shard_server_config;
+
+/* Runs until a signal stops it.  Returns the process exit status. */
+int shard_server_run(const shard_server_config *cfg);
+
+#endif

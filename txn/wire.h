@@ -1,0 +1,116 @@
+/*
+ * wire.h — the router<->shard message vocabulary and its codec.
+ *
+ * Contract:
+ *  - wire_encode_*() build one FlatBuffers Message (schema txn/wire.fbs,
+ *    file identifier "SLW1") into a malloc'd buffer the caller frees.
+ *  - wire_decode() first runs the verifier over untrusted bytes; nothing is
+ *    read from a buffer that failed verification.  Decoded strings and blobs
+ *    point into the buffer (zero copy): the buffer must outlive the message.
+ *    Arrays (params, columns, cells, buckets) are malloc'd and released by
+ *    wire_message_free().
+ *  - Strings in a verified buffer are NUL-terminated; len excludes the NUL.
+ *  - A response's rows all have exactly ncols values, or decoding fails.
+ */
+#ifndef SHARDLITE_WIRE_H
+#define SHARDLITE_WIRE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef enum {
+	WIRE_OP_PING = 0,
+	WIRE_OP_EXEC = 1,
+	WIRE_OP_BEGIN = 2,
+	WIRE_OP_PREPARE = 3,
+	WIRE_OP_COMMIT_PREPARED = 4,
+	WIRE_OP_ROLLBACK_PREPARED = 5,
+	WIRE_OP_COMMIT = 6,
+	WIRE_OP_ROLLBACK = 7,
+	WIRE_OP_STATUS = 8,
+} wire_op;
+#define WIRE_OP_MAX WIRE_OP_STATUS
+
+typedef enum {
+	WIRE_NULL = 0,
+	WIRE_INT = 1,
+	WIRE_REAL = 2,
+	WIRE_TEXT = 3,
+	WIRE_BLOB = 4,
+} wire_type;
+
+typedef struct {
+	wire_type type;
+	int64_t i;         /* WIRE_INT */
+	double r;          /* WIRE_REAL */
+	const void *p;     /* WIRE_TEXT (NUL-terminated) or WIRE_BLOB bytes */
+	uint32_t len;      /* bytes at p, excluding any NUL */
+} wire_value;
+
+typedef struct {
+	uint64_t id;
+	wire_op op;
+	uint64_t txn;
+	uint64_t ts;
+	uint64_t epoch;
+	bool readonly;
+	const char *sql;   /* NULL when absent */
+	uint32_t sql_len;
+	wire_value *params;
+	uint32_t nparams;
+	uint32_t *buckets;
+	uint32_t nbuckets;
+} wire_request;
+
+typedef enum {
+	WIRE_OK = 0,
+	WIRE_ERROR = 1,
+	WIRE_NOT_FOUND = 2,
+	WIRE_READ_ONLY = 3,
+} wire_status;
+#define WIRE_STATUS_MAX WIRE_READ_ONLY
+
+typedef struct {
+	uint64_t id;
+	wire_status status;
+	const char *sqlstate;  /* NULL when absent */
+	const char *message;   /* NULL when absent */
+	uint32_t ncols;
+	const char **columns;  /* ncols names, or NULL when ncols == 0 */
+	const char **types;    /* ncols declared types ("" unknown), may be NULL */
+	uint32_t nrows;
+	wire_value *cells;     /* nrows * ncols, row-major */
+	int64_t changes;
+} wire_response;
+
+typedef enum { WIRE_MSG_REQUEST = 1, WIRE_MSG_RESPONSE = 2 } wire_msg_kind;
+
+typedef struct {
+	wire_msg_kind kind;
+	wire_request req;      /* valid when kind == WIRE_MSG_REQUEST */
+	wire_response resp;    /* valid when kind == WIRE_MSG_RESPONSE */
+} wire_message;
+
+/* Build a Message holding only a request / only a response.
+ * Returns 0, or -1 (out of memory, or bigger than FRAME_MAX). */
+int wire_encode_request(const wire_request *r, uint8_t **out, size_t *outlen);
+int wire_encode_response(const wire_response *r, uint8_t **out, size_t *outlen);
+
+/* Verify untrusted bytes against the schema: bounds, alignment, offsets,
+ * vtables, NUL-terminated strings, nesting depth, required fields, enum
+ * ranges.  Returns 0 or -1 with a reason in err. */
+int wire_verify(const uint8_t *buf, size_t len, char *err, size_t errlen);
+
+/* Verify, then decode.  Exactly one of request/response must be present.
+ * Returns 0 or -1 with a reason in err (msg is then empty, nothing to free). */
+int wire_decode(const uint8_t *buf, size_t len, wire_message *msg,
+		char *err, size_t errlen);
+void wire_message_free(wire_message *msg);
+
+/* Schema names ("Exec", "Text", "NotFound"); "Unknown" out of range. */
+const char *wire_op_name(wire_op op);
+const char *wire_type_name(wire_type t);
+const char *wire_status_name(wire_status s);
+
+#endif
