@@ -1,0 +1,282 @@
+/*
+ * test_shard.c — the shard server end to end: real processes on 127.0.0.1,
+ * the real wire protocol, kill -9 for crashes.
+ */
+#include <inttypes.h>
+#include <poll.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "tests/harness.h"
+#include "tests/tap.h"
+
+#define OK_ WIRE_OK
+
+static th_shard S = {.id = 0, .extra = {"--lock-timeout-ms", "400", "--idle-timeout-ms", "800", NULL}};
+
+static int64_t bal(wire_client *c, int id)
+{
+	char q[128];
+	snprintf(q, sizeof q, "SELECT bal FROM acct WHERE id = %d", id);
+	return th_int(c, 0, q);
+}
+
+static void test_basics(wire_client *c)
+{
+	ok(th_status(c, WIRE_OP_EXEC, 0, 0,
+		     "CREATE TABLE acct(id INTEGER PRIMARY KEY, bal INTEGER NOT NULL CHECK (bal >= 0))") == OK_,
+	   "CREATE TABLE");
+	ok(th_status(c, WIRE_OP_EXEC, 0, 0,
+		     "INSERT INTO acct VALUES (1,100),(2,100),(3,100),(4,100),(5,100),(6,100)") == OK_,
+	   "INSERT six accounts");
+	ok(th_int(c, 0, "SELECT sum(bal) FROM acct") == 600, "sum is 600");
+	ok(th_status(c, WIRE_OP_EXEC, 0, 0, "UPDATE acct SET bal = bal - 500 WHERE id = 1") == WIRE_ERROR &&
+		   strcmp(th_last_sqlstate(), "23514") == 0,
+	   "CHECK violation is 23514 (%s)", th_last_sqlstate());
+	ok(th_status(c, WIRE_OP_EXEC, 0, 0, "INSERT INTO acct VALUES (1, 1)") == WIRE_ERROR &&
+		   strcmp(th_last_sqlstate(), "23505") == 0,
+	   "duplicate key is 23505");
+	ok(th_status(c, WIRE_OP_EXEC, 0, 0, "SELECT * FROM nope") == WIRE_ERROR &&
+		   strcmp(th_last_sqlstate(), "42P01") == 0,
+	   "unknown table is 42P01");
+	ok(th_status(c, WIRE_OP_EXEC, 0, 0, "BEGIN") == WIRE_ERROR &&
+		   strcmp(th_last_sqlstate(), "0A000") == 0,
+	   "transaction control in request SQL is refused");
+	ok(th_status(c, WIRE_OP_EXEC, 0, 0, "DELETE FROM _sl_prepared") == WIRE_ERROR,
+	   "internal tables cannot be written");
+	ok(th_status(c, WIRE_OP_EXEC, 0, 0, "SELECT 1; DELETE FROM acct") == WIRE_ERROR &&
+		   bal(c, 1) == 100,
+	   "a second statement in one request is refused and not run");
+	ok(th_int(c, 0, "SELECT count(*) FROM acct") == 6, "session still usable after errors");
+}
+
+static void test_isolation(wire_client *c, wire_client *c2)
+{
+	ok(th_status(c, WIRE_OP_EXEC, 10, 0, "UPDATE acct SET bal = bal + 7 WHERE id = 2") == OK_,
+	   "txn 10 updates row 2");
+	ok(th_int(c, 10, "SELECT bal FROM acct WHERE id = 2") == 107, "txn 10 reads its own write");
+	ok(bal(c2, 2) == 100, "others do not see the uncommitted write");
+	wire_response r;
+	wire_request rq = {.op = WIRE_OP_EXEC, .readonly = true, .sql = "SELECT bal FROM acct WHERE id = 2"};
+	rq.sql_len = (uint32_t)strlen(rq.sql);
+	char err[128];
+	ok(wire_client_call(c2, &rq, &r, err, sizeof err) == 0 && r.nrows == 1 && r.cells[0].i == 100,
+	   "a reader thread does not see it either");
+	ok(th_status(c, WIRE_OP_EXEC, 10, 0, "INSERT INTO acct VALUES (7, 1)") == OK_ &&
+		   th_int(c, 10, "SELECT count(*) FROM acct") == 7 && th_int(c2, 0, "SELECT count(*) FROM acct") == 6,
+	   "an insert in a txn is private too");
+	ok(th_status(c, WIRE_OP_EXEC, 10, 0, "CREATE TABLE t2(x INTEGER PRIMARY KEY)") == WIRE_ERROR &&
+		   strcmp(th_last_sqlstate(), "0A000") == 0,
+	   "DDL inside a transaction is refused (0A000)");
+	ok(th_status(c, WIRE_OP_COMMIT, 10, 0, NULL) == OK_, "one-phase COMMIT");
+	ok(bal(c2, 2) == 107 && th_int(c2, 0, "SELECT count(*) FROM acct") == 7, "now everyone sees both writes");
+	ok(th_status(c, WIRE_OP_COMMIT, 10, 0, NULL) == WIRE_NOT_FOUND, "COMMIT of a finished txn is NotFound");
+	th_status(c, WIRE_OP_EXEC, 0, 0, "DELETE FROM acct WHERE id = 7");
+	th_status(c, WIRE_OP_EXEC, 0, 0, "UPDATE acct SET bal = 100 WHERE id = 2");
+
+	ok(th_status(c, WIRE_OP_EXEC, 0, 0, "CREATE TABLE nopk(x INTEGER)") == OK_ &&
+		   th_status(c, WIRE_OP_EXEC, 11, 0, "INSERT INTO nopk VALUES (1)") == WIRE_ERROR &&
+		   strcmp(th_last_sqlstate(), "0A000") == 0,
+	   "writing a table without a primary key inside a txn is refused");
+	th_status(c, WIRE_OP_ROLLBACK, 11, 0, NULL);
+
+	ok(th_status(c, WIRE_OP_EXEC, 12, 0, "SELECT bal FROM acct WHERE id = 3") == OK_ &&
+		   th_status(c, WIRE_OP_PREPARE, 12, 0, NULL) == WIRE_READ_ONLY,
+	   "PREPARE of a read-only txn votes ReadOnly");
+	ok(th_status(c, WIRE_OP_COMMIT_PREPARED, 12, 0, NULL) == WIRE_NOT_FOUND,
+	   "a read-only txn needs no second phase (gone)");
+}
+
+/* Row locks: wait-die, waiting then re-running, lock-wait timeout. */
+static void test_locks(wire_client *a, wire_client *b, wire_client *d)
+{
+	/* young txn 21 (ts 2000) takes row 3 */
+	ok(th_status(a, WIRE_OP_EXEC, 21, 2000, "UPDATE acct SET bal = bal + 10 WHERE id = 3") == OK_,
+	   "young txn locks row 3");
+	/* an even younger txn dies at once */
+	ok(th_status(d, WIRE_OP_EXEC, 22, 3000, "UPDATE acct SET bal = bal + 1000 WHERE id = 3") == WIRE_ERROR &&
+		   strcmp(th_last_sqlstate(), "40001") == 0,
+	   "a younger txn dies (wait-die, 40001): %s", th_last_message());
+	th_status(d, WIRE_OP_ROLLBACK, 22, 0, NULL);
+	/* an older txn waits */
+	wire_request rq = {.op = WIRE_OP_EXEC, .txn = 20, .ts = 1000,
+			   .sql = "UPDATE acct SET bal = bal + 1 WHERE id = 3"};
+	rq.sql_len = (uint32_t)strlen(rq.sql);
+	ok(wire_client_send(b, &rq) == 0, "older txn sends its update");
+	wire_response r;
+	char err[128];
+	ok(wire_client_recv(b, &r, 150, err, sizeof err) != 0 && strcmp(err, "timeout") == 0,
+	   "the older txn waits for the lock (%s)", err);
+	ok(th_status(a, WIRE_OP_COMMIT, 21, 0, NULL) == OK_, "young txn commits");
+	ok(wire_client_recv(b, &r, 2000, err, sizeof err) == 0 && r.status == WIRE_OK && r.changes == 1,
+	   "the waiting update ran after the release");
+	int committed = th_status(b, WIRE_OP_COMMIT, 20, 0, NULL) == OK_;
+	int64_t b3 = bal(a, 3);
+	ok(committed && b3 == 111, "no lost update: 100 + 10 + 1 = %" PRId64, b3);
+
+	/* autocommit statements wait for a txn's lock, then time out */
+	ok(th_status(a, WIRE_OP_EXEC, 23, 0, "UPDATE acct SET bal = 0 WHERE id = 4") == OK_, "txn 23 locks row 4");
+	ok(th_status(b, WIRE_OP_EXEC, 0, 0, "UPDATE acct SET bal = bal + 5 WHERE id = 4") == WIRE_ERROR &&
+		   strcmp(th_last_sqlstate(), "40001") == 0 && strstr(th_last_message(), "timeout"),
+	   "autocommit write on a locked row times out with 40001 (%s)", th_last_message());
+	ok(th_status(b, WIRE_OP_EXEC, 0, 0, "UPDATE acct SET bal = bal + 5 WHERE id = 5") == OK_,
+	   "other rows stay writable");
+	ok(th_status(a, WIRE_OP_ROLLBACK, 23, 0, NULL) == OK_ && bal(b, 4) == 100, "rollback leaves row 4 at 100");
+	ok(th_status(b, WIRE_OP_EXEC, 0, 0, "UPDATE acct SET bal = bal - 5 WHERE id = 5") == OK_ && bal(b, 5) == 100,
+	   "row 5 restored");
+}
+
+static void test_disconnect_and_idle(wire_client *b)
+{
+	wire_client *x = th_connect(&S);
+	ok(th_status(x, WIRE_OP_EXEC, 30, 0, "UPDATE acct SET bal = bal + 1 WHERE id = 6") == OK_, "txn 30 locks row 6");
+	wire_client_close(x);
+	ok(th_status(b, WIRE_OP_EXEC, 0, 0, "UPDATE acct SET bal = bal + 2 WHERE id = 6") == OK_ && bal(b, 6) == 102,
+	   "a dropped connection's txn is rolled back and its lock freed");
+	ok(th_status(b, WIRE_OP_EXEC, 31, 0, "UPDATE acct SET bal = bal - 2 WHERE id = 6") == OK_, "txn 31 idles");
+	th_sleep_ms(1300);
+	ok(th_status(b, WIRE_OP_COMMIT, 31, 0, NULL) == WIRE_NOT_FOUND && bal(b, 6) == 102,
+	   "an idle unprepared txn is rolled back after the idle timeout");
+	th_status(b, WIRE_OP_EXEC, 0, 0, "UPDATE acct SET bal = 100 WHERE id = 6");
+}
+
+/* Group commit: pipelined requests share batches; one failure undoes no other. */
+static void test_group_commit(wire_client *c)
+{
+	th_status(c, WIRE_OP_EXEC, 0, 0, "CREATE TABLE g(k INTEGER PRIMARY KEY, v TEXT)");
+	wire_response r;
+	th_call(c, WIRE_OP_STATUS, 0, 0, "stats", &r);
+	uint64_t fs0 = 0;
+	for (uint32_t i = 0; i < r.nrows; i++)
+		if (strcmp(r.cells[i * 2].p, "fsync_batches") == 0)
+			fs0 = strtoull(r.cells[i * 2 + 1].p, NULL, 10);
+	enum { N = 60 };
+	char sql[N][96];
+	for (int i = 0; i < N; i++) {
+		snprintf(sql[i], sizeof sql[i], "INSERT INTO g VALUES (%d, 'v%d')", i == 30 ? 7 : i, i);
+		wire_request rq = {.op = WIRE_OP_EXEC, .sql = sql[i], .sql_len = (uint32_t)strlen(sql[i])};
+		wire_client_send(c, &rq);
+	}
+	int oks = 0, dup = 0;
+	char err[128];
+	for (int i = 0; i < N; i++) {
+		if (wire_client_recv(c, &r, 5000, err, sizeof err) != 0)
+			break;
+		if (r.status == WIRE_OK)
+			oks++;
+		else if (r.sqlstate && strcmp(r.sqlstate, "23505") == 0)
+			dup++;
+	}
+	ok(oks == N - 1 && dup == 1, "pipelined inserts: %d ok, %d duplicate", oks, dup);
+	ok(th_int(c, 0, "SELECT count(*) FROM g") == N - 1, "the failing insert undid nothing else");
+	th_call(c, WIRE_OP_STATUS, 0, 0, "stats", &r);
+	uint64_t fs1 = 0;
+	for (uint32_t i = 0; i < r.nrows; i++)
+		if (strcmp(r.cells[i * 2].p, "fsync_batches") == 0)
+			fs1 = strtoull(r.cells[i * 2 + 1].p, NULL, 10);
+	ok(fs1 - fs0 < N - 1, "group commit: %d commits took %" PRIu64 " fsyncs", N - 1, fs1 - fs0);
+}
+
+/* SQLite work never stalls the loop: a ping and a read are answered while a
+ * slow statement runs on the writer. */
+static void test_loop_not_stalled(wire_client *a, wire_client *b)
+{
+	const char *slow = "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 4000000) "
+			   "SELECT count(*) FROM n";
+	wire_request rq = {.op = WIRE_OP_EXEC, .sql = slow, .sql_len = (uint32_t)strlen(slow)};
+	wire_client_send(a, &rq);
+	th_sleep_ms(30);
+	wire_response r;
+	ok(th_call(b, WIRE_OP_PING, 0, 0, NULL, &r) == 0 && r.status == WIRE_OK, "ping answered");
+	wire_request rd = {.op = WIRE_OP_EXEC, .readonly = true, .sql = "SELECT bal FROM acct WHERE id = 1"};
+	rd.sql_len = (uint32_t)strlen(rd.sql);
+	char err[128];
+	int read_ok = wire_client_call(b, &rd, &r, err, sizeof err) == 0 && r.status == WIRE_OK;
+	struct pollfd p = {.fd = wire_client_fd(a), .events = POLLIN};
+	int slow_pending = poll(&p, 1, 0) == 0;
+	ok(read_ok, "a read-only request is answered by a reader");
+	ok(slow_pending, "...while the slow statement is still running on the writer");
+	ok(wire_client_recv(a, &r, 30000, err, sizeof err) == 0 && r.status == WIRE_OK && r.cells[0].i == 4000000,
+	   "the slow statement finishes");
+}
+
+static void test_prepare_crash(void)
+{
+	wire_client *c = th_connect(&S);
+	ok(th_status(c, WIRE_OP_EXEC, 40, 500, "UPDATE acct SET bal = bal - 30 WHERE id = 1") == OK_ &&
+		   th_status(c, WIRE_OP_EXEC, 40, 500, "UPDATE acct SET bal = bal + 30 WHERE id = 2") == OK_,
+	   "txn 40 moves 30 from 1 to 2");
+	ok(th_status(c, WIRE_OP_PREPARE, 40, 0, NULL) == OK_, "PREPARE acknowledged");
+	ok(th_status(c, WIRE_OP_EXEC, 41, 0, "UPDATE acct SET bal = bal + 1 WHERE id = 5") == OK_,
+	   "txn 41 is active but not prepared");
+	wire_client_close(c);
+	th_shard_kill9(&S);
+	ok(th_shard_start(&S) == 0, "shard restarted after kill -9");
+	c = th_connect(&S);
+	wire_response r;
+	int prepared40 = 0, has41 = 0;
+	if (th_call(c, WIRE_OP_STATUS, 0, 0, NULL, &r) == 0)
+		for (uint32_t i = 0; i < r.nrows; i++) {
+			if (strcmp(r.cells[i * r.ncols].p, "40") == 0 && strcmp(r.cells[i * r.ncols + 1].p, "prepared") == 0)
+				prepared40 = 1;
+			if (strcmp(r.cells[i * r.ncols].p, "41") == 0)
+				has41 = 1;
+		}
+	ok(prepared40, "txn 40 is still prepared after the crash");
+	ok(!has41, "txn 41 (never prepared) is gone");
+	ok(th_status(c, WIRE_OP_COMMIT, 41, 0, NULL) == WIRE_NOT_FOUND && bal(c, 5) == 100,
+	   "txn 41's write never happened");
+	ok(bal(c, 1) == 100 && bal(c, 2) == 100, "prepared writes are not visible yet");
+	ok(th_status(c, WIRE_OP_EXEC, 0, 0, "UPDATE acct SET bal = 0 WHERE id = 1") == WIRE_ERROR &&
+		   strcmp(th_last_sqlstate(), "40001") == 0,
+	   "a conflicting write waits and fails: the lock was re-taken");
+	ok(th_status(c, WIRE_OP_EXEC, 42, 100, "UPDATE acct SET bal = 0 WHERE id = 2") == WIRE_ERROR,
+	   "a conflicting txn cannot take the row either");
+	th_status(c, WIRE_OP_ROLLBACK, 42, 0, NULL);
+	ok(th_status(c, WIRE_OP_COMMIT_PREPARED, 40, 0, NULL) == OK_, "COMMIT PREPARED");
+	int64_t b1 = bal(c, 1), b2 = bal(c, 2);
+	ok(b1 == 70 && b2 == 130, "the transfer is visible (%" PRId64 ", %" PRId64 ")", b1, b2);
+	ok(th_status(c, WIRE_OP_COMMIT_PREPARED, 40, 0, NULL) == WIRE_NOT_FOUND, "a second COMMIT PREPARED is NotFound");
+
+	/* rollback prepared, and durability of a prepared rollback across a crash */
+	ok(th_status(c, WIRE_OP_EXEC, 43, 0, "UPDATE acct SET bal = bal + 30 WHERE id = 1") == OK_ &&
+		   th_status(c, WIRE_OP_EXEC, 43, 0, "UPDATE acct SET bal = bal - 30 WHERE id = 2") == OK_ &&
+		   th_status(c, WIRE_OP_PREPARE, 43, 0, NULL) == OK_,
+	   "txn 43 prepared");
+	ok(th_status(c, WIRE_OP_ROLLBACK_PREPARED, 43, 0, NULL) == OK_, "ROLLBACK PREPARED");
+	wire_client_close(c);
+	th_shard_kill9(&S);
+	ok(th_shard_start(&S) == 0, "restarted again");
+	c = th_connect(&S);
+	ok(bal(c, 1) == 70 && bal(c, 2) == 130 && th_status(c, WIRE_OP_COMMIT_PREPARED, 43, 0, NULL) == WIRE_NOT_FOUND,
+	   "the rolled-back txn stays rolled back");
+	ok(th_status(c, WIRE_OP_EXEC, 0, 0, "INSERT INTO acct VALUES (99, 5)") == OK_, "autocommit insert acknowledged");
+	wire_client_close(c);
+	th_shard_kill9(&S);
+	th_shard_start(&S);
+	c = th_connect(&S);
+	ok(bal(c, 99) == 5, "an acknowledged autocommit write survives kill -9");
+	wire_client_close(c);
+}
+
+int main(void)
+{
+	if (th_shard_start(&S) != 0)
+		bail("cannot start a shard (is $SHARDLITE set?)");
+	wire_client *a = th_connect(&S), *b = th_connect(&S), *d = th_connect(&S);
+	if (!a || !b || !d)
+		bail("cannot connect");
+	test_basics(a);
+	test_isolation(a, b);
+	test_locks(a, b, d);
+	test_disconnect_and_idle(b);
+	test_group_commit(a);
+	test_loop_not_stalled(a, b);
+	wire_client_close(a);
+	wire_client_close(b);
+	wire_client_close(d);
+	test_prepare_crash();
+	ok(th_shard_term(&S) == 0, "SIGTERM: clean exit with status 0");
+	th_cleanup();
+	return plan_done();
+}
