@@ -31,6 +31,7 @@ typedef struct {
 	const char *dir;
 	int port;
 	int shards;
+	int explicit_layout;  /* --port or --shards given on the command line */
 } cluster;
 
 static void sleep_ms(int ms)
@@ -159,7 +160,7 @@ static int cluster_start(cluster *cl)
 	}
 	cluster saved = *cl;
 	if (read_conf(&saved) == 0) {
-		if (cl->port != saved.port || cl->shards != saved.shards)
+		if (cl->explicit_layout && (cl->port != saved.port || cl->shards != saved.shards))
 			fprintf(stderr, "shardlite cluster: %s already holds a cluster (port %d, %d shards); using it\n",
 				cl->dir, saved.port, saved.shards);
 		*cl = saved;
@@ -306,8 +307,8 @@ int cli_cluster(int argc, char **argv)
 	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (c) {
 		case 'd': cl.dir = optarg; break;
-		case 's': cl.shards = atoi(optarg); break;
-		case 'p': cl.port = atoi(optarg); break;
+		case 's': cl.shards = atoi(optarg); cl.explicit_layout = 1; break;
+		case 'p': cl.port = atoi(optarg); cl.explicit_layout = 1; break;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
 		}

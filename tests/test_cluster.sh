@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# shardlite cluster start/status/stop on 127.0.0.1: start returns once every
+# shard answers; start again restarts only what is down, with the same ports
+# and data; stop stops everything.
+set -u
+bin=${SHARDLITE:?}
+dir=$(mktemp -d "${TMPDIR:-/tmp}/shardlite-cluster-XXXXXX")
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+# keep the whole range below 65536 and away from the one we probed
+port=$(( (port % 20000) + 30000 ))
+n=0; failed=0
+t() { n=$((n + 1)); if eval "$2"; then echo "ok $n - $1"; else echo "not ok $n - $1"; failed=1; fi; }
+# running = exists and is not a zombie (a zombie has an empty cmdline)
+alive() { [ -r "/proc/$1/cmdline" ] && [ -n "$(tr -d '\0' < "/proc/$1/cmdline" 2>/dev/null)" ]; }
+cleanup() { "$bin" cluster stop --dir "$dir" >/dev/null 2>&1; rm -rf "$dir"; }
+trap cleanup EXIT
+
+t "cluster --help works" '"$bin" cluster --help | grep -q "usage: shardlite cluster"'
+t "cluster start returns once shards serve" '"$bin" cluster start --dir "$dir" --shards 3 --port $port >/dev/null'
+t "pid files exist" '[ -f "$dir/shard-0.pid" ] && [ -f "$dir/shard-2.pid" ]'
+t "status reports all running" '"$bin" cluster status --dir "$dir" | grep -c running | grep -qx 3'
+t "shard 1 serves SQL" '"$bin" shard-query 127.0.0.1:$((port + 2)) "CREATE TABLE k(id INTEGER PRIMARY KEY)" >/dev/null && "$bin" shard-query 127.0.0.1:$((port + 2)) "INSERT INTO k VALUES (42)" >/dev/null'
+pid1=$(cat "$dir/shard-1.pid")
+pid0=$(cat "$dir/shard-0.pid")
+kill -9 "$pid1"
+sleep 0.2
+t "status notices the dead shard (exit 1)" '! "$bin" cluster status --dir "$dir" >/dev/null'
+t "start again restarts only the dead shard" '"$bin" cluster start --dir "$dir" >/dev/null && [ "$(cat "$dir/shard-0.pid")" = "$pid0" ] && [ "$(cat "$dir/shard-1.pid")" != "$pid1" ]'
+t "same port, same data after restart" '[ "$("$bin" shard-query 127.0.0.1:$((port + 2)) "SELECT id FROM k")" = 42 ]'
+t "cluster stop" '"$bin" cluster stop --dir "$dir" >/dev/null && ! alive "$pid0"'
+t "status after stop exits 1" '! "$bin" cluster status --dir "$dir" >/dev/null'
+echo "1..$n"
+exit $failed
