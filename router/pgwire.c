@@ -80,6 +80,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Buffers larger than this are released when they empty, so a connection
+ * that once moved a 16 MiB message does not keep 16 MiB for its lifetime. */
+#define PGW_KEEP_BUFFER (64u * 1024u)
+
 /* ---- errors ------------------------------------------------------------------ */
 
 static void set_err(pgw_err *err, const char *sqlstate, const char *fmt, ...)
@@ -207,6 +211,12 @@ int pgw_reader_feed(pgw_reader *r, const void *data, size_t n)
 		memmove(r->buf, r->buf + r->off, r->len - r->off);
 		r->len -= r->off;
 		r->off = 0;
+	}
+	if (r->len == 0 && r->cap > PGW_KEEP_BUFFER) {
+		/* Do not hold on to the memory of one large message forever. */
+		free(r->buf);
+		r->buf = NULL;
+		r->cap = 0;
 	}
 	if (n == 0)
 		return 0;
@@ -401,8 +411,8 @@ static int cur_end(cursor *c)
 {
 	if (c->p != c->end) {
 		set_err(c->err, PGW_ERRCODE_PROTOCOL_VIOLATION,
-			"%s message is malformed: %zu unexpected bytes at the end",
-			c->msg, cur_left(c));
+			"%s message is malformed: %zu unexpected trailing byte%s",
+			c->msg, cur_left(c), cur_left(c) == 1 ? "" : "s");
 		return -1;
 	}
 	return 0;
@@ -755,6 +765,11 @@ void pgw_buf_free(pgw_buf *b)
 
 void pgw_buf_reset(pgw_buf *b)
 {
+	if (b->cap > PGW_KEEP_BUFFER) {
+		free(b->data);
+		b->data = NULL;
+		b->cap = 0;
+	}
 	b->len = 0;
 	b->failed = 0;
 }
@@ -917,6 +932,7 @@ void pgw_put_data_row(pgw_buf *b, const pgw_value *values, uint16_t n)
 	pgw_buf_put_int16(b, (int16_t)n);
 	for (i = 0; i < n; i++) {
 		assert(values[i].len >= -1);
+		assert(values[i].len <= 0 || values[i].data != NULL);
 		pgw_buf_put_int32(b, values[i].len);
 		if (values[i].len > 0)
 			pgw_buf_put_bytes(b, values[i].data, (size_t)values[i].len);

@@ -149,7 +149,8 @@ void pgw_reader_set_phase(pgw_reader *r, pgw_phase phase);
 
 /* Append n bytes read from the socket.  Invalidates every pointer handed
  * out for earlier messages.  Returns 0, or -1 when out of memory (the
- * reader is then failed with SQLSTATE 53200). */
+ * reader is then failed with SQLSTATE 53200).  A failed reader discards
+ * what it is fed and returns 0; pgw_reader_next() reports why it failed. */
 int pgw_reader_feed(pgw_reader *r, const void *data, size_t n);
 
 /* Take the next whole message.  Returns 1 with *m set, 0 when more bytes
@@ -318,7 +319,9 @@ const char *pgw_frontend_type_name(char type);
 /* A growable output buffer.  data[0..len) is ready to send.  On out of
  * memory (or a message over 2^31-1 bytes) failed becomes 1, every later
  * put is a no-op and the contents must not be sent; check pgw_buf_failed()
- * once after building.  pgw_buf_reset() empties it and clears failed. */
+ * once after building.  pgw_buf_reset() empties it and clears failed; it
+ * may release a large allocation, so data is not valid across it.
+ * A put may move data (realloc): do not keep pointers into it. */
 typedef struct {
 	uint8_t *data;
 	size_t len;

@@ -158,7 +158,7 @@ static void check_truncations(const char *what, decode_fn fn, const tb *body)
 	p = dup_exact(body->b, body->n + 1);
 	p[body->n] = 0;
 	memcpy(p, body->b, body->n);
-	ok(fn(p, body->n + 1, &err) == -1 && strstr(err.msg, "unexpected bytes") != NULL,
+	ok(fn(p, body->n + 1, &err) == -1 && strstr(err.msg, "unexpected trailing") != NULL,
 	   "%s: a trailing byte is rejected (%s)", what, err.msg);
 	free(p);
 }
@@ -244,11 +244,17 @@ static void stream_session(tb *t)
 	tb_i32(&b, 0);
 	tb_msg(t, 'E', &b);
 	memset(&b, 0, sizeof b);
+	tb_msg(t, 'H', &b);
+	tb_msg(t, 'S', &b);
+	tb_u8(&b, 'S');
+	tb_str(&b, "s1");
+	tb_msg(t, 'C', &b);
+	memset(&b, 0, sizeof b);
 	tb_msg(t, 'S', &b);
 	tb_msg(t, 'X', &b);
 }
 
-static const char session_types[] = { 0, 'Q', 'P', 'B', 'D', 'E', 'S', 'X' };
+static const char session_types[] = { 0, 'Q', 'P', 'B', 'D', 'E', 'H', 'S', 'C', 'S', 'X' };
 #define SESSION_MSGS (sizeof session_types)
 
 /* ---- reader tests ----------------------------------------------------------------- */
@@ -294,6 +300,20 @@ static void test_reader_whole_stream(void)
 		if (pgw_decode(&m[i], &f, &err) == 0)
 			decoded++;
 	ok(decoded == n, "every message of the session decodes (%d of %d)", decoded, n);
+	{
+		static const pgw_fkind want[] = { PGW_F_STARTUP, PGW_F_QUERY, PGW_F_PARSE,
+			PGW_F_BIND, PGW_F_DESCRIBE, PGW_F_EXECUTE, PGW_F_FLUSH, PGW_F_SYNC,
+			PGW_F_CLOSE, PGW_F_SYNC, PGW_F_TERMINATE };
+		int same = n == (int)(sizeof want / sizeof want[0]);
+
+		for (i = 0; same && i < n; i++)
+			same = pgw_decode(&m[i], &f, &err) == 0 && f.kind == want[i];
+		ok(same, "pgw_decode dispatches each type to its kind");
+		ok(pgw_decode(&m[8], &f, &err) == 0 && f.u.close.kind == 'S' &&
+		   strcmp(f.u.close.name, "s1") == 0, "Close decoded through pgw_decode");
+		ok(pgw_decode(&m[3], &f, &err) == 0 && f.u.bind.nparams == 2 &&
+		   strcmp(f.u.bind.portal, "p1") == 0, "Bind decoded through pgw_decode");
+	}
 	memset(&q, 0, sizeof q);
 	tb_str(&q, "SELECT 1");
 	ok(m[1].len == q.n && memcmp(m[1].body, q.b, q.n) == 0, "Query body is zero-copy and exact");
@@ -521,6 +541,9 @@ static void test_reader_lengths(void)
 		ok(pgw_decode_query(m.body, m.len, &q, &err) == 0 && q.len == PGW_MAX_MESSAGE - 5,
 		   "16 MiB Query decodes");
 	}
+	pgw_reader_feed(&r, "S\0\0\0\x04", 5);
+	ok(r.cap <= 64 * 1024 && pgw_reader_next(&r, &m, &err) == 1 && m.type == 'S',
+	   "the 16 MiB buffer is released once drained (cap now %zu)", r.cap);
 	pgw_reader_free(&r);
 	free(big);
 
@@ -729,7 +752,7 @@ static void test_startup(void)
 	tb_str(&b, "bob");
 	tb_u8(&b, 0);
 	tb_str(&b, "x");
-	ok(decode_with(dec_startup, &b, &err) == -1 && strstr(err.msg, "unexpected bytes") != NULL,
+	ok(decode_with(dec_startup, &b, &err) == -1 && strstr(err.msg, "unexpected trailing") != NULL,
 	   "bytes after the terminator rejected");
 }
 
@@ -795,7 +818,7 @@ static void test_query(void)
 
 	memset(&b, 0, sizeof b);
 	tb_raw(&b, "SELECT\0 1\0", 10);
-	ok(decode_with(dec_query, &b, &err) == -1 && strstr(err.msg, "3 unexpected bytes") != NULL,
+	ok(decode_with(dec_query, &b, &err) == -1 && strstr(err.msg, "3 unexpected trailing bytes") != NULL,
 	   "Query with an embedded NUL: %s", err.msg);
 }
 
@@ -883,7 +906,7 @@ static void test_bind(void)
 	tb_i16(&b, 0);
 	tb_i16(&b, 0);
 	p = dup_exact(b.b, b.n);
-	ok(pgw_decode_bind(p, b.n, &x, &err) == 0 && x.nparams == 0 &&
+	ok(pgw_decode_bind(p, b.n, &x, &err) == 0 && x.nparams == 0 && x.nformats == 0 &&
 	   pgw_bind_result_format(&x, 3) == 0, "minimal Bind decodes; default text results");
 	pgw_bind_iter_init(&x, &it);
 	ok(pgw_bind_iter_next(&it, &v[0]) == 0, "minimal Bind has no values");
@@ -915,6 +938,20 @@ static void test_bind(void)
 	ok(pgw_bind_result_formats_fit(&x, 2, &err) == 0 &&
 	   pgw_bind_result_formats_fit(&x, 3, &err) == -1 && strstr(err.msg, "2 result formats") != NULL,
 	   "result format count checked against the column count: %s", err.msg);
+	free(p);
+
+	/* No format codes: every parameter is text. */
+	memset(&b, 0, sizeof b);
+	tb_str(&b, "");
+	tb_str(&b, "");
+	tb_i16(&b, 0);
+	tb_i16(&b, 1);
+	tb_i32(&b, 1);
+	tb_u8(&b, '9');
+	tb_i16(&b, 0);
+	p = dup_exact(b.b, b.n);
+	ok(pgw_decode_bind(p, b.n, &x, &err) == 0 && x.nparams == 1 &&
+	   pgw_bind_param_format(&x, 0) == 0, "no format codes: parameters are text");
 	free(p);
 
 	/* Negative lengths other than -1. */
@@ -1079,10 +1116,50 @@ static void test_empty_messages(void)
 		m.len = 0;
 		ok(pgw_decode(&m, &f, &err) == 0 && f.kind == kinds[i], "'%c' with empty body", types[i]);
 		m.len = 1;
-		ok(pgw_decode(&m, &f, &err) == -1 && strstr(err.msg, "1 unexpected bytes") != NULL,
+		ok(pgw_decode(&m, &f, &err) == -1 && strstr(err.msg, "1 unexpected trailing byte") != NULL,
 		   "'%c' with a body byte: %s", types[i], err.msg);
 	}
 	free(p);
+
+	/* An empty body may be passed as NULL. */
+	m.type = 'S';
+	m.body = NULL;
+	m.len = 0;
+	ok(pgw_decode(&m, &f, &err) == 0 && f.kind == PGW_F_SYNC, "Sync with a NULL empty body");
+	ok(pgw_decode_query(NULL, 0, &(pgw_query){ 0 }, &err) == -1,
+	   "Query with a NULL empty body fails cleanly");
+	/* A hand-made startup-phase message too short to hold a code. */
+	m.type = 0;
+	m.body = (const uint8_t *)"ab";
+	m.len = 2;
+	ok(pgw_decode(&m, &f, &err) == -1 && f.kind == PGW_F_UNSUPPORTED,
+	   "startup-phase message without a code: %s", err.msg);
+}
+
+static void test_failure_paths(void)
+{
+	pgw_buf b;
+	pgw_reader r;
+	pgw_msg m;
+	pgw_err err;
+	static const char byte = 'x';
+
+	/* An impossible size fails the way out-of-memory does, without allocating. */
+	pgw_buf_init(&b);
+	pgw_put_no_data(&b);
+	pgw_buf_put_bytes(&b, &byte, SIZE_MAX);
+	ok(pgw_buf_failed(&b), "an allocation failure marks the buffer failed");
+	pgw_put_no_data(&b);
+	ok(pgw_buf_failed(&b) && b.len == 5, "later puts are no-ops");
+	pgw_buf_free(&b);
+
+	pgw_reader_init(&r);
+	ok(pgw_reader_feed(&r, &byte, SIZE_MAX) == -1, "reader feed reports out of memory");
+	ok(pgw_reader_next(&r, &m, &err) == -1 && strcmp(err.sqlstate, "53200") == 0,
+	   "and the reader is failed with 53200: %s", err.msg);
+	ok(pgw_reader_feed(&r, "S\0\0\0\x04", 5) == 0 && pgw_reader_next(&r, &m, &err) == -1,
+	   "a failed reader ignores more bytes");
+	pgw_reader_free(&r);
 }
 
 /* ---- builder tests ----------------------------------------------------------------- */
@@ -1211,6 +1288,10 @@ static void test_builders(void)
 				same = 0;
 		ok(b.len == 160000 && same && !pgw_buf_failed(&b), "10000 messages appended intact");
 	}
+	pgw_buf_reset(&b);
+	ok(b.len == 0 && b.cap <= 64 * 1024, "reset releases a large buffer (cap now %zu)", b.cap);
+	pgw_put_no_data(&b);
+	EXPECT(&b, "n\0\0\0\x04", "usable after releasing");
 	pgw_buf_free(&b);
 	ok(b.data == NULL && b.len == 0, "free empties the buffer");
 }
@@ -1265,6 +1346,8 @@ static void test_bytea(void)
 	   "odd digit count: %s", err.msg);
 	n = pgw_bytea_from_text("\\x0g", 4, out, &err);
 	ok(n == -1 && strstr(err.msg, "\"g\"") != NULL, "bad hex digit: %s", err.msg);
+	n = pgw_bytea_from_text("\\xa\x01", 4, out, &err);
+	ok(n == -1 && strstr(err.msg, "0x01") != NULL, "bad second digit, unprintable: %s", err.msg);
 	n = pgw_bytea_from_text("\\x0 0", 5, out, &err);
 	ok(n == -1, "whitespace inside a pair rejected: %s", err.msg);
 
@@ -1334,6 +1417,7 @@ int main(void)
 	test_bind();
 	test_describe_close_execute();
 	test_empty_messages();
+	test_failure_paths();
 	test_builders();
 	test_types();
 	test_bytea();
