@@ -1,0 +1,1423 @@
+/*
+ * session.c — a client session of the router (see session.h).
+ *
+ * Protocol states:   STARTUP --StartupMessage--> READY
+ * Transaction status (ReadyForQuery byte):
+ *
+ *        BEGIN              error                ROLLBACK / COMMIT
+ *   'I' ───────► 'T' ──────────────► 'E' ──────────────────────────► 'I'
+ *    ▲            │ COMMIT / ROLLBACK                                 
+ *    └────────────┘                                                   
+ *
+ * Messages are handled one at a time: while a statement waits for shards
+ * (busy), further input is only buffered.  Output accumulates in `out` and
+ * is written when the session has nothing more to do.
+ *
+ * Transactions: an explicit transaction gets one id (also its wait-die age)
+ * and every shard it touches holds a private workspace for it.  A
+ * transaction that writes on one shard commits there in one phase.  Writing
+ * on a second shard needs the coordinator (two-phase commit), which is not
+ * built yet: such a statement is refused with 0A000 and nothing is committed
+ * non-atomically.  The same holds for autocommit writes that reach several
+ * shards (reference tables, writes without a routing key); DDL is sent to
+ * every shard as idempotent statements (IF [NOT] EXISTS).
+ *
+ * Invariants: busy == 1 iff an exec is in flight (ex.pending > 0 or a
+ * commit/rollback fan-out is waiting); every shard answer is freed exactly
+ * once; in extended mode after an error every message up to Sync is
+ * skipped (skip_to_sync).
+ */
+#include "router/session.h"
+
+#include <inttypes.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "router/pgwire.h"
+#include "router/plan.h"
+#include "router/sql.h"
+#include "txn/hmap.h"
+
+#define MAX_SHARDS 256
+#define SERVER_VERSION "15.0 (shardlite 0.1.0)"
+
+typedef struct prepared {
+	char *name;
+	sql_stmt_list *list;     /* owns stmt */
+	sql_stmt *stmt;          /* NULL for an empty query */
+	router_plan *plan;       /* for planned statements */
+	uint32_t *param_types;
+	size_t nparam_types;
+	int refs;                /* portals using it + 1 while named */
+} prepared;
+
+typedef struct portal {
+	char *name;
+	prepared *ps;
+	sql_arena *arena;        /* bound values */
+	wire_value *params;
+	size_t nparams;
+	int done;                /* executed to completion already */
+} portal;
+
+typedef enum { EX_NONE, EX_STMT, EX_END_TXN } ex_kind;
+
+typedef struct {
+	ex_kind kind;
+	const router_plan *plan;
+	router_plan *owned_plan;
+	plan_batch batch;
+	shard_answer **answers;
+	size_t pending, n;
+	char err_state[6];
+	char err_msg[512];
+	bool describe;           /* simple protocol: send RowDescription */
+	bool commit;             /* EX_END_TXN: COMMIT (else ROLLBACK) */
+	const char *end_tag;
+} exec_state;
+
+struct session {
+	router_server *srv;
+	session *next, *prev;
+	uv_tcp_t tcp;
+	pgw_reader rd;
+	pgw_buf out;
+	int started;
+	int closing;
+	int busy;
+	int skip_to_sync;
+	int writing;             /* a write is in flight */
+	char txn_status;         /* 'I', 'T', 'E' */
+	uint64_t txn;
+	bool touched[MAX_SHARDS];
+	bool wrote[MAX_SHARDS];
+	uint32_t pid, key;
+	char client_encoding[32];
+	char application_name[64];
+	char transaction_mode[16];
+	hmap stmts;              /* name -> prepared */
+	hmap portals;            /* name -> portal */
+	/* simple query in progress */
+	sql_stmt_list *qlist;
+	size_t qidx;
+	int in_simple;
+	portal *cur_portal;
+	exec_state ex;
+	char rbuf[65536];
+	sql_buf fmt;             /* scratch for formatting values */
+};
+
+static void pump(session *s);
+static void run_simple(session *s);
+
+/* ---- ids --------------------------------------------------------------------- */
+
+uint64_t router_new_txn(router_server *srv)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	uint64_t now = (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+	srv->next_txn = now > srv->next_txn ? now : srv->next_txn + 1;
+	return srv->next_txn;
+}
+
+/* ---- output -------------------------------------------------------------------- */
+
+typedef struct {
+	uv_write_t w;
+	session *s;
+	pgw_buf buf;
+} write_op;
+
+static void on_closed(uv_handle_t *h)
+{
+	session *s = h->data;
+	pgw_reader_free(&s->rd);
+	pgw_buf_free(&s->out);
+	sql_buf_free(&s->fmt);
+	free(s);
+}
+
+static void free_prepared(prepared *p)
+{
+	if (!p || --p->refs > 0)
+		return;
+	plan_free(p->plan);
+	sql_stmt_list_free(p->list);
+	free(p->param_types);
+	free(p->name);
+	free(p);
+}
+
+static void free_portal(portal *p)
+{
+	if (!p)
+		return;
+	free_prepared(p->ps);
+	if (p->arena)
+		sql_arena_free(p->arena);
+	free(p->params);
+	free(p->name);
+	free(p);
+}
+
+static void session_close(session *s)
+{
+	if (s->closing)
+		return;
+	s->closing = 1;
+	router_server *srv = s->srv;
+	if (s->prev)
+		s->prev->next = s->next;
+	else
+		srv->sessions = s->next;
+	if (s->next)
+		s->next->prev = s->prev;
+	/* an open transaction dies with its client: tell the shards */
+	if (s->txn_status != 'I') {
+		for (size_t i = 0; i < MAX_SHARDS && i < catalog_nshards(srv->cat); i++) {
+			if (!s->touched[i])
+				continue;
+			wire_request r = {.op = WIRE_OP_ROLLBACK, .txn = s->txn};
+			/* fire and forget: the shard also rolls back idle transactions */
+			extern void session_ignore_answer(void *, shard_answer *, const char *);
+			shard_pool_send(srv->pool, i, &r, session_ignore_answer, NULL);
+		}
+	}
+	size_t it;
+	for (hmap_entry *e = hmap_first(&s->portals, &it); e; e = hmap_next(&s->portals, e, &it))
+		free_portal(e->value);
+	hmap_free(&s->portals);
+	for (hmap_entry *e = hmap_first(&s->stmts, &it); e; e = hmap_next(&s->stmts, e, &it))
+		free_prepared(e->value);
+	hmap_free(&s->stmts);
+	if (s->qlist)
+		sql_stmt_list_free(s->qlist);
+	s->qlist = NULL;
+	uv_close((uv_handle_t *)&s->tcp, on_closed);
+}
+
+void session_ignore_answer(void *arg, shard_answer *a, const char *err)
+{
+	shard_answer_free(a);
+}
+
+static void on_written(uv_write_t *w, int status)
+{
+	write_op *op = (write_op *)w;
+	session *s = op->s;
+	pgw_buf_free(&op->buf);
+	free(op);
+	s->writing--;
+	if (status < 0)
+		session_close(s);
+}
+
+static void flush(session *s)
+{
+	if (s->closing || s->out.len == 0)
+		return;
+	if (pgw_buf_failed(&s->out)) {
+		session_close(s);
+		return;
+	}
+	uv_buf_t b = uv_buf_init((char *)s->out.data, (unsigned)s->out.len);
+	int n = uv_try_write((uv_stream_t *)&s->tcp, &b, 1);
+	if (n == (int)s->out.len) {
+		pgw_buf_reset(&s->out);
+		return;
+	}
+	if (n < 0 && n != UV_EAGAIN) {
+		session_close(s);
+		return;
+	}
+	size_t done = n > 0 ? (size_t)n : 0;
+	write_op *op = calloc(1, sizeof *op);
+	if (!op) {
+		session_close(s);
+		return;
+	}
+	op->s = s;
+	pgw_buf_init(&op->buf);
+	pgw_buf_put_bytes(&op->buf, s->out.data + done, s->out.len - done);
+	pgw_buf_reset(&s->out);
+	b = uv_buf_init((char *)op->buf.data, (unsigned)op->buf.len);
+	s->writing++;
+	if (uv_write(&op->w, (uv_stream_t *)&s->tcp, &b, 1, on_written) != 0) {
+		s->writing--;
+		pgw_buf_free(&op->buf);
+		free(op);
+		session_close(s);
+	}
+}
+
+static void send_error(session *s, const char *sqlstate, const char *msg, uint32_t position)
+{
+	pgw_notice n = {.severity = "ERROR", .sqlstate = sqlstate, .message = msg, .position = position};
+	pgw_put_error_response(&s->out, &n);
+	if (s->txn_status == 'T')
+		s->txn_status = 'E';
+}
+
+static void send_sql_error(session *s, const sql_error *e)
+{
+	send_error(s, e->sqlstate, e->message, (uint32_t)e->position);
+}
+
+static void send_fatal(session *s, const char *sqlstate, const char *msg)
+{
+	pgw_notice n = {.severity = "FATAL", .sqlstate = sqlstate, .message = msg};
+	pgw_put_error_response(&s->out, &n);
+	flush(s);
+	session_close(s);
+}
+
+static void ready(session *s)
+{
+	pgw_put_ready_for_query(&s->out, s->txn_status);
+}
+
+/* ---- startup --------------------------------------------------------------------- */
+
+static void handle_startup(session *s, const pgw_frontend *f)
+{
+	if (f->kind == PGW_F_SSL_REQUEST || f->kind == PGW_F_GSSENC_REQUEST) {
+		pgw_put_encryption_refused(&s->out);  /* 'N': no TLS yet */
+		return;
+	}
+	if (f->kind == PGW_F_CANCEL) {
+		/* Accepted; statements are short and cannot be interrupted yet. */
+		session_close(s);
+		return;
+	}
+	const pgw_startup *st = &f->u.startup;
+	if (PGW_PROTOCOL_MAJOR(st->version) != 3) {
+		send_fatal(s, "08P01", "unsupported frontend protocol version");
+		return;
+	}
+	if (st->application_name)
+		snprintf(s->application_name, sizeof s->application_name, "%s", st->application_name);
+	snprintf(s->client_encoding, sizeof s->client_encoding, "UTF8");
+	if (st->client_encoding && strcasecmp(st->client_encoding, "UTF8") != 0 &&
+	    strcasecmp(st->client_encoding, "UTF-8") != 0 && strcasecmp(st->client_encoding, "SQL_ASCII") != 0) {
+		send_fatal(s, "22023", "only client_encoding UTF8 is supported");
+		return;
+	}
+	pgw_reader_set_phase(&s->rd, PGW_PHASE_NORMAL);
+	s->started = 1;
+	pgw_put_auth_ok(&s->out);
+	static const char *const params[][2] = {
+		{"server_version", SERVER_VERSION},
+		{"server_encoding", "UTF8"},
+		{"client_encoding", "UTF8"},
+		{"DateStyle", "ISO, MDY"},
+		{"standard_conforming_strings", "on"},
+		{"integer_datetimes", "on"},
+		{"TimeZone", "UTC"},
+		{"IntervalStyle", "postgres"},
+		{"is_superuser", "on"},
+		{"session_authorization", "shardlite"},
+	};
+	for (size_t i = 0; i < sizeof params / sizeof params[0]; i++)
+		pgw_put_parameter_status(&s->out, params[i][0], params[i][1]);
+	pgw_put_parameter_status(&s->out, "application_name", s->application_name);
+	pgw_put_backend_key_data(&s->out, s->pid, s->key);
+	ready(s);
+}
+
+/* ---- results ------------------------------------------------------------------------- */
+
+static void send_row_description(session *s, const router_plan *p)
+{
+	size_t n = plan_ncols(p);
+	if (n == 0) {
+		pgw_put_no_data(&s->out);
+		return;
+	}
+	pgw_field *f = calloc(n, sizeof *f);
+	if (!f) {
+		s->out.failed = 1;
+		return;
+	}
+	for (size_t i = 0; i < n; i++)
+		f[i] = pgw_field_of(plan_col_name(p, i), plan_col_type(p, i));
+	pgw_put_row_description(&s->out, f, (uint16_t)n);
+	free(f);
+}
+
+static void send_rows(session *s, const router_plan *p, const plan_result *r)
+{
+	size_t nc = r->ncols;
+	pgw_value *vals = calloc(nc ? nc : 1, sizeof *vals);
+	size_t *offs = calloc(nc ? nc : 1, sizeof *offs);
+	if (!vals || !offs) {
+		free(vals);
+		free(offs);
+		s->out.failed = 1;
+		return;
+	}
+	for (size_t row = 0; row < r->nrows; row++) {
+		sql_buf_reset(&s->fmt);
+		const wire_value *cells = r->cells + row * nc;
+		for (size_t c = 0; c < nc; c++) {
+			offs[c] = s->fmt.len;
+			if (cells[c].type == WIRE_NULL) {
+				vals[c].len = -1;
+				continue;
+			}
+			uint32_t oid = c < plan_ncols(p) ? plan_col_type(p, c) : PGW_TEXTOID;
+			plan_format_text(oid, &cells[c], &s->fmt);
+			vals[c].len = (int32_t)(s->fmt.len - offs[c]);
+		}
+		for (size_t c = 0; c < nc; c++)
+			if (vals[c].len >= 0)
+				vals[c].data = (const uint8_t *)s->fmt.data + offs[c];
+		pgw_put_data_row(&s->out, vals, (uint16_t)nc);
+	}
+	free(vals);
+	free(offs);
+}
+
+/* ---- shard fan-out -------------------------------------------------------------------- */
+
+static void ex_reset(session *s)
+{
+	exec_state *ex = &s->ex;
+	for (size_t i = 0; i < ex->n; i++)
+		shard_answer_free(ex->answers ? ex->answers[i] : NULL);
+	free(ex->answers);
+	plan_batch_free(&ex->batch);
+	plan_free(ex->owned_plan);
+	memset(ex, 0, sizeof *ex);
+}
+
+static void statement_done(session *s);
+
+static void finish_stmt(session *s)
+{
+	exec_state *ex = &s->ex;
+	const router_plan *p = ex->plan;
+	if (ex->err_state[0]) {
+		send_error(s, ex->err_state, ex->err_msg, 0);
+		ex_reset(s);
+		statement_done(s);
+		return;
+	}
+	plan_result r;
+	memset(&r, 0, sizeof r);
+	sql_error err = {0};
+	const wire_response **resp = calloc(ex->n ? ex->n : 1, sizeof *resp);
+	if (!resp) {
+		send_error(s, "53200", "out of memory", 0);
+		ex_reset(s);
+		statement_done(s);
+		return;
+	}
+	for (size_t i = 0; i < ex->n; i++)
+		resp[i] = &ex->answers[i]->msg.resp;
+	int rc = plan_merge(p, &ex->batch, resp, &r, &err);
+	free(resp);
+	if (rc == 0 && plan_kind_of(p) >= PLAN_CREATE_TABLE)
+		rc = plan_apply_ddl(p, s->srv->cat, &err);
+	if (rc != 0) {
+		send_sql_error(s, &err);
+	} else {
+		if (ex->describe && plan_kind_of(p) == PLAN_SELECT)
+			send_row_description(s, p);
+		send_rows(s, p, &r);
+		pgw_put_command_complete(&s->out, r.tag);
+	}
+	plan_result_free(&r);
+	ex_reset(s);
+	statement_done(s);
+}
+
+/* Each in-flight request carries a small token naming its session and slot. */
+typedef struct {
+	session *s;
+	size_t slot;
+	uint64_t gen;
+} token;
+
+static uint64_t exec_gen;
+
+static void on_shard_answer(void *arg, shard_answer *a, const char *error)
+{
+	token *t = arg;
+	session *s = t->s;
+	size_t slot = t->slot;
+	uint64_t gen = t->gen;
+	free(t);
+	exec_state *ex = &s->ex;
+	(void)gen;
+	if (error) {
+		if (!ex->err_state[0]) {
+			snprintf(ex->err_state, sizeof ex->err_state, "08006");
+			snprintf(ex->err_msg, sizeof ex->err_msg, "%s", error);
+		}
+	} else if (a->msg.resp.status == WIRE_ERROR) {
+		if (!ex->err_state[0]) {
+			snprintf(ex->err_state, sizeof ex->err_state, "%s",
+				 a->msg.resp.sqlstate ? a->msg.resp.sqlstate : "XX000");
+			snprintf(ex->err_msg, sizeof ex->err_msg, "%s", a->msg.resp.message ? a->msg.resp.message : "error on a shard");
+		}
+	}
+	ex->answers[slot] = a;
+	if (--ex->pending > 0)
+		return;
+	if (s->closing) {
+		ex_reset(s);
+		return;
+	}
+	if (ex->kind == EX_STMT)
+		finish_stmt(s);
+	else {
+		extern void finish_end_txn(session *);
+		finish_end_txn(s);
+	}
+}
+
+/* Send ex->batch (or the end-of-transaction fan-out) and go busy. */
+static int send_requests(session *s, wire_request *reqs, const size_t *shards, size_t n)
+{
+	exec_state *ex = &s->ex;
+	ex->answers = calloc(n ? n : 1, sizeof *ex->answers);
+	if (!ex->answers)
+		return -1;
+	ex->n = n;
+	ex->pending = n;
+	s->busy = 1;
+	exec_gen++;
+	for (size_t i = 0; i < n; i++) {
+		token *t = malloc(sizeof *t);
+		if (!t || shard_pool_send(s->srv->pool, shards[i], &reqs[i], on_shard_answer, t) != 0) {
+			free(t);
+			/* count it as failed now */
+			if (!ex->err_state[0]) {
+				snprintf(ex->err_state, sizeof ex->err_state, "08006");
+				snprintf(ex->err_msg, sizeof ex->err_msg, "cannot reach shard %zu", shards[i]);
+			}
+			ex->pending--;
+			continue;
+		}
+		t->s = s;
+		t->slot = i;
+		t->gen = exec_gen;
+	}
+	return 0;
+}
+
+static void start_plan(session *s, const router_plan *p, router_plan *owned, const wire_value *params,
+		       size_t nparams, bool describe)
+{
+	exec_state *ex = &s->ex;
+	memset(ex, 0, sizeof *ex);
+	ex->kind = EX_STMT;
+	ex->plan = p;
+	ex->owned_plan = owned;
+	ex->describe = describe;
+	sql_error err = {0};
+	if (plan_requests(p, s->srv->cat, params, nparams, &ex->batch, &err) != 0) {
+		send_sql_error(s, &err);
+		ex_reset(s);
+		statement_done(s);
+		return;
+	}
+	size_t n = ex->batch.n;
+	bool writes = plan_writes(p);
+	bool ddl = plan_kind_of(p) >= PLAN_CREATE_TABLE;
+	if (ddl && s->txn_status != 'I') {
+		send_error(s, "0A000", "DDL inside a transaction block is not supported", 0);
+		ex_reset(s);
+		statement_done(s);
+		return;
+	}
+	if (writes && !ddl) {
+		size_t writers = 0;
+		for (size_t i = 0; i < catalog_nshards(s->srv->cat) && i < MAX_SHARDS; i++)
+			writers += s->wrote[i];
+		for (size_t i = 0; i < n; i++)
+			if (!s->wrote[ex->batch.reqs[i].shard]) {
+				writers++;
+				/* count each new shard once */
+				for (size_t j = i + 1; j < n; j++)
+					if (ex->batch.reqs[j].shard == ex->batch.reqs[i].shard)
+						writers--;
+			}
+		if (writers > 1) {
+			send_error(s, "0A000",
+				   "a write reaching more than one shard needs the two-phase commit coordinator, "
+				   "which is not built yet; nothing was written",
+				   0);
+			ex_reset(s);
+			statement_done(s);
+			return;
+		}
+	}
+	wire_request *reqs = calloc(n ? n : 1, sizeof *reqs);
+	size_t *shards = calloc(n ? n : 1, sizeof *shards);
+	if (!reqs || !shards) {
+		free(reqs);
+		free(shards);
+		send_error(s, "53200", "out of memory", 0);
+		ex_reset(s);
+		statement_done(s);
+		return;
+	}
+	bool in_txn = s->txn_status == 'T' && !ddl;
+	for (size_t i = 0; i < n; i++) {
+		plan_request *pr = &ex->batch.reqs[i];
+		reqs[i].op = WIRE_OP_EXEC;
+		reqs[i].sql = pr->sql;
+		reqs[i].sql_len = (uint32_t)strlen(pr->sql);
+		reqs[i].params = pr->params;
+		reqs[i].nparams = pr->nparams;
+		reqs[i].readonly = pr->readonly && !in_txn;
+		reqs[i].epoch = catalog_epoch(s->srv->cat);
+		reqs[i].buckets = pr->buckets;
+		reqs[i].nbuckets = pr->nbuckets;
+		if (in_txn) {
+			reqs[i].txn = s->txn;
+			reqs[i].ts = s->txn;
+			if (pr->shard < MAX_SHARDS) {
+				s->touched[pr->shard] = true;
+				if (writes)
+					s->wrote[pr->shard] = true;
+			}
+		}
+		shards[i] = pr->shard;
+	}
+	int rc = send_requests(s, reqs, shards, n);
+	free(reqs);
+	free(shards);
+	if (rc != 0) {
+		send_error(s, "53200", "out of memory", 0);
+		ex_reset(s);
+		statement_done(s);
+		return;
+	}
+	if (n == 0 || ex->pending == 0) {
+		/* nothing to wait for (no targets, or every send failed) */
+		s->busy = 0;
+		finish_stmt(s);
+	}
+}
+
+/* ---- COMMIT / ROLLBACK -------------------------------------------------------------- */
+
+static void end_txn_state(session *s)
+{
+	s->txn_status = 'I';
+	s->txn = 0;
+	memset(s->touched, 0, sizeof s->touched);
+	memset(s->wrote, 0, sizeof s->wrote);
+}
+
+void finish_end_txn(session *s)
+{
+	exec_state *ex = &s->ex;
+	const char *tag = ex->end_tag;
+	int failed = ex->err_state[0] != 0;
+	/* A NotFound answer means the shard no longer knows the transaction:
+	 * for COMMIT of a transaction that wrote there, that is a lost one. */
+	char st[6], msg[512];
+	snprintf(st, sizeof st, "%s", ex->err_state);
+	snprintf(msg, sizeof msg, "%s", ex->err_msg);
+	if (ex->commit && !failed) {
+		for (size_t i = 0; i < ex->n; i++)
+			if (ex->answers[i] && ex->answers[i]->msg.resp.status == WIRE_NOT_FOUND) {
+				failed = 1;
+				snprintf(st, sizeof st, "40001");
+				snprintf(msg, sizeof msg,
+					 "the transaction was rolled back by a shard (idle timeout or shard restart)");
+			}
+	}
+	ex_reset(s);
+	end_txn_state(s);
+	if (failed && ex->commit) {
+		send_error(s, st, msg, 0);
+	} else {
+		pgw_put_command_complete(&s->out, tag);
+	}
+	s->ex.commit = false;
+	statement_done(s);
+}
+
+static void end_txn(session *s, bool commit)
+{
+	exec_state *ex = &s->ex;
+	memset(ex, 0, sizeof *ex);
+	ex->kind = EX_END_TXN;
+	bool failed = s->txn_status == 'E';
+	ex->commit = commit && !failed;
+	ex->end_tag = ex->commit ? "COMMIT" : "ROLLBACK";
+	size_t n = 0;
+	wire_request reqs[MAX_SHARDS];
+	size_t shards[MAX_SHARDS];
+	for (size_t i = 0; i < MAX_SHARDS && i < catalog_nshards(s->srv->cat); i++) {
+		if (!s->touched[i])
+			continue;
+		memset(&reqs[n], 0, sizeof reqs[n]);
+		reqs[n].op = ex->commit ? WIRE_OP_COMMIT : WIRE_OP_ROLLBACK;
+		reqs[n].txn = s->txn;
+		shards[n++] = i;
+	}
+	if (n == 0) {
+		const char *tag = ex->end_tag;
+		end_txn_state(s);
+		pgw_put_command_complete(&s->out, tag);
+		memset(ex, 0, sizeof *ex);
+		statement_done(s);
+		return;
+	}
+	if (send_requests(s, reqs, shards, n) != 0 || ex->pending == 0) {
+		s->busy = 0;
+		finish_end_txn(s);
+	}
+}
+
+/* ---- utility statements ----------------------------------------------------------------- */
+
+static void send_text_table(session *s, size_t ncols, const char *const *names, size_t nrows,
+			    const char *const *cells, const char *tag)
+{
+	pgw_field f[16];
+	for (size_t i = 0; i < ncols && i < 16; i++)
+		f[i] = pgw_field_of(names[i], PGW_TEXTOID);
+	pgw_put_row_description(&s->out, f, (uint16_t)ncols);
+	pgw_value v[16];
+	for (size_t r = 0; r < nrows; r++) {
+		for (size_t c = 0; c < ncols && c < 16; c++) {
+			const char *x = cells[r * ncols + c];
+			v[c].data = (const uint8_t *)x;
+			v[c].len = x ? (int32_t)strlen(x) : -1;
+		}
+		pgw_put_data_row(&s->out, v, (uint16_t)ncols);
+	}
+	char t[64];
+	snprintf(t, sizeof t, "%s %zu", tag, nrows);
+	pgw_put_command_complete(&s->out, tag[0] ? t : "SHOW");
+}
+
+static const char *show_var(session *s, const char *name)
+{
+	if (strcmp(name, "server_version") == 0)
+		return SERVER_VERSION;
+	if (strcmp(name, "server_encoding") == 0 || strcmp(name, "client_encoding") == 0)
+		return "UTF8";
+	if (strcmp(name, "transaction_isolation") == 0 || strcmp(name, "default_transaction_isolation") == 0)
+		return "read committed";
+	if (strcmp(name, "transaction_mode") == 0)
+		return s->transaction_mode;
+	if (strcmp(name, "timezone") == 0)
+		return "UTC";
+	if (strcmp(name, "datestyle") == 0)
+		return "ISO, MDY";
+	if (strcmp(name, "standard_conforming_strings") == 0 || strcmp(name, "integer_datetimes") == 0)
+		return "on";
+	if (strcmp(name, "application_name") == 0)
+		return s->application_name;
+	if (strcmp(name, "max_identifier_length") == 0)
+		return "63";
+	return NULL;
+}
+
+static void do_show(session *s, const sql_show *sh)
+{
+	router_server *srv = s->srv;
+	catalog *cat = srv->cat;
+	switch (sh->what) {
+	case SQL_SHOW_VAR: {
+		const char *v = show_var(s, sh->name);
+		if (!v) {
+			char m[160];
+			snprintf(m, sizeof m, "unrecognized configuration parameter \"%s\"", sh->name);
+			send_error(s, "42704", m, 0);
+			return;
+		}
+		const char *names[] = {sh->name};
+		const char *cells[] = {v};
+		send_text_table(s, 1, names, 1, cells, "");
+		return;
+	}
+	case SQL_SHOW_TABLES: {
+		size_t n = catalog_ntables(cat);
+		const char **cells = calloc(n * 3 + 1, sizeof *cells);
+		char (*bufs)[64] = calloc(n * 2 + 1, sizeof *bufs);
+		if (!cells || !bufs) {
+			free(cells);
+			free(bufs);
+			send_error(s, "53200", "out of memory", 0);
+			return;
+		}
+		for (size_t i = 0; i < n; i++) {
+			const catalog_table *t = catalog_table_at(cat, i);
+			cells[i * 3] = t->name;
+			snprintf(bufs[i * 2], 64, "%s",
+				 t->partition == SQL_PARTITION_HASH ? "hash" : t->partition == SQL_PARTITION_RANGE ? "range" : "reference");
+			cells[i * 3 + 1] = bufs[i * 2];
+			cells[i * 3 + 2] = t->partition_col >= 0 ? t->cols[t->partition_col].name : NULL;
+		}
+		const char *names[] = {"table", "partitioning", "partition_key"};
+		send_text_table(s, 3, names, n, cells, "SELECT");
+		free(cells);
+		free(bufs);
+		return;
+	}
+	case SQL_SHOW_SHARDS: {
+		size_t n = catalog_nshards(cat);
+		const char **cells = calloc(n * 4 + 1, sizeof *cells);
+		char (*bufs)[32] = calloc(n * 2 + 1, sizeof *bufs);
+		if (!cells || !bufs) {
+			free(cells);
+			free(bufs);
+			send_error(s, "53200", "out of memory", 0);
+			return;
+		}
+		size_t *buckets = calloc(n + 1, sizeof *buckets);
+		for (uint32_t b = 0; buckets && b < CATALOG_BUCKETS; b++) {
+			size_t sh2 = catalog_bucket_shard(cat, b);
+			if (sh2 < n)
+				buckets[sh2]++;
+		}
+		for (size_t i = 0; i < n; i++) {
+			snprintf(bufs[i * 2], 32, "%zu", i);
+			snprintf(bufs[i * 2 + 1], 32, "%zu", buckets ? buckets[i] : 0);
+			cells[i * 4] = bufs[i * 2];
+			cells[i * 4 + 1] = catalog_shard_addr(cat, i);
+			cells[i * 4 + 2] = "active";
+			cells[i * 4 + 3] = bufs[i * 2 + 1];
+		}
+		const char *names[] = {"id", "address", "state", "buckets"};
+		send_text_table(s, 4, names, n, cells, "SELECT");
+		free(buckets);
+		free(cells);
+		free(bufs);
+		return;
+	}
+	case SQL_SHOW_TRANSACTIONS:
+		send_error(s, "0A000", "SHOW TRANSACTIONS needs the coordinator, which is not built yet", 0);
+		return;
+	case SQL_SHOW_SAGAS:
+		send_error(s, "0A000", "SHOW SAGAS: saga mode is not built yet", 0);
+		return;
+	case SQL_SHOW_REBALANCE:
+		send_error(s, "0A000", "SHOW REBALANCE: online rebalancing is not built yet", 0);
+		return;
+	}
+}
+
+static void do_set(session *s, const sql_set *set)
+{
+	if (set->name && strcmp(set->name, "transaction_mode") == 0) {
+		const char *v = set->value ? set->value : "2pc";
+		if (strcmp(v, "2pc") != 0 && strcmp(v, "saga") != 0) {
+			send_error(s, "22023", "transaction_mode must be '2pc' or 'saga'", 0);
+			return;
+		}
+		if (strcmp(v, "saga") == 0) {
+			send_error(s, "0A000", "saga mode is not built yet", 0);
+			return;
+		}
+		snprintf(s->transaction_mode, sizeof s->transaction_mode, "%s", v);
+	} else if (set->name && strcmp(set->name, "application_name") == 0 && set->value) {
+		snprintf(s->application_name, sizeof s->application_name, "%s", set->value);
+		pgw_put_parameter_status(&s->out, "application_name", s->application_name);
+	} else if (set->name && strcmp(set->name, "client_encoding") == 0 && set->value &&
+		   strcasecmp(set->value, "utf8") != 0 && strcasecmp(set->value, "utf-8") != 0) {
+		send_error(s, "22023", "only client_encoding UTF8 is supported", 0);
+		return;
+	}
+	/* Other settings are accepted and have no effect (as documented). */
+	pgw_put_command_complete(&s->out, "SET");
+}
+
+static void do_explain(session *s, const sql_explain *e, const wire_value *params, size_t nparams)
+{
+	router_plan *p = NULL;
+	sql_error err = {0};
+	if (plan_build(s->srv->cat, e->stmt, NULL, 0, &p, &err) != 0) {
+		send_sql_error(s, &err);
+		return;
+	}
+	plan_batch b;
+	memset(&b, 0, sizeof b);
+	if (plan_requests(p, s->srv->cat, params, nparams, &b, &err) != 0) {
+		send_sql_error(s, &err);
+		plan_free(p);
+		return;
+	}
+	sql_buf out;
+	sql_buf_init(&out);
+	plan_explain(p, &b, s->srv->cat, &out);
+	pgw_field f = pgw_field_of("QUERY PLAN", PGW_TEXTOID);
+	pgw_put_row_description(&s->out, &f, 1);
+	size_t rows = 0;
+	const char *line = out.data ? out.data : "";
+	while (*line) {
+		const char *nl = strchr(line, '\n');
+		size_t len = nl ? (size_t)(nl - line) : strlen(line);
+		pgw_value v = {.data = (const uint8_t *)line, .len = (int32_t)len};
+		pgw_put_data_row(&s->out, &v, 1);
+		rows++;
+		line += len + (nl ? 1 : 0);
+	}
+	pgw_put_command_complete(&s->out, "EXPLAIN");
+	sql_buf_free(&out);
+	plan_batch_free(&b);
+	plan_free(p);
+}
+
+/* Run one statement.  Completion (sync or async) ends in statement_done(). */
+static void run_stmt(session *s, sql_stmt *st, const router_plan *plan, const wire_value *params,
+		     size_t nparams, bool describe)
+{
+	if (s->txn_status == 'E' && st->kind != SQL_STMT_COMMIT && st->kind != SQL_STMT_ROLLBACK) {
+		send_error(s, "25P02", "current transaction is aborted, commands ignored until end of transaction block", 0);
+		statement_done(s);
+		return;
+	}
+	switch (st->kind) {
+	case SQL_STMT_BEGIN:
+		if (st->begin.saga) {
+			send_error(s, "0A000", "BEGIN SAGA: saga mode is not built yet", 0);
+		} else if (s->txn_status != 'I') {
+			pgw_notice n = {.severity = "WARNING", .sqlstate = "25001",
+					.message = "there is already a transaction in progress"};
+			pgw_put_notice_response(&s->out, &n);
+			pgw_put_command_complete(&s->out, "BEGIN");
+		} else {
+			s->txn_status = 'T';
+			s->txn = router_new_txn(s->srv);
+			pgw_put_command_complete(&s->out, "BEGIN");
+		}
+		statement_done(s);
+		return;
+	case SQL_STMT_COMMIT:
+	case SQL_STMT_ROLLBACK:
+		if (s->txn_status == 'I') {
+			pgw_notice n = {.severity = "WARNING", .sqlstate = "25P01",
+					.message = "there is no transaction in progress"};
+			pgw_put_notice_response(&s->out, &n);
+			pgw_put_command_complete(&s->out, st->kind == SQL_STMT_COMMIT ? "COMMIT" : "ROLLBACK");
+			statement_done(s);
+			return;
+		}
+		end_txn(s, st->kind == SQL_STMT_COMMIT);
+		return;
+	case SQL_STMT_SET:
+		do_set(s, &st->set);
+		statement_done(s);
+		return;
+	case SQL_STMT_SHOW:
+		do_show(s, &st->show);
+		statement_done(s);
+		return;
+	case SQL_STMT_EXPLAIN:
+		do_explain(s, &st->explain, params, nparams);
+		statement_done(s);
+		return;
+	case SQL_STMT_ADD_SHARD:
+		send_error(s, "0A000", "ALTER CLUSTER ADD SHARD: online rebalancing is not built yet", 0);
+		statement_done(s);
+		return;
+	case SQL_STMT_REBALANCE:
+		send_error(s, "0A000", "REBALANCE: online rebalancing is not built yet", 0);
+		statement_done(s);
+		return;
+	default:
+		break;
+	}
+	if (st->compensate) {
+		send_error(s, "0A000", "COMPENSATE WITH: saga mode is not built yet", 0);
+		statement_done(s);
+		return;
+	}
+	router_plan *owned = NULL;
+	if (!plan) {
+		sql_error err = {0};
+		if (plan_build(s->srv->cat, st, NULL, 0, &owned, &err) != 0) {
+			send_sql_error(s, &err);
+			statement_done(s);
+			return;
+		}
+		plan = owned;
+	}
+	start_plan(s, plan, owned, params, nparams, describe);
+}
+
+/* ---- simple query ----------------------------------------------------------------------- */
+
+static void statement_done(session *s)
+{
+	s->busy = 0;
+	if (s->closing)
+		return;
+	if (s->in_simple) {
+		bool failed = s->out.len > 0 && 0;
+		(void)failed;
+		run_simple(s);
+		return;
+	}
+	if (s->cur_portal) {
+		s->cur_portal = NULL;
+	}
+	pump(s);
+}
+
+static int last_was_error(session *s)
+{
+	return s->ex.err_state[0] != 0;
+}
+
+/* Statement-by-statement through the current simple Query; an error stops
+ * the rest (PostgreSQL runs a multi-statement Query as one implicit
+ * transaction; here each statement stands alone, see docs). */
+static void run_simple(session *s)
+{
+	(void)last_was_error;
+	while (s->qlist && s->qidx < s->qlist->n) {
+		if (s->qidx > 0 && s->out.len && s->ex.err_state[0])
+			break;
+		sql_stmt *st = s->qlist->items[s->qidx++];
+		size_t before_err = s->out.len;
+		(void)before_err;
+		s->busy = 1;
+		run_stmt(s, st, NULL, NULL, 0, true);
+		if (s->busy || s->closing)
+			return;  /* resumes in statement_done() */
+	}
+	if (s->qlist)
+		sql_stmt_list_free(s->qlist);
+	s->qlist = NULL;
+	s->in_simple = 0;
+	ready(s);
+	pump(s);
+}
+
+static void handle_query(session *s, const pgw_query *q)
+{
+	sql_error err = {0};
+	sql_stmt_list *list = NULL;
+	if (sql_parse(q->sql, q->len, &list, &err) != 0) {
+		send_sql_error(s, &err);
+		ready(s);
+		return;
+	}
+	if (list->n == 0) {
+		sql_stmt_list_free(list);
+		pgw_put_empty_query_response(&s->out);
+		ready(s);
+		return;
+	}
+	s->qlist = list;
+	s->qidx = 0;
+	s->in_simple = 1;
+	run_simple(s);
+}
+
+/* ---- extended query ------------------------------------------------------------------------ */
+
+static void ext_error(session *s, const char *sqlstate, const char *msg, uint32_t pos)
+{
+	send_error(s, sqlstate, msg, pos);
+	s->skip_to_sync = 1;
+}
+
+static void handle_parse(session *s, const pgw_parse *m)
+{
+	sql_error err = {0};
+	sql_stmt_list *list = NULL;
+	if (sql_parse(m->query, m->query_len, &list, &err) != 0) {
+		ext_error(s, err.sqlstate, err.message, (uint32_t)err.position);
+		return;
+	}
+	if (list->n > 1) {
+		sql_stmt_list_free(list);
+		ext_error(s, "42601", "cannot insert multiple commands into a prepared statement", 0);
+		return;
+	}
+	prepared *p = calloc(1, sizeof *p);
+	if (!p) {
+		sql_stmt_list_free(list);
+		ext_error(s, "53200", "out of memory", 0);
+		return;
+	}
+	p->refs = 1;
+	p->list = list;
+	p->stmt = list->n ? list->items[0] : NULL;
+	p->name = strdup(m->name);
+	p->nparam_types = m->nparams;
+	p->param_types = calloc(m->nparams + 1, sizeof *p->param_types);
+	for (uint16_t i = 0; i < m->nparams && p->param_types; i++)
+		p->param_types[i] = pgw_parse_param_type(m, i);
+	if (p->stmt && (p->stmt->kind == SQL_STMT_SELECT || p->stmt->kind == SQL_STMT_INSERT ||
+			p->stmt->kind == SQL_STMT_UPDATE || p->stmt->kind == SQL_STMT_DELETE ||
+			p->stmt->kind == SQL_STMT_CREATE_TABLE || p->stmt->kind == SQL_STMT_DROP_TABLE ||
+			p->stmt->kind == SQL_STMT_CREATE_INDEX) &&
+	    !p->stmt->compensate) {
+		if (plan_build(s->srv->cat, p->stmt, p->param_types, p->nparam_types, &p->plan, &err) != 0) {
+			free_prepared(p);
+			ext_error(s, err.sqlstate, err.message, (uint32_t)err.position);
+			return;
+		}
+	}
+	prepared *old = hmap_del(&s->stmts, m->name, strlen(m->name));
+	if (old && m->name[0]) {
+		hmap_put(&s->stmts, m->name, strlen(m->name), old);
+		free_prepared(p);
+		char msg[128];
+		snprintf(msg, sizeof msg, "prepared statement \"%s\" already exists", m->name);
+		ext_error(s, "42P05", msg, 0);
+		return;
+	}
+	free_prepared(old);
+	hmap_put(&s->stmts, m->name, strlen(m->name), p);
+	pgw_put_parse_complete(&s->out);
+}
+
+static size_t stmt_nparams(const prepared *p)
+{
+	if (p->plan)
+		return plan_nparams(p->plan);
+	return p->stmt ? (size_t)p->stmt->max_param : 0;
+}
+
+static int bind_binary(uint32_t oid, const uint8_t *d, int32_t len, sql_arena *a, wire_value *out)
+{
+	memset(out, 0, sizeof *out);
+	switch (oid) {
+	case PGW_INT2OID:
+		if (len != 2) return -1;
+		out->type = WIRE_INT;
+		out->i = (int16_t)((d[0] << 8) | d[1]);
+		return 0;
+	case PGW_INT4OID:
+		if (len != 4) return -1;
+		out->type = WIRE_INT;
+		out->i = (int32_t)(((uint32_t)d[0] << 24) | ((uint32_t)d[1] << 16) | ((uint32_t)d[2] << 8) | d[3]);
+		return 0;
+	case PGW_INT8OID: {
+		if (len != 8) return -1;
+		uint64_t v = 0;
+		for (int i = 0; i < 8; i++)
+			v = (v << 8) | d[i];
+		out->type = WIRE_INT;
+		out->i = (int64_t)v;
+		return 0;
+	}
+	case PGW_FLOAT8OID: {
+		if (len != 8) return -1;
+		uint64_t v = 0;
+		for (int i = 0; i < 8; i++)
+			v = (v << 8) | d[i];
+		out->type = WIRE_REAL;
+		memcpy(&out->r, &v, 8);
+		return 0;
+	}
+	case PGW_BOOLOID:
+		if (len != 1) return -1;
+		out->type = WIRE_INT;
+		out->i = d[0] != 0;
+		return 0;
+	case PGW_BYTEAOID: {
+		void *p = sql_arena_alloc(a, (size_t)len + 1);
+		if (!p) return -1;
+		memcpy(p, d, (size_t)len);
+		out->type = WIRE_BLOB;
+		out->p = p;
+		out->len = (uint32_t)len;
+		return 0;
+	}
+	case PGW_TEXTOID: case PGW_VARCHAROID: case PGW_BPCHAROID: case PGW_UNKNOWNOID: {
+		char *p = sql_arena_strndup(a, (const char *)d, (size_t)len);
+		if (!p) return -1;
+		out->type = WIRE_TEXT;
+		out->p = p;
+		out->len = (uint32_t)len;
+		return 0;
+	}
+	}
+	return -1;
+}
+
+static void handle_bind(session *s, const pgw_bind *b)
+{
+	prepared *p = hmap_get(&s->stmts, b->statement, strlen(b->statement));
+	if (!p) {
+		char msg[160];
+		snprintf(msg, sizeof msg, "prepared statement \"%s\" does not exist", b->statement);
+		ext_error(s, "26000", msg, 0);
+		return;
+	}
+	size_t want = stmt_nparams(p);
+	if (b->nparams != want) {
+		char msg[160];
+		snprintf(msg, sizeof msg, "bind message supplies %u parameters, but prepared statement \"%s\" requires %zu",
+			 b->nparams, b->statement, want);
+		ext_error(s, "08P01", msg, 0);
+		return;
+	}
+	for (uint16_t i = 0; i < b->nresult_formats; i++)
+		if (pgw_bind_result_format(b, i) != 0) {
+			ext_error(s, "0A000", "binary result format is not supported", 0);
+			return;
+		}
+	portal *po = calloc(1, sizeof *po);
+	if (!po) {
+		ext_error(s, "53200", "out of memory", 0);
+		return;
+	}
+	po->arena = sql_arena_new();
+	po->params = calloc(want + 1, sizeof *po->params);
+	po->nparams = want;
+	po->ps = p;
+	p->refs++;
+	po->name = strdup(b->portal);
+	pgw_bind_iter it;
+	pgw_bind_iter_init(b, &it);
+	pgw_value v;
+	sql_error err = {0};
+	for (size_t i = 0; i < want && pgw_bind_iter_next(&it, &v) == 1; i++) {
+		if (v.len < 0) {
+			po->params[i].type = WIRE_NULL;
+			continue;
+		}
+		int fmt = pgw_bind_param_format(b, (uint16_t)i);
+		uint32_t oid = p->plan ? plan_param_type(p->plan, i) : PGW_TEXTOID;
+		int rc;
+		if (fmt == 1) {
+			rc = bind_binary(oid, v.data, v.len, po->arena, &po->params[i]);
+			if (rc != 0)
+				sql_error_set(&err, "22P03", 0, "incorrect binary data format in bind parameter %zu", i + 1);
+		} else if (p->plan) {
+			rc = plan_bind_text(p->plan, i, (const char *)v.data, (size_t)v.len, po->arena, &po->params[i], &err);
+		} else {
+			char *t = sql_arena_strndup(po->arena, (const char *)v.data, (size_t)v.len);
+			po->params[i].type = WIRE_TEXT;
+			po->params[i].p = t;
+			po->params[i].len = (uint32_t)v.len;
+			rc = t ? 0 : -1;
+		}
+		if (rc != 0) {
+			free_portal(po);
+			ext_error(s, err.sqlstate[0] ? err.sqlstate : "22P02", err.message[0] ? err.message : "bad parameter", 0);
+			return;
+		}
+	}
+	portal *old = hmap_del(&s->portals, b->portal, strlen(b->portal));
+	free_portal(old);
+	hmap_put(&s->portals, b->portal, strlen(b->portal), po);
+	pgw_put_bind_complete(&s->out);
+}
+
+static void describe_stmt_rows(session *s, const prepared *p)
+{
+	if (p->plan && plan_kind_of(p->plan) == PLAN_SELECT)
+		send_row_description(s, p->plan);
+	else if (p->stmt && p->stmt->kind == SQL_STMT_SHOW) {
+		pgw_field f = pgw_field_of(p->stmt->show.name ? p->stmt->show.name : "value", PGW_TEXTOID);
+		pgw_put_row_description(&s->out, &f, 1);
+	} else
+		pgw_put_no_data(&s->out);
+}
+
+static void handle_describe(session *s, const pgw_target *t)
+{
+	if (t->kind == 'S') {
+		prepared *p = hmap_get(&s->stmts, t->name, strlen(t->name));
+		if (!p) {
+			char msg[160];
+			snprintf(msg, sizeof msg, "prepared statement \"%s\" does not exist", t->name);
+			ext_error(s, "26000", msg, 0);
+			return;
+		}
+		size_t n = stmt_nparams(p);
+		uint32_t *oids = calloc(n + 1, sizeof *oids);
+		for (size_t i = 0; oids && i < n; i++)
+			oids[i] = p->plan ? plan_param_type(p->plan, i) : PGW_TEXTOID;
+		pgw_put_parameter_description(&s->out, oids, (uint16_t)n);
+		free(oids);
+		describe_stmt_rows(s, p);
+	} else {
+		portal *po = hmap_get(&s->portals, t->name, strlen(t->name));
+		if (!po) {
+			char msg[160];
+			snprintf(msg, sizeof msg, "portal \"%s\" does not exist", t->name);
+			ext_error(s, "34000", msg, 0);
+			return;
+		}
+		describe_stmt_rows(s, po->ps);
+	}
+}
+
+static void handle_execute(session *s, const pgw_execute *e)
+{
+	portal *po = hmap_get(&s->portals, e->portal, strlen(e->portal));
+	if (!po) {
+		char msg[160];
+		snprintf(msg, sizeof msg, "portal \"%s\" does not exist", e->portal);
+		ext_error(s, "34000", msg, 0);
+		return;
+	}
+	if (!po->ps->stmt) {
+		pgw_put_empty_query_response(&s->out);
+		return;
+	}
+	s->cur_portal = po;
+	s->busy = 1;
+	run_stmt(s, po->ps->stmt, po->ps->plan, po->params, po->nparams, false);
+}
+
+static void handle_close(session *s, const pgw_target *t)
+{
+	if (t->kind == 'S')
+		free_prepared(hmap_del(&s->stmts, t->name, strlen(t->name)));
+	else
+		free_portal(hmap_del(&s->portals, t->name, strlen(t->name)));
+	pgw_put_close_complete(&s->out);
+}
+
+/* ---- message loop ----------------------------------------------------------------------- */
+
+static void handle(session *s, const pgw_msg *m)
+{
+	pgw_frontend f;
+	pgw_err err;
+	if (pgw_decode(m, &f, &err) != 0) {
+		if (!s->started) {
+			send_fatal(s, err.sqlstate, err.msg);
+			return;
+		}
+		/* a malformed or unsupported message: report it; the session goes on */
+		send_error(s, err.sqlstate, err.msg, 0);
+		if (f.kind != PGW_F_UNSUPPORTED || m->type == 'P' || m->type == 'B' || m->type == 'E' || m->type == 'D' ||
+		    m->type == 'C')
+			s->skip_to_sync = 1;
+		else
+			ready(s);
+		return;
+	}
+	if (!s->started) {
+		handle_startup(s, &f);
+		return;
+	}
+	if (s->skip_to_sync && f.kind != PGW_F_SYNC && f.kind != PGW_F_TERMINATE)
+		return;
+	switch (f.kind) {
+	case PGW_F_QUERY:
+		handle_query(s, &f.u.query);
+		return;
+	case PGW_F_PARSE:
+		handle_parse(s, &f.u.parse);
+		return;
+	case PGW_F_BIND:
+		handle_bind(s, &f.u.bind);
+		return;
+	case PGW_F_DESCRIBE:
+		handle_describe(s, &f.u.describe);
+		return;
+	case PGW_F_EXECUTE:
+		handle_execute(s, &f.u.execute);
+		return;
+	case PGW_F_CLOSE:
+		handle_close(s, &f.u.close);
+		return;
+	case PGW_F_SYNC:
+		s->skip_to_sync = 0;
+		/* an unnamed portal does not outlive its transaction; keep it simple */
+		ready(s);
+		return;
+	case PGW_F_FLUSH:
+		flush(s);
+		return;
+	case PGW_F_TERMINATE:
+		flush(s);
+		session_close(s);
+		return;
+	default:
+		send_error(s, "08P01", "unexpected message", 0);
+		s->skip_to_sync = 1;
+		return;
+	}
+}
+
+static void pump(session *s)
+{
+	while (!s->busy && !s->closing) {
+		pgw_msg m;
+		pgw_err err;
+		int rc = pgw_reader_next(&s->rd, &m, &err);
+		if (rc == 0)
+			break;
+		if (rc < 0) {
+			/* a broken stream cannot be resynchronised: say why, close */
+			send_fatal(s, err.sqlstate, err.msg);
+			return;
+		}
+		handle(s, &m);
+	}
+	if (!s->busy)
+		flush(s);
+}
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+	session *s = h->data;
+	*buf = uv_buf_init(s->rbuf, sizeof s->rbuf);
+}
+
+static void on_read(uv_stream_t *st, ssize_t n, const uv_buf_t *buf)
+{
+	session *s = st->data;
+	if (n < 0) {
+		session_close(s);
+		return;
+	}
+	if (n == 0 || s->closing)
+		return;
+	if (pgw_reader_feed(&s->rd, buf->base, (size_t)n) != 0) {
+		send_fatal(s, "53200", "out of memory");
+		return;
+	}
+	pump(s);
+}
+
+void session_accept(router_server *srv, uv_stream_t *listener)
+{
+	session *s = calloc(1, sizeof *s);
+	if (!s)
+		return;
+	s->srv = srv;
+	uv_tcp_init(srv->loop, &s->tcp);
+	s->tcp.data = s;
+	if (uv_accept(listener, (uv_stream_t *)&s->tcp) != 0) {
+		uv_close((uv_handle_t *)&s->tcp, NULL);
+		free(s);
+		return;
+	}
+	uv_tcp_nodelay(&s->tcp, 1);
+	pgw_reader_init(&s->rd);
+	pgw_buf_init(&s->out);
+	sql_buf_init(&s->fmt);
+	hmap_init(&s->stmts);
+	hmap_init(&s->portals);
+	s->txn_status = 'I';
+	s->pid = ++srv->next_pid;
+	s->key = (uint32_t)rand();
+	snprintf(s->transaction_mode, sizeof s->transaction_mode, "2pc");
+	s->next = srv->sessions;
+	if (srv->sessions)
+		srv->sessions->prev = s;
+	srv->sessions = s;
+	uv_read_start((uv_stream_t *)&s->tcp, on_alloc, on_read);
+}
+
+void session_close_all(router_server *srv)
+{
+	while (srv->sessions)
+		session_close(srv->sessions);
+}

@@ -1,0 +1,382 @@
+/*
+ * shardpool.c — multiplexed connections from the router to the shards (see
+ * shardpool.h).
+ *
+ * Per shard: state DOWN -> CONNECTING -> UP -> (error) DOWN.  Requests sent
+ * while CONNECTING wait in `queued` (already encoded) and are written when
+ * the connection comes up.  `inflight` maps request id -> pending callback.
+ * Invariant: every pending entry is either in `queued` or in `inflight`,
+ * never both, and is completed exactly once (answer, error, or close).
+ */
+#include "router/shardpool.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "txn/client.h"
+#include "txn/frame.h"
+#include "txn/hmap.h"
+
+typedef struct pending {
+	struct pending *next;
+	uint64_t id;
+	shard_cb cb;
+	void *arg;
+	uint8_t *buf;          /* header + payload, until written */
+	size_t len;
+} pending;
+
+typedef enum { CONN_DOWN, CONN_CONNECTING, CONN_UP } conn_state;
+
+typedef struct shard_conn {
+	shard_pool *pool;
+	size_t index;
+	char addr[128];
+	conn_state state;
+	uv_tcp_t *tcp;         /* heap: freed in its close callback */
+	uv_connect_t connect;
+	frame_reader fr;
+	pending *queued, **queued_tail;
+	hmap inflight;         /* id -> pending */
+	char rbuf[65536];
+} shard_conn;
+
+struct shard_pool {
+	uv_loop_t *loop;
+	shard_conn **shards;
+	size_t n;
+	uint64_t next_id;
+	int closing;
+};
+
+/* A write owns its bytes: the answer (and the pending entry's end) may
+ * come before libuv reports the write done. */
+typedef struct {
+	uv_write_t w;
+	uint8_t *buf;
+} write_op;
+
+/* Deferred callbacks: a send that fails at once must not call back from
+ * inside shard_pool_send(). */
+typedef struct {
+	uv_idle_t idle;
+	pending *p;
+	char error[256];
+} deferred;
+
+void shard_answer_free(shard_answer *a)
+{
+	if (!a)
+		return;
+	wire_message_free(&a->msg);
+	free(a->frame);
+	free(a);
+}
+
+shard_pool *shard_pool_new(uv_loop_t *loop)
+{
+	shard_pool *p = calloc(1, sizeof *p);
+	if (p)
+		p->loop = loop;
+	return p;
+}
+
+size_t shard_pool_size(const shard_pool *p)
+{
+	return p->n;
+}
+
+int shard_pool_set_addr(shard_pool *p, size_t shard, const char *addr)
+{
+	if (shard >= p->n) {
+		shard_conn **s = realloc(p->shards, (shard + 1) * sizeof *s);
+		if (!s)
+			return -1;
+		p->shards = s;
+		for (size_t i = p->n; i <= shard; i++) {
+			s[i] = calloc(1, sizeof *s[i]);
+			if (!s[i])
+				return -1;
+			s[i]->pool = p;
+			s[i]->index = i;
+			s[i]->queued_tail = &s[i]->queued;
+			hmap_init(&s[i]->inflight);
+			frame_reader_init(&s[i]->fr);
+		}
+		p->n = shard + 1;
+	}
+	snprintf(p->shards[shard]->addr, sizeof p->shards[shard]->addr, "%s", addr);
+	return 0;
+}
+
+static void on_deferred_closed(uv_handle_t *h)
+{
+	free(h->data);
+}
+
+static void on_deferred(uv_idle_t *idle)
+{
+	deferred *d = idle->data;
+	uv_idle_stop(idle);
+	d->p->cb(d->p->arg, NULL, d->error);
+	free(d->p->buf);
+	free(d->p);
+	d->p = NULL;
+	uv_close((uv_handle_t *)idle, on_deferred_closed);
+}
+
+static void fail_later(shard_pool *pool, pending *p, const char *error)
+{
+	deferred *d = calloc(1, sizeof *d);
+	if (!d) {
+		/* out of memory: call back now rather than never */
+		p->cb(p->arg, NULL, error);
+		free(p->buf);
+		free(p);
+		return;
+	}
+	d->p = p;
+	snprintf(d->error, sizeof d->error, "%s", error);
+	uv_idle_init(pool->loop, &d->idle);
+	d->idle.data = d;
+	uv_idle_start(&d->idle, on_deferred);
+}
+
+static void on_tcp_closed(uv_handle_t *h)
+{
+	free(h);
+}
+
+/* Fail everything on this connection and mark it down. */
+static void conn_fail(shard_conn *c, const char *why)
+{
+	char msg[256];
+	snprintf(msg, sizeof msg, "connection to shard %zu (%s) lost: %s", c->index, c->addr, why);
+	if (c->tcp) {
+		uv_close((uv_handle_t *)c->tcp, on_tcp_closed);
+		c->tcp = NULL;
+	}
+	c->state = CONN_DOWN;
+	frame_reader_free(&c->fr);
+	frame_reader_init(&c->fr);
+	pending *q = c->queued;
+	c->queued = NULL;
+	c->queued_tail = &c->queued;
+	while (q) {
+		pending *n = q->next;
+		fail_later(c->pool, q, msg);
+		q = n;
+	}
+	size_t it;
+	pending *list = NULL;
+	for (hmap_entry *e = hmap_first(&c->inflight, &it); e; e = hmap_next(&c->inflight, e, &it)) {
+		pending *p = e->value;
+		p->next = list;
+		list = p;
+	}
+	hmap_free(&c->inflight);
+	hmap_init(&c->inflight);
+	while (list) {
+		pending *n = list->next;
+		fail_later(c->pool, list, msg);
+		list = n;
+	}
+}
+
+static void on_written(uv_write_t *w, int status)
+{
+	write_op *op = (write_op *)w;
+	free(op->buf);
+	shard_conn *c = w->data;
+	free(op);
+	if (status < 0 && c->tcp && c->state == CONN_UP)
+		conn_fail(c, uv_strerror(status));
+}
+
+static int conn_write(shard_conn *c, pending *p)
+{
+	write_op *op = calloc(1, sizeof *op);
+	if (!op)
+		return -1;
+	op->w.data = c;
+	if (hmap_put(&c->inflight, &p->id, sizeof p->id, p) != 0) {
+		free(op);
+		return -1;
+	}
+	uv_buf_t b = uv_buf_init((char *)p->buf, (unsigned)p->len);
+	int rc = uv_write(&op->w, (uv_stream_t *)c->tcp, &b, 1, on_written);
+	if (rc != 0) {
+		hmap_del(&c->inflight, &p->id, sizeof p->id);
+		free(op);
+		return -1;
+	}
+	op->buf = p->buf;
+	p->buf = NULL;
+	return 0;
+}
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+	shard_conn *c = h->data;
+	*buf = uv_buf_init(c->rbuf, sizeof c->rbuf);
+}
+
+static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
+{
+	shard_conn *c = s->data;
+	if (n < 0) {
+		conn_fail(c, n == UV_EOF ? "closed by the shard" : uv_strerror((int)n));
+		return;
+	}
+	if (n == 0)
+		return;
+	if (frame_reader_feed(&c->fr, buf->base, (size_t)n) != 0) {
+		conn_fail(c, "out of memory");
+		return;
+	}
+	for (;;) {
+		const uint8_t *payload;
+		size_t len;
+		char err[256];
+		int rc = frame_reader_next(&c->fr, &payload, &len, err, sizeof err);
+		if (rc == 0)
+			return;
+		if (rc < 0) {
+			conn_fail(c, err);
+			return;
+		}
+		shard_answer *a = calloc(1, sizeof *a);
+		if (a)
+			a->frame = malloc(len ? len : 1);
+		if (!a || !a->frame) {
+			free(a);
+			conn_fail(c, "out of memory");
+			return;
+		}
+		memcpy(a->frame, payload, len);
+		if (wire_decode(a->frame, len, &a->msg, err, sizeof err) != 0 ||
+		    a->msg.kind != WIRE_MSG_RESPONSE) {
+			if (a->msg.kind == WIRE_MSG_REQUEST)
+				wire_message_free(&a->msg);
+			free(a->frame);
+			free(a);
+			conn_fail(c, "bad frame from the shard");
+			return;
+		}
+		uint64_t id = a->msg.resp.id;
+		pending *p = hmap_del(&c->inflight, &id, sizeof id);
+		if (!p) {
+			shard_answer_free(a);
+			continue;  /* an answer nobody waits for any more */
+		}
+		p->cb(p->arg, a, NULL);
+		free(p->buf);
+		free(p);
+		if (!c->tcp)
+			return;  /* the callback closed the pool */
+	}
+}
+
+static void on_connect(uv_connect_t *req, int status)
+{
+	shard_conn *c = req->data;
+	if (status < 0) {
+		conn_fail(c, uv_strerror(status));
+		return;
+	}
+	c->state = CONN_UP;
+	uv_tcp_nodelay(c->tcp, 1);
+	uv_read_start((uv_stream_t *)c->tcp, on_alloc, on_read);
+	pending *q = c->queued;
+	c->queued = NULL;
+	c->queued_tail = &c->queued;
+	while (q) {
+		pending *n = q->next;
+		if (conn_write(c, q) != 0)
+			fail_later(c->pool, q, "cannot write to the shard");
+		q = n;
+	}
+}
+
+static int conn_start(shard_conn *c)
+{
+	char host[128];
+	int port;
+	struct sockaddr_in sa;
+	if (wire_parse_addr(c->addr, host, sizeof host, &port) != 0 || uv_ip4_addr(host, port, &sa) != 0)
+		return -1;
+	c->tcp = calloc(1, sizeof *c->tcp);
+	if (!c->tcp)
+		return -1;
+	uv_tcp_init(c->pool->loop, c->tcp);
+	c->tcp->data = c;
+	c->connect.data = c;
+	if (uv_tcp_connect(&c->connect, c->tcp, (const struct sockaddr *)&sa, on_connect) != 0) {
+		uv_close((uv_handle_t *)c->tcp, on_tcp_closed);
+		c->tcp = NULL;
+		return -1;
+	}
+	c->state = CONN_CONNECTING;
+	return 0;
+}
+
+int shard_pool_send(shard_pool *pool, size_t shard, wire_request *req, shard_cb cb, void *arg)
+{
+	if (shard >= pool->n || pool->closing)
+		return -1;
+	shard_conn *c = pool->shards[shard];
+	pending *p = calloc(1, sizeof *p);
+	if (!p)
+		return -1;
+	req->id = p->id = ++pool->next_id;
+	p->cb = cb;
+	p->arg = arg;
+	uint8_t *payload;
+	size_t len;
+	if (wire_encode_request(req, &payload, &len) != 0) {
+		free(p);
+		return -1;
+	}
+	p->buf = malloc(len + FRAME_HEADER);
+	if (!p->buf) {
+		free(payload);
+		free(p);
+		return -1;
+	}
+	frame_header_put(p->buf, (uint32_t)len);
+	memcpy(p->buf + FRAME_HEADER, payload, len);
+	p->len = len + FRAME_HEADER;
+	free(payload);
+	if (c->state == CONN_DOWN && conn_start(c) != 0) {
+		char msg[256];
+		snprintf(msg, sizeof msg, "cannot connect to shard %zu (%s)", shard, c->addr);
+		fail_later(pool, p, msg);
+		return 0;
+	}
+	if (c->state == CONN_CONNECTING) {
+		p->next = NULL;
+		*c->queued_tail = p;
+		c->queued_tail = &p->next;
+		return 0;
+	}
+	if (conn_write(c, p) != 0) {
+		fail_later(pool, p, "cannot write to the shard");
+		conn_fail(c, "write failed");
+	}
+	return 0;
+}
+
+void shard_pool_close(shard_pool *pool)
+{
+	pool->closing = 1;
+	for (size_t i = 0; i < pool->n; i++) {
+		shard_conn *c = pool->shards[i];
+		conn_fail(c, "router shutting down");
+		frame_reader_free(&c->fr);
+		hmap_free(&c->inflight);
+		free(c);
+	}
+	free(pool->shards);
+	free(pool);
+}
