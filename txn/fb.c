@@ -45,7 +45,7 @@ static bool fb_reserve(fb_builder *b, size_t n)
 		b->failed = true;
 		return false;
 	}
-	if (b->cap - b->size >= n)
+	if (b->buf && b->cap - b->size >= n)
 		return true;
 	size_t want = b->size + n;
 	size_t cap = b->cap ? b->cap : 256;
@@ -82,7 +82,8 @@ static bool fb_prep(fb_builder *b, size_t align, size_t additional)
 	if (!fb_reserve(b, pad + additional))
 		return false;
 	b->size += pad;
-	memset(fb_front(b), 0, pad);
+	if (pad)
+		memset(fb_front(b), 0, pad);
 	return true;
 }
 
@@ -112,13 +113,14 @@ fb_ref fb_create_string(fb_builder *b, const void *s, size_t len)
 {
 	if (b->in_table || len > FB_MAX_BUFFER)
 		fb_misuse(b);
-	if (!fb_prep(b, 4, len + 1) || !fb_reserve(b, len + 1))
+	/* Bytes and NUL end 4-aligned, right before the next object. */
+	if (!fb_prep(b, 4, len + 1))
 		return 0;
 	uint8_t *p = fb_push(b, len + 1);
 	if (len)
 		memcpy(p, s, len);
 	p[len] = 0;
-	if (!fb_reserve(b, 4))
+	if (!fb_prep(b, 4, 4))
 		return 0;
 	fb_put_u32(fb_push(b, 4), (uint32_t)len);
 	return (fb_ref)b->size;
@@ -310,11 +312,12 @@ int fb_builder_finish(fb_builder *b, fb_ref root, const char *ident,
 	if (fb_prep(b, b->minalign > 4 ? b->minalign : 4, hdr)) {
 		if (ident)
 			memcpy(fb_push(b, FB_IDENT_LEN), ident, FB_IDENT_LEN);
-		if (root == 0 || root > b->size)
+		if (root == 0 || root > b->size) {
 			fb_misuse(b);
-		else
-			fb_put_u32(fb_push(b, 4),
-				   (uint32_t)(b->size + 4 - root));
+		} else {
+			uint32_t off = (uint32_t)(b->size + 4 - root);
+			fb_put_u32(fb_push(b, 4), off);
+		}
 	}
 	if (b->failed) {
 		fb_builder_free(b);
@@ -617,6 +620,7 @@ static int fb_follow(fb_verifier *v, uint64_t at, const char *name,
 		     uint64_t *target)
 {
 	uint32_t off = fb_get_u32(v->buf + at);
+	*target = 0;
 	if (off == 0 || off > FB_MAX_BUFFER)
 		return fb_fail(v, name, (size_t)at, "bad offset %u", off);
 	*target = at + off;
@@ -659,7 +663,7 @@ static int fb_check_string(fb_verifier *v, uint64_t pos, const char *name)
 int fb_verify_string(fb_verifier *v, const fb_table *t, unsigned id,
 		     const char *name, bool required)
 {
-	uint64_t pos;
+	uint64_t pos = 0;
 	int rc = fb_ref_field(v, t, id, name, required, &pos);
 	if (rc <= 0)
 		return rc;
@@ -693,7 +697,7 @@ int fb_verify_vec_strings(fb_verifier *v, const fb_vec *vec,
 			  const char *name)
 {
 	for (uint32_t i = 0; i < vec->n; i++) {
-		uint64_t at = (uint64_t)vec->pos + 4 * (uint64_t)i, pos;
+		uint64_t at = (uint64_t)vec->pos + 4 * (uint64_t)i, pos = 0;
 		size_t mark = fb_path_push(v, "%s%s[%u]", v->pathlen ? "." : "",
 					   name, i);
 		int rc = fb_follow(v, at, NULL, &pos);
@@ -710,7 +714,7 @@ int fb_verify_table_field(fb_verifier *v, const fb_table *t, unsigned id,
 			  const char *name, bool required, fb_table *out,
 			  size_t *mark)
 {
-	uint64_t pos;
+	uint64_t pos = 0;
 	int rc = fb_ref_field(v, t, id, name, required, &pos);
 	if (rc <= 0)
 		return rc;
@@ -725,7 +729,7 @@ int fb_verify_table_field(fb_verifier *v, const fb_table *t, unsigned id,
 int fb_verify_vec_table(fb_verifier *v, const fb_vec *vec, uint32_t i,
 			fb_table *out, size_t *mark)
 {
-	uint64_t at = (uint64_t)vec->pos + 4 * (uint64_t)i, pos;
+	uint64_t at = (uint64_t)vec->pos + 4 * (uint64_t)i, pos = 0;
 	*mark = fb_path_push(v, "[%u]", i);
 	if (fb_follow(v, at, NULL, &pos) < 0 ||
 	    fb_enter_table(v, pos, out) < 0) {

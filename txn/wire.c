@@ -613,3 +613,76 @@ void wire_message_free(wire_message *msg)
 	free(msg->resp.cells);
 	memset(msg, 0, sizeof(*msg));
 }
+
+/* ---- equality ---- */
+
+static bool value_equal(const wire_value *a, const wire_value *b)
+{
+	if (a->type != b->type)
+		return false;
+	switch (a->type) {
+	case WIRE_INT:
+		return a->i == b->i;
+	case WIRE_REAL:
+		return memcmp(&a->r, &b->r, sizeof(a->r)) == 0;
+	case WIRE_TEXT:
+	case WIRE_BLOB:
+		return a->len == b->len &&
+		       (a->len == 0 || memcmp(a->p, b->p, a->len) == 0);
+	default:
+		return true;
+	}
+}
+
+static bool cstr_equal(const char *a, const char *b)
+{
+	return a == b || (a && b && strcmp(a, b) == 0);
+}
+
+static bool request_equal(const wire_request *a, const wire_request *b)
+{
+	if (a->id != b->id || a->op != b->op || a->txn != b->txn ||
+	    a->ts != b->ts || a->epoch != b->epoch ||
+	    a->readonly != b->readonly || a->nparams != b->nparams ||
+	    a->nbuckets != b->nbuckets || !a->sql != !b->sql ||
+	    a->sql_len != b->sql_len)
+		return false;
+	if (a->sql && a->sql_len && memcmp(a->sql, b->sql, a->sql_len) != 0)
+		return false;
+	for (uint32_t i = 0; i < a->nparams; i++)
+		if (!value_equal(&a->params[i], &b->params[i]))
+			return false;
+	for (uint32_t i = 0; i < a->nbuckets; i++)
+		if (a->buckets[i] != b->buckets[i])
+			return false;
+	return true;
+}
+
+static bool response_equal(const wire_response *a, const wire_response *b)
+{
+	if (a->id != b->id || a->status != b->status ||
+	    a->changes != b->changes || a->ncols != b->ncols ||
+	    a->nrows != b->nrows || !cstr_equal(a->sqlstate, b->sqlstate) ||
+	    !cstr_equal(a->message, b->message) || !a->types != !b->types)
+		return false;
+	for (uint32_t c = 0; c < a->ncols; c++)
+		if (!cstr_equal(a->columns[c], b->columns[c]) ||
+		    (a->types && !cstr_equal(a->types[c], b->types[c])))
+			return false;
+	size_t ncells = (size_t)a->nrows * a->ncols;
+	for (size_t i = 0; i < ncells; i++)
+		if (!value_equal(&a->cells[i], &b->cells[i]))
+			return false;
+	return true;
+}
+
+bool wire_message_equal(const wire_message *a, const wire_message *b)
+{
+	if (a->kind != b->kind)
+		return false;
+	if (a->kind == WIRE_MSG_REQUEST)
+		return request_equal(&a->req, &b->req);
+	if (a->kind == WIRE_MSG_RESPONSE)
+		return response_equal(&a->resp, &b->resp);
+	return true;
+}

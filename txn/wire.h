@@ -11,6 +11,13 @@
  *    wire_message_free().
  *  - Strings in a verified buffer are NUL-terminated; len excludes the NUL.
  *  - A response's rows all have exactly ncols values, or decoding fails.
+ *  - A decoded TEXT/BLOB value's p is never NULL ("" when empty or absent);
+ *    on encode, a NULL types[i] or columns[i] is sent as "".
+ *  - Limits: a Message is at most FRAME_MAX bytes (txn/frame.h); the
+ *    verifier allows at most len/4 table visits and 64 levels of nesting
+ *    (txn/fb.h), so work and decoded memory stay linear in len.
+ *  - Errors name the field path and buffer offset, e.g.
+ *    "Message.request.sql: string not NUL-terminated at offset 1234".
  */
 #ifndef SHARDLITE_WIRE_H
 #define SHARDLITE_WIRE_H
@@ -93,7 +100,9 @@ typedef struct {
 } wire_message;
 
 /* Build a Message holding only a request / only a response.
- * Returns 0, or -1 (out of memory, or bigger than FRAME_MAX). */
+ * Returns 0, or -1 (out of memory, bigger than FRAME_MAX, or invalid input:
+ * an op/status/value type out of range, a NULL pointer with a nonzero
+ * length or count); *out is then NULL. */
 int wire_encode_request(const wire_request *r, uint8_t **out, size_t *outlen);
 int wire_encode_response(const wire_response *r, uint8_t **out, size_t *outlen);
 
@@ -107,6 +116,11 @@ int wire_verify(const uint8_t *buf, size_t len, char *err, size_t errlen);
 int wire_decode(const uint8_t *buf, size_t len, wire_message *msg,
 		char *err, size_t errlen);
 void wire_message_free(wire_message *msg);
+
+/* Same content: kind and every field; doubles compared by bits, TEXT/BLOB
+ * and sql by length and bytes, C strings by strcmp, NULL only equal to
+ * NULL.  For tests and fuzzers (decode(encode(m)) equals m). */
+bool wire_message_equal(const wire_message *a, const wire_message *b);
 
 /* Schema names ("Exec", "Text", "NotFound"); "Unknown" out of range. */
 const char *wire_op_name(wire_op op);
