@@ -7,7 +7,9 @@
  *   DIR/shard-I.log      its stderr
  *   DIR/shard-I/         its data directory
  *
- * The router will listen on P (default 5433).  `start` on an existing DIR
+ *   DIR/router.pid       the router, listening on 127.0.0.1:P (default 5433)
+ *   DIR/router.log, DIR/router/   its log and data (catalog.db)
+ *  `start` on an existing DIR
  * restarts whichever processes are not running, with the same ports and
  * data; it returns once every process accepts connections.
  */
@@ -24,6 +26,10 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 
 #include "txn/client.h"
 
@@ -120,14 +126,10 @@ static int ping(int port)
 	return rc;
 }
 
-static pid_t spawn_shard(const cluster *cl, int i, const char *self)
+/* Start a background process with stdout/stderr appended to logfile and
+ * its pid written to pidfile. */
+static pid_t spawn(const char *self, const char *pidfile, const char *logfile, char *const argv[])
 {
-	char pidfile[4096], logfile[4096], data[4096], id[16], listen[64];
-	path_of(cl, pidfile, sizeof pidfile, "shard-%d.pid", i);
-	path_of(cl, logfile, sizeof logfile, "shard-%d.log", i);
-	path_of(cl, data, sizeof data, "shard-%d", i);
-	snprintf(id, sizeof id, "%d", i);
-	snprintf(listen, sizeof listen, "127.0.0.1:%d", cl->port + 1 + i);
 	pid_t pid = fork();
 	if (pid < 0)
 		return -1;
@@ -141,7 +143,7 @@ static pid_t spawn_shard(const cluster *cl, int i, const char *self)
 			dup2(log, 1);
 			dup2(log, 2);
 		}
-		execl(self, "shardlite", "shard", "--id", id, "--listen", listen, "--data", data, (char *)NULL);
+		execv(self, argv);
 		_exit(127);
 	}
 	FILE *f = fopen(pidfile, "w");
@@ -150,6 +152,58 @@ static pid_t spawn_shard(const cluster *cl, int i, const char *self)
 		fclose(f);
 	}
 	return pid;
+}
+
+static pid_t spawn_shard(const cluster *cl, int i, const char *self)
+{
+	char pidfile[4096], logfile[4096], data[4096], id[16], listen[64];
+	path_of(cl, pidfile, sizeof pidfile, "shard-%d.pid", i);
+	path_of(cl, logfile, sizeof logfile, "shard-%d.log", i);
+	path_of(cl, data, sizeof data, "shard-%d", i);
+	snprintf(id, sizeof id, "%d", i);
+	snprintf(listen, sizeof listen, "127.0.0.1:%d", cl->port + 1 + i);
+	char *argv[] = {"shardlite", "shard", "--id", id, "--listen", listen, "--data", data, NULL};
+	return spawn(self, pidfile, logfile, argv);
+}
+
+static pid_t spawn_router(const cluster *cl, const char *self)
+{
+	char pidfile[4096], logfile[4096], data[4096], listen[64];
+	snprintf(pidfile, sizeof pidfile, "%s/router.pid", cl->dir);
+	snprintf(logfile, sizeof logfile, "%s/router.log", cl->dir);
+	snprintf(data, sizeof data, "%s/router", cl->dir);
+	snprintf(listen, sizeof listen, "127.0.0.1:%d", cl->port);
+	size_t cap = (size_t)cl->shards * 24 + 1;
+	char *shards = calloc(cap, 1);
+	if (!shards)
+		return -1;
+	for (int i = 0; i < cl->shards; i++) {
+		size_t len = strlen(shards);
+		snprintf(shards + len, cap - len, "%s127.0.0.1:%d", i ? "," : "", cl->port + 1 + i);
+	}
+	char *argv[] = {"shardlite", "router", "--listen", listen, "--data", data, "--shards", shards, NULL};
+	pid_t pid = spawn(self, pidfile, logfile, argv);
+	free(shards);
+	return pid;
+}
+
+/* The router answers an SSLRequest with 'N' once it serves. */
+static int router_ready(int port)
+{
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	if (fd < 0)
+		return -1;
+	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	int rc = -1;
+	if (connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0) {
+		unsigned char req[8] = {0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f};
+		char c;
+		if (write(fd, req, 8) == 8 && read(fd, &c, 1) == 1 && c == 'N')
+			rc = 0;
+	}
+	close(fd);
+	return rc;
 }
 
 static int cluster_start(cluster *cl)
@@ -214,10 +268,53 @@ static int cluster_start(cluster *cl)
 		}
 	}
 	free(pids);
-	if (rc == 0)
-		printf("cluster in %s: %d shards on 127.0.0.1:%d..%d (router: not built yet)\n", cl->dir,
-		       cl->shards, cl->port + 1, cl->port + cl->shards);
-	return rc;
+	if (rc != 0)
+		return rc;
+	char rpid[4096];
+	snprintf(rpid, sizeof rpid, "%s/router.pid", cl->dir);
+	pid_t router = read_pid(rpid);
+	if (!alive(router)) {
+		router = spawn_router(cl, self);
+		if (router < 0) {
+			fprintf(stderr, "shardlite cluster: cannot start the router: %s\n", strerror(errno));
+			return 1;
+		}
+		printf("started router (pid %d) on 127.0.0.1:%d\n", (int)router, cl->port);
+	}
+	int up = 0;
+	for (int t = 0; t < 200 && !up; t++) {
+		if (router_ready(cl->port) == 0) {
+			up = 1;
+			break;
+		}
+		int st;
+		if (waitpid(router, &st, WNOHANG) == router || !alive(router))
+			break;
+		sleep_ms(50);
+	}
+	if (!up) {
+		fprintf(stderr, "shardlite cluster: the router did not come up; see %s/router.log\n", cl->dir);
+		return 1;
+	}
+	printf("cluster in %s: router on 127.0.0.1:%d, %d shards on 127.0.0.1:%d..%d\n", cl->dir, cl->port,
+	       cl->shards, cl->port + 1, cl->port + cl->shards);
+	printf("connect with: psql -h 127.0.0.1 -p %d\n", cl->port);
+	return 0;
+}
+
+static void stop_pid(pid_t pid, const char *what)
+{
+	if (!alive(pid))
+		return;
+	kill(pid, SIGTERM);
+	int t = 0;
+	while (alive(pid) && t++ < 200)
+		sleep_ms(50);
+	if (alive(pid)) {
+		fprintf(stderr, "shardlite cluster: the %s ignored SIGTERM; killing it\n", what);
+		kill(pid, SIGKILL);
+	}
+	printf("stopped %s (pid %d)\n", what, (int)pid);
 }
 
 static int cluster_stop(cluster *cl)
@@ -226,6 +323,10 @@ static int cluster_stop(cluster *cl)
 		fprintf(stderr, "shardlite cluster: no cluster in %s\n", cl->dir);
 		return 1;
 	}
+	char rpid[4096];
+	snprintf(rpid, sizeof rpid, "%s/router.pid", cl->dir);
+	stop_pid(read_pid(rpid), "router");
+	unlink(rpid);
 	for (int i = 0; i < cl->shards; i++) {
 		char pidfile[4096];
 		path_of(cl, pidfile, sizeof pidfile, "shard-%d.pid", i);
@@ -253,7 +354,15 @@ static int cluster_status(cluster *cl)
 		return 1;
 	}
 	int down = 0;
-	printf("router   127.0.0.1:%d  not built yet\n", cl->port);
+	char rpid[4096];
+	snprintf(rpid, sizeof rpid, "%s/router.pid", cl->dir);
+	pid_t router = read_pid(rpid);
+	int rup = alive(router) && router_ready(cl->port) == 0;
+	printf("router   127.0.0.1:%d  %s", cl->port, rup ? "running" : "stopped");
+	if (rup)
+		printf(" (pid %d)", (int)router);
+	printf("\n");
+	down += !rup;
 	for (int i = 0; i < cl->shards; i++) {
 		char pidfile[4096];
 		path_of(cl, pidfile, sizeof pidfile, "shard-%d.pid", i);

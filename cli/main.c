@@ -12,8 +12,10 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "router/server.h"
 #include "shard/server.h"
 #include "txn/client.h"
+#include "txn/failpoint.h"
 
 static void usage_main(FILE *f)
 {
@@ -91,21 +93,52 @@ static int cmd_shard(int argc, char **argv)
 static void usage_router(FILE *f)
 {
 	fprintf(f,
-		"usage: shardlite router --listen HOST:PORT --data DIR\n"
+		"usage: shardlite router --listen HOST:PORT --data DIR [--shards HOST:PORT,...]\n"
 		"\n"
-		"The router (PostgreSQL wire protocol, SQL, partitioning) is not built yet;\n"
-		"see issue 3.  Shards can be used directly with 'shardlite shard-query'.\n");
+		"  --listen HOST:PORT   PostgreSQL protocol address (default 127.0.0.1:5433)\n"
+		"  --data DIR           data directory (holds catalog.db)\n"
+		"  --shards LIST        comma-separated shard addresses, for a new catalog;\n"
+		"                       afterwards the catalog remembers them\n");
 }
 
 static int cmd_router(int argc, char **argv)
 {
-	for (int i = 1; i < argc; i++)
-		if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
-			usage_router(stdout);
-			return 0;
+	static const struct option opts[] = {
+		{"listen", required_argument, 0, 'l'},
+		{"data", required_argument, 0, 'd'},
+		{"shards", required_argument, 0, 's'},
+		{"help", no_argument, 0, 'h'},
+		{0, 0, 0, 0},
+	};
+	char host[256] = "127.0.0.1";
+	router_config cfg = {.host = host, .port = 5433};
+	char *list = NULL;
+	const char *shards[256];
+	int c;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'l':
+			if (wire_parse_addr(optarg, host, sizeof host, &cfg.port) != 0) {
+				fprintf(stderr, "shardlite router: bad --listen address '%s' (want HOST:PORT)\n", optarg);
+				return 2;
+			}
+			break;
+		case 'd': cfg.data_dir = optarg; break;
+		case 's': list = optarg; break;
+		case 'h': usage_router(stdout); return 0;
+		default: usage_router(stderr); return 2;
 		}
-	fprintf(stderr, "shardlite router: not built yet: the router is missing (PostgreSQL protocol front end)\n");
-	return 3;
+	}
+	if (!cfg.data_dir) {
+		fprintf(stderr, "shardlite router: --data is required\n");
+		usage_router(stderr);
+		return 2;
+	}
+	for (char *tok = list ? strtok(list, ",") : NULL; tok && cfg.nshards < 256; tok = strtok(NULL, ","))
+		shards[cfg.nshards++] = tok;
+	cfg.shards = shards;
+	return router_run(&cfg);
 }
 
 static void print_value(const wire_value *v)
@@ -177,6 +210,7 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	const char *cmd = argv[1];
+	failpoints_init();
 	if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 || strcmp(cmd, "help") == 0) {
 		usage_main(stdout);
 		return 0;

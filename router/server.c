@@ -14,6 +14,7 @@
 #include <time.h>
 #include <uv.h>
 
+#include "coordinator/coordinator.h"
 #include "router/catalog.h"
 #include "router/session.h"
 #include "router/shardpool.h"
@@ -40,6 +41,7 @@ static void on_signal(uv_signal_t *sig, int signum)
 	rp->srv.stopping = 1;
 	fprintf(stderr, "router: signal %d, shutting down\n", signum);
 	session_close_all(&rp->srv);
+	coord_close(rp->srv.coord);
 	uv_close((uv_handle_t *)&rp->listener, NULL);
 	uv_close((uv_handle_t *)&rp->sigterm, NULL);
 	uv_close((uv_handle_t *)&rp->sigint, NULL);
@@ -86,6 +88,12 @@ int router_run(const router_config *cfg)
 	rp.srv.pool = shard_pool_new(rp.srv.loop);
 	for (size_t i = 0; rp.srv.pool && i < catalog_nshards(rp.srv.cat); i++)
 		shard_pool_set_addr(rp.srv.pool, i, catalog_shard_addr(rp.srv.cat, i));
+	rp.srv.coord = coord_open(rp.srv.loop, rp.srv.pool, rp.srv.cat, cfg->data_dir, err, sizeof err);
+	if (!rp.srv.coord) {
+		fprintf(stderr, "router: coordinator: %s\n", err);
+		catalog_close(rp.srv.cat);
+		return 1;
+	}
 	struct sockaddr_in addr;
 	int rc = uv_ip4_addr(cfg->host, cfg->port, &addr);
 	if (rc == 0)

@@ -15,12 +15,12 @@
  *
  * Transactions: an explicit transaction gets one id (also its wait-die age)
  * and every shard it touches holds a private workspace for it.  A
- * transaction that writes on one shard commits there in one phase.  Writing
- * on a second shard needs the coordinator (two-phase commit), which is not
- * built yet: such a statement is refused with 0A000 and nothing is committed
- * non-atomically.  The same holds for autocommit writes that reach several
- * shards (reference tables, writes without a routing key); DDL is sent to
- * every shard as idempotent statements (IF [NOT] EXISTS).
+ * transaction that wrote on at most one shard commits in one phase; one
+ * that wrote on several commits through the coordinator (two-phase commit,
+ * coordinator/coordinator.h).  An autocommit write that reaches several
+ * shards (reference tables, writes without a routing key, INSERTs spread
+ * over shards) runs as an implicit transaction committed the same way.
+ * DDL is sent to every shard as idempotent statements (IF [NOT] EXISTS).
  *
  * Invariants: busy == 1 iff an exec is in flight (ex.pending > 0 or a
  * commit/rollback fan-out is waiting); every shard answer is freed exactly
@@ -98,12 +98,19 @@ struct session {
 	char client_encoding[32];
 	char application_name[64];
 	char transaction_mode[16];
+	int implicit;            /* an autocommit statement running as a txn */
+	int in_commit;           /* the coordinator owns the transaction now */
+	int handle_closed;       /* libuv closed the socket: free when idle */
+	char implicit_tag[64];
 	hmap stmts;              /* name -> prepared */
 	hmap portals;            /* name -> portal */
 	/* simple query in progress */
 	sql_stmt_list *qlist;
 	size_t qidx;
 	int in_simple;
+	int in_run;              /* inside run_simple()'s loop */
+	int simple_failed;       /* a statement of the current Query failed */
+	int in_pump;             /* inside pump()'s loop */
 	portal *cur_portal;
 	exec_state ex;
 	char rbuf[65536];
@@ -132,13 +139,28 @@ typedef struct {
 	pgw_buf buf;
 } write_op;
 
-static void on_closed(uv_handle_t *h)
+/* The session's memory goes only when the socket is closed and no shard
+ * or coordinator callback can still arrive (busy == 0). */
+static void maybe_free(session *s)
 {
-	session *s = h->data;
+	if (!s->handle_closed || s->busy)
+		return;
 	pgw_reader_free(&s->rd);
 	pgw_buf_free(&s->out);
 	sql_buf_free(&s->fmt);
 	free(s);
+}
+
+static void on_closed(uv_handle_t *h)
+{
+	session *s = h->data;
+	s->handle_closed = 1;
+	maybe_free(s);
+}
+
+static void session_ignore_answer(void *arg, shard_answer *a, const char *err)
+{
+	shard_answer_free(a);
 }
 
 static void free_prepared(prepared *p)
@@ -176,14 +198,14 @@ static void session_close(session *s)
 		srv->sessions = s->next;
 	if (s->next)
 		s->next->prev = s->prev;
-	/* an open transaction dies with its client: tell the shards */
-	if (s->txn_status != 'I') {
+	/* An open transaction dies with its client: tell the shards (fire and
+	 * forget; they also roll back idle transactions).  Not once the
+	 * coordinator owns it: its outcome is the coordinator's to decide. */
+	if (s->txn_status != 'I' && !s->in_commit) {
 		for (size_t i = 0; i < MAX_SHARDS && i < catalog_nshards(srv->cat); i++) {
 			if (!s->touched[i])
 				continue;
 			wire_request r = {.op = WIRE_OP_ROLLBACK, .txn = s->txn};
-			/* fire and forget: the shard also rolls back idle transactions */
-			extern void session_ignore_answer(void *, shard_answer *, const char *);
 			shard_pool_send(srv->pool, i, &r, session_ignore_answer, NULL);
 		}
 	}
@@ -198,11 +220,6 @@ static void session_close(session *s)
 		sql_stmt_list_free(s->qlist);
 	s->qlist = NULL;
 	uv_close((uv_handle_t *)&s->tcp, on_closed);
-}
-
-void session_ignore_answer(void *arg, shard_answer *a, const char *err)
-{
-	shard_answer_free(a);
 }
 
 static void on_written(uv_write_t *w, int status)
@@ -260,6 +277,8 @@ static void send_error(session *s, const char *sqlstate, const char *msg, uint32
 	pgw_put_error_response(&s->out, &n);
 	if (s->txn_status == 'T')
 		s->txn_status = 'E';
+	if (s->in_simple)
+		s->simple_failed = 1;  /* the rest of the Query is skipped */
 }
 
 static void send_sql_error(session *s, const sql_error *e)
@@ -395,12 +414,29 @@ static void ex_reset(session *s)
 }
 
 static void statement_done(session *s);
+static void end_txn_state(session *s);
+static void commit_implicit(session *s, const char *tag);
+
+/* Roll back on every shard the transaction touched, without waiting. */
+static void rollback_touched(session *s)
+{
+	for (size_t i = 0; i < MAX_SHARDS && i < catalog_nshards(s->srv->cat); i++) {
+		if (!s->touched[i])
+			continue;
+		wire_request r = {.op = WIRE_OP_ROLLBACK_PREPARED, .txn = s->txn};
+		shard_pool_send(s->srv->pool, i, &r, session_ignore_answer, NULL);
+	}
+}
 
 static void finish_stmt(session *s)
 {
 	exec_state *ex = &s->ex;
 	const router_plan *p = ex->plan;
 	if (ex->err_state[0]) {
+		if (s->implicit) {
+			rollback_touched(s);
+			end_txn_state(s);
+		}
 		send_error(s, ex->err_state, ex->err_msg, 0);
 		ex_reset(s);
 		statement_done(s);
@@ -423,7 +459,18 @@ static void finish_stmt(session *s)
 	if (rc == 0 && plan_kind_of(p) >= PLAN_CREATE_TABLE)
 		rc = plan_apply_ddl(p, s->srv->cat, &err);
 	if (rc != 0) {
+		if (s->implicit) {
+			rollback_touched(s);
+			end_txn_state(s);
+		}
 		send_sql_error(s, &err);
+	} else if (s->implicit) {
+		char tag[64];
+		snprintf(tag, sizeof tag, "%s", r.tag);
+		plan_result_free(&r);
+		ex_reset(s);
+		commit_implicit(s, tag);
+		return;
 	} else {
 		if (ex->describe && plan_kind_of(p) == PLAN_SELECT)
 			send_row_description(s, p);
@@ -470,6 +517,8 @@ static void on_shard_answer(void *arg, shard_answer *a, const char *error)
 		return;
 	if (s->closing) {
 		ex_reset(s);
+		s->busy = 0;
+		maybe_free(s);
 		return;
 	}
 	if (ex->kind == EX_STMT)
@@ -535,26 +584,20 @@ static void start_plan(session *s, const router_plan *p, router_plan *owned, con
 		statement_done(s);
 		return;
 	}
-	if (writes && !ddl) {
-		size_t writers = 0;
-		for (size_t i = 0; i < catalog_nshards(s->srv->cat) && i < MAX_SHARDS; i++)
-			writers += s->wrote[i];
-		for (size_t i = 0; i < n; i++)
-			if (!s->wrote[ex->batch.reqs[i].shard]) {
-				writers++;
-				/* count each new shard once */
-				for (size_t j = i + 1; j < n; j++)
-					if (ex->batch.reqs[j].shard == ex->batch.reqs[i].shard)
-						writers--;
-			}
-		if (writers > 1) {
-			send_error(s, "0A000",
-				   "a write reaching more than one shard needs the two-phase commit coordinator, "
-				   "which is not built yet; nothing was written",
-				   0);
-			ex_reset(s);
-			statement_done(s);
-			return;
+	if (writes && !ddl && s->txn_status == 'I') {
+		/* Several shards written by one autocommit statement: make it one
+		 * atomic transaction. */
+		size_t distinct = 0;
+		for (size_t i = 0; i < n; i++) {
+			size_t j = 0;
+			while (j < i && ex->batch.reqs[j].shard != ex->batch.reqs[i].shard)
+				j++;
+			distinct += j == i;
+		}
+		if (distinct > 1) {
+			s->implicit = 1;
+			s->txn_status = 'T';
+			s->txn = router_new_txn(s->srv);
 		}
 	}
 	wire_request *reqs = calloc(n ? n : 1, sizeof *reqs);
@@ -610,6 +653,7 @@ static void start_plan(session *s, const router_plan *p, router_plan *owned, con
 
 static void end_txn_state(session *s)
 {
+	s->implicit = 0;
 	s->txn_status = 'I';
 	s->txn = 0;
 	memset(s->touched, 0, sizeof s->touched);
@@ -646,12 +690,67 @@ void finish_end_txn(session *s)
 	statement_done(s);
 }
 
+static void on_coord_done(void *arg, int committed, const char *sqlstate, const char *message)
+{
+	session *s = arg;
+	s->in_commit = 0;
+	if (s->closing) {
+		s->busy = 0;
+		maybe_free(s);
+		return;
+	}
+	const char *tag = s->implicit ? s->implicit_tag : "COMMIT";
+	char t[64];
+	snprintf(t, sizeof t, "%s", tag);
+	end_txn_state(s);
+	s->busy = 0;
+	if (committed)
+		pgw_put_command_complete(&s->out, t);
+	else
+		send_error(s, sqlstate, message, 0);
+	statement_done(s);
+}
+
+/* Two-phase commit of everything the transaction touched. */
+static void commit_2pc(session *s)
+{
+	size_t shards[MAX_SHARDS];
+	bool wrote[MAX_SHARDS];
+	size_t n = 0;
+	for (size_t i = 0; i < MAX_SHARDS && i < catalog_nshards(s->srv->cat); i++)
+		if (s->touched[i]) {
+			shards[n] = i;
+			wrote[n++] = s->wrote[i];
+		}
+	s->busy = 1;
+	s->in_commit = 1;
+	coord_commit(s->srv->coord, s->txn, s->txn, shards, wrote, n, on_coord_done, s);
+}
+
+static void commit_implicit(session *s, const char *tag)
+{
+	snprintf(s->implicit_tag, sizeof s->implicit_tag, "%s", tag);
+	commit_2pc(s);
+}
+
+static size_t writers(const session *s)
+{
+	size_t w = 0;
+	for (size_t i = 0; i < MAX_SHARDS; i++)
+		w += s->wrote[i];
+	return w;
+}
+
 static void end_txn(session *s, bool commit)
 {
 	exec_state *ex = &s->ex;
 	memset(ex, 0, sizeof *ex);
-	ex->kind = EX_END_TXN;
 	bool failed = s->txn_status == 'E';
+	if (commit && !failed && writers(s) > 1) {
+		commit_2pc(s);
+		return;
+	}
+	ex->kind = EX_END_TXN;
 	ex->commit = commit && !failed;
 	ex->end_tag = ex->commit ? "COMMIT" : "ROLLBACK";
 	size_t n = 0;
@@ -798,9 +897,25 @@ static void do_show(session *s, const sql_show *sh)
 		free(bufs);
 		return;
 	}
-	case SQL_SHOW_TRANSACTIONS:
-		send_error(s, "0A000", "SHOW TRANSACTIONS needs the coordinator, which is not built yet", 0);
+	case SQL_SHOW_TRANSACTIONS: {
+		coord_row rows[256];
+		size_t n = coord_list(srv->coord, rows, 256);
+		const char **cells = calloc(n * 4 + 1, sizeof *cells);
+		if (!cells) {
+			send_error(s, "53200", "out of memory", 0);
+			return;
+		}
+		for (size_t i = 0; i < n; i++) {
+			cells[i * 4] = rows[i].txn;
+			cells[i * 4 + 1] = rows[i].state;
+			cells[i * 4 + 2] = rows[i].participants;
+			cells[i * 4 + 3] = rows[i].age_ms;
+		}
+		const char *names[] = {"txn", "state", "participants", "age_ms"};
+		send_text_table(s, 4, names, n, cells, "SELECT");
+		free(cells);
 		return;
+	}
 	case SQL_SHOW_SAGAS:
 		send_error(s, "0A000", "SHOW SAGAS: saga mode is not built yet", 0);
 		return;
@@ -951,26 +1066,22 @@ static void run_stmt(session *s, sql_stmt *st, const router_plan *plan, const wi
 
 /* ---- simple query ----------------------------------------------------------------------- */
 
+/* A statement finished.  Called synchronously (from inside run_simple() or
+ * pump(), whose loops go on by themselves) or from a shard/coordinator
+ * callback, which must restart the loop. */
 static void statement_done(session *s)
 {
 	s->busy = 0;
 	if (s->closing)
 		return;
 	if (s->in_simple) {
-		bool failed = s->out.len > 0 && 0;
-		(void)failed;
-		run_simple(s);
+		if (!s->in_run)
+			run_simple(s);
 		return;
 	}
-	if (s->cur_portal) {
-		s->cur_portal = NULL;
-	}
-	pump(s);
-}
-
-static int last_was_error(session *s)
-{
-	return s->ex.err_state[0] != 0;
+	s->cur_portal = NULL;
+	if (!s->in_pump)
+		pump(s);
 }
 
 /* Statement-by-statement through the current simple Query; an error stops
@@ -978,24 +1089,29 @@ static int last_was_error(session *s)
  * transaction; here each statement stands alone, see docs). */
 static void run_simple(session *s)
 {
-	(void)last_was_error;
-	while (s->qlist && s->qidx < s->qlist->n) {
-		if (s->qidx > 0 && s->out.len && s->ex.err_state[0])
+	s->in_run = 1;
+	while (s->qlist && s->qidx < s->qlist->n && !s->closing) {
+		if (s->simple_failed)
 			break;
 		sql_stmt *st = s->qlist->items[s->qidx++];
-		size_t before_err = s->out.len;
-		(void)before_err;
 		s->busy = 1;
 		run_stmt(s, st, NULL, NULL, 0, true);
-		if (s->busy || s->closing)
+		if (s->busy || s->closing) {
+			s->in_run = 0;
 			return;  /* resumes in statement_done() */
+		}
 	}
+	s->in_run = 0;
+	if (s->closing)
+		return;
 	if (s->qlist)
 		sql_stmt_list_free(s->qlist);
 	s->qlist = NULL;
 	s->in_simple = 0;
+	s->simple_failed = 0;
 	ready(s);
-	pump(s);
+	if (!s->in_pump)
+		pump(s);
 }
 
 static void handle_query(session *s, const pgw_query *q)
@@ -1347,6 +1463,7 @@ static void handle(session *s, const pgw_msg *m)
 
 static void pump(session *s)
 {
+	s->in_pump = 1;
 	while (!s->busy && !s->closing) {
 		pgw_msg m;
 		pgw_err err;
@@ -1355,11 +1472,13 @@ static void pump(session *s)
 			break;
 		if (rc < 0) {
 			/* a broken stream cannot be resynchronised: say why, close */
+			s->in_pump = 0;
 			send_fatal(s, err.sqlstate, err.msg);
 			return;
 		}
 		handle(s, &m);
 	}
+	s->in_pump = 0;
 	if (!s->busy)
 		flush(s);
 }

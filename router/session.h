@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "coordinator/coordinator.h"
 #include "router/catalog.h"
 #include "router/shardpool.h"
 
@@ -15,6 +16,7 @@ typedef struct router_server {
 	uv_loop_t *loop;
 	catalog *cat;
 	shard_pool *pool;
+	coordinator *coord;
 	uint64_t next_txn;      /* last transaction id handed out */
 	uint32_t next_pid;
 	struct session *sessions;  /* all live sessions */

@@ -5,7 +5,7 @@ set -euo pipefail
 
 PKGS=(
   build-essential autoconf automake pkg-config git
-  libsqlite3-dev sqlite3 libuv1-dev lemon flatbuffers-compiler
+  libsqlite3-dev sqlite3 libuv1-dev zlib1g-dev lemon flatbuffers-compiler
   clang libclang-rt-14-dev python3
 )
 

@@ -27,6 +27,7 @@
 
 #include "shard/locks.h"
 #include "shard/store.h"
+#include "txn/failpoint.h"
 #include "txn/hmap.h"
 
 typedef enum { TXN_ACTIVE = 1, TXN_PREPARED = 2, TXN_REMOVED = 3 } txn_state;
@@ -71,6 +72,7 @@ struct shard_executor {
 	shard_txn *touched;
 	int batch_wrote;
 	uint64_t last_sweep_ms, ts_counter;
+	int batch_prepared, batch_committed_prepared;  /* for failpoints */
 	/* statistics (writer) */
 	uint64_t n_batches, n_fsync_batches, n_requests, n_commits, n_lock_waits, n_deaths;
 
@@ -594,6 +596,7 @@ static int do_prepare(shard_executor *ex, shard_req *req, shard_txn *t)
 {
 	store_result res;
 	store_result_init(&res);
+	FAILPOINT("shard-before-prepare");
 	if (t->pstate == TXN_PREPARED)
 		goto out;  /* idempotent */
 	if (t->parked) {
@@ -641,6 +644,7 @@ static int do_prepare(shard_executor *ex, shard_req *req, shard_txn *t)
 	}
 	t->pstate = TXN_PREPARED;
 	ex->batch_wrote = 1;
+	ex->batch_prepared = 1;
 out:
 	answer(req, &res);
 	store_result_free(&res);
@@ -663,6 +667,8 @@ static int do_commit(shard_executor *ex, shard_req *req, shard_txn *t, int prepa
 {
 	store_result res;
 	store_result_init(&res);
+	if (prepared)
+		FAILPOINT("shard-before-commit-prepared");
 	if (prepared && t->pstate != TXN_PREPARED) {
 		store_result_error(&res, "55000", "transaction %" PRIu64 " is not prepared", t->id);
 		goto out;
@@ -698,6 +704,7 @@ static int do_commit(shard_executor *ex, shard_req *req, shard_txn *t, int prepa
 	internal_exec(ex, "RELEASE cmt");
 	t->pstate = TXN_REMOVED;
 	ex->batch_wrote = 1;
+	ex->batch_committed_prepared |= prepared;
 	ex->n_commits++;
 out:
 	answer(req, &res);
@@ -842,6 +849,7 @@ static void run_batch(shard_executor *ex, shard_req *batch)
 	int shutdown = 0;
 	ex->n_batches++;
 	ex->batch_wrote = 0;
+	ex->batch_prepared = ex->batch_committed_prepared = 0;
 	if (internal_exec(ex, "BEGIN") != 0) {
 		for (shard_req *r = batch; r; r = r->next)
 			if (r->kind == REQ_WIRE)
@@ -895,6 +903,11 @@ static void run_batch(shard_executor *ex, shard_req *batch)
 		}
 	}
 	commit_effects(ex, &wake, &extra);
+	/* durable, not yet answered */
+	if (ex->batch_prepared)
+		FAILPOINT("shard-after-prepare");
+	if (ex->batch_committed_prepared)
+		FAILPOINT("shard-after-commit-prepared");
 deliver_out:
 	requeue_woken(ex, wake);
 	*done_tail = extra;

@@ -18,7 +18,7 @@ trap cleanup EXIT
 t "cluster --help works" '"$bin" cluster --help | grep -q "usage: shardlite cluster"'
 t "cluster start returns once shards serve" '"$bin" cluster start --dir "$dir" --shards 3 --port $port >/dev/null'
 t "pid files exist" '[ -f "$dir/shard-0.pid" ] && [ -f "$dir/shard-2.pid" ]'
-t "status reports all running" '"$bin" cluster status --dir "$dir" | grep -c running | grep -qx 3'
+t "status reports the router and 3 shards running" '"$bin" cluster status --dir "$dir" | grep -c running | grep -qx 4'
 t "shard 1 serves SQL" '"$bin" shard-query 127.0.0.1:$((port + 2)) "CREATE TABLE k(id INTEGER PRIMARY KEY)" >/dev/null && "$bin" shard-query 127.0.0.1:$((port + 2)) "INSERT INTO k VALUES (42)" >/dev/null'
 pid1=$(cat "$dir/shard-1.pid")
 pid0=$(cat "$dir/shard-0.pid")
@@ -27,7 +27,8 @@ sleep 0.2
 t "status notices the dead shard (exit 1)" '! "$bin" cluster status --dir "$dir" >/dev/null'
 t "start again restarts only the dead shard" '"$bin" cluster start --dir "$dir" >/dev/null && [ "$(cat "$dir/shard-0.pid")" = "$pid0" ] && [ "$(cat "$dir/shard-1.pid")" != "$pid1" ]'
 t "same port, same data after restart" '[ "$("$bin" shard-query 127.0.0.1:$((port + 2)) "SELECT id FROM k")" = 42 ]'
-t "cluster stop" '"$bin" cluster stop --dir "$dir" >/dev/null && ! alive "$pid0"'
+rpid=$(cat "$dir/router.pid")
+t "cluster stop stops the router and the shards" '"$bin" cluster stop --dir "$dir" >/dev/null && ! alive "$pid0" && ! alive "$rpid"'
 t "status after stop exits 1" '! "$bin" cluster status --dir "$dir" >/dev/null'
 echo "1..$n"
 exit $failed

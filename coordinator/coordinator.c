@@ -1,0 +1,491 @@
+/*
+ * coordinator.c — two-phase commit and in-doubt resolution (see
+ * coordinator.h for the state machine).
+ *
+ * Invariants:
+ *  - a txn is in `inflight` from coord_commit() until its last phase-two
+ *    answer; the sweep never resolves an inflight txn;
+ *  - a COMMIT record exists (dlog_is_committed) from before the client is
+ *    told "committed" until every participant acknowledged COMMIT PREPARED;
+ *  - every callback to the session runs exactly once.
+ */
+#include "coordinator/coordinator.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "coordinator/decision_log.h"
+#include "txn/failpoint.h"
+#include "txn/hmap.h"
+
+#define SWEEP_MS 1000
+
+typedef enum { C_PREPARING = 1, C_LOGGING, C_COMMITTING, C_ABORTING, C_RECOVERING } cstate;
+
+static const char *state_name(cstate s)
+{
+	switch (s) {
+	case C_PREPARING: return "preparing";
+	case C_LOGGING: return "logging decision";
+	case C_COMMITTING: return "committing";
+	case C_ABORTING: return "aborting";
+	case C_RECOVERING: return "recovering (commit)";
+	}
+	return "?";
+}
+
+enum { V_NONE = 0, V_OK, V_READONLY, V_NO };
+
+typedef struct ctxn {
+	coordinator *c;
+	uint64_t txn, ts;
+	cstate state;
+	size_t n;
+	size_t *shards;
+	int *vote;
+	size_t pending;
+	coord_done_cb cb;
+	void *arg;
+	uint64_t started_ms;
+	char sqlstate[6];
+	char message[256];
+	size_t next_commit;   /* sequential phase two (failpoint testing) */
+} ctxn;
+
+struct coordinator {
+	uv_loop_t *loop;
+	shard_pool *pool;
+	const catalog *cat;
+	decision_log *log;
+	hmap inflight;        /* txn -> ctxn */
+	uv_timer_t sweep;
+	int sweeping;         /* STATUS answers outstanding */
+	/* this sweep: decisions settled before it asked, prepared txns seen */
+	uint64_t *settled;
+	size_t nsettled;
+	hmap seen_prepared;
+	int sweep_failed;
+};
+
+typedef struct {
+	ctxn *t;
+	size_t i;
+} slot;
+
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static void ctxn_free(ctxn *t)
+{
+	hmap_del(&t->c->inflight, &t->txn, sizeof t->txn);
+	free(t->shards);
+	free(t->vote);
+	free(t);
+}
+
+static void send_op(ctxn *t, size_t i, wire_op op, shard_cb cb)
+{
+	wire_request r = {.op = op, .txn = t->txn, .ts = t->ts};
+	slot *s = malloc(sizeof *s);
+	if (!s || shard_pool_send(t->c->pool, t->shards[i], &r, cb, s) != 0) {
+		free(s);
+		/* treat as an immediate transport failure */
+		cb(NULL, NULL, "cannot send");
+		return;
+	}
+	s->t = t;
+	s->i = i;
+}
+
+/* ---- phase two ---------------------------------------------------------------- */
+
+static void on_commit_answer(void *arg, shard_answer *a, const char *error);
+
+static void commit_next(ctxn *t)
+{
+	while (t->next_commit < t->n && t->vote[t->next_commit] != V_OK)
+		t->next_commit++;
+	if (t->next_commit < t->n)
+		send_op(t, t->next_commit++, WIRE_OP_COMMIT_PREPARED, on_commit_answer);
+}
+
+static void on_commit_answer(void *arg, shard_answer *a, const char *error)
+{
+	slot *s = arg;
+	if (!s)
+		return;
+	ctxn *t = s->t;
+	free(s);
+	int ok = a && (a->msg.resp.status == WIRE_OK || a->msg.resp.status == WIRE_NOT_FOUND);
+	if (!ok)
+		fprintf(stderr, "coordinator: COMMIT PREPARED of %" PRIu64 " on a shard failed (%s); the sweep retries\n",
+			t->txn, error ? error : (a && a->msg.resp.message ? a->msg.resp.message : "error"));
+	shard_answer_free(a);
+	FAILPOINT("coord-between-commits");
+	if (--t->pending > 0) {
+		if (failpoints_armed)
+			commit_next(t);
+		return;
+	}
+	/* The decision stays in the log; the sweep retires it once no shard
+	 * holds the transaction prepared (and commits it where one still does). */
+	FAILPOINT("coord-after-commits");
+	ctxn_free(t);
+}
+
+static void phase_two(ctxn *t)
+{
+	t->state = C_COMMITTING;
+	t->pending = 0;
+	for (size_t i = 0; i < t->n; i++)
+		if (t->vote[i] == V_OK)
+			t->pending++;
+	t->next_commit = 0;
+	if (failpoints_armed) {
+		/* one at a time, so that a crash between them is a real state */
+		commit_next(t);
+		return;
+	}
+	for (size_t i = 0; i < t->n; i++)
+		if (t->vote[i] == V_OK)
+			send_op(t, i, WIRE_OP_COMMIT_PREPARED, on_commit_answer);
+}
+
+static void on_durable(void *arg, int status)
+{
+	ctxn *t = arg;
+	FAILPOINT("coord-after-decision");
+	t->cb(t->arg, 1, NULL, NULL);
+	t->cb = NULL;
+	phase_two(t);
+}
+
+/* ---- abort ------------------------------------------------------------------- */
+
+static void on_abort_answer(void *arg, shard_answer *a, const char *error)
+{
+	slot *s = arg;
+	shard_answer_free(a);
+	if (!s)
+		return;
+	ctxn *t = s->t;
+	free(s);
+	if (--t->pending == 0)
+		ctxn_free(t);
+}
+
+static void abort_all(ctxn *t)
+{
+	t->state = C_ABORTING;
+	if (t->cb) {
+		t->cb(t->arg, 0, t->sqlstate[0] ? t->sqlstate : "40001",
+		      t->message[0] ? t->message : "the transaction was rolled back");
+		t->cb = NULL;
+	}
+	t->pending = 0;
+	for (size_t i = 0; i < t->n; i++)
+		if (t->vote[i] != V_READONLY)
+			t->pending++;
+	if (t->pending == 0) {
+		ctxn_free(t);
+		return;
+	}
+	for (size_t i = 0; i < t->n; i++)
+		if (t->vote[i] != V_READONLY)
+			send_op(t, i, WIRE_OP_ROLLBACK_PREPARED, on_abort_answer);
+}
+
+/* ---- phase one ---------------------------------------------------------------- */
+
+static void on_prepare_answer(void *arg, shard_answer *a, const char *error)
+{
+	slot *s = arg;
+	if (!s)
+		return;
+	ctxn *t = s->t;
+	size_t i = s->i;
+	free(s);
+	if (a && a->msg.resp.status == WIRE_OK) {
+		t->vote[i] = V_OK;
+	} else if (a && a->msg.resp.status == WIRE_READ_ONLY) {
+		t->vote[i] = V_READONLY;
+	} else {
+		t->vote[i] = V_NO;
+		if (!t->sqlstate[0]) {
+			if (error) {
+				snprintf(t->sqlstate, sizeof t->sqlstate, "08006");
+				snprintf(t->message, sizeof t->message, "%s", error);
+			} else if (a->msg.resp.status == WIRE_NOT_FOUND) {
+				snprintf(t->sqlstate, sizeof t->sqlstate, "40001");
+				snprintf(t->message, sizeof t->message,
+					 "shard %zu no longer knows the transaction (idle timeout or restart)", t->shards[i]);
+			} else {
+				snprintf(t->sqlstate, sizeof t->sqlstate, "%s", a->msg.resp.sqlstate ? a->msg.resp.sqlstate : "40001");
+				snprintf(t->message, sizeof t->message, "%s", a->msg.resp.message ? a->msg.resp.message : "PREPARE failed");
+			}
+		}
+	}
+	shard_answer_free(a);
+	if (--t->pending > 0)
+		return;
+	FAILPOINT("coord-after-prepare");
+	int all_yes = 1, writers = 0;
+	for (size_t j = 0; j < t->n; j++) {
+		if (t->vote[j] == V_NO)
+			all_yes = 0;
+		if (t->vote[j] == V_OK)
+			writers++;
+	}
+	if (!all_yes) {
+		abort_all(t);
+		return;
+	}
+	if (writers == 0) {
+		t->cb(t->arg, 1, NULL, NULL);
+		ctxn_free(t);
+		return;
+	}
+	t->state = C_LOGGING;
+	uint16_t *ok = calloc(t->n, sizeof *ok);
+	uint16_t k = 0;
+	for (size_t j = 0; ok && j < t->n; j++)
+		if (t->vote[j] == V_OK)
+			ok[k++] = (uint16_t)t->shards[j];
+	if (!ok || dlog_commit(t->c->log, t->txn, ok, k, on_durable, t) != 0) {
+		free(ok);
+		snprintf(t->sqlstate, sizeof t->sqlstate, "53200");
+		snprintf(t->message, sizeof t->message, "out of memory logging the decision");
+		abort_all(t);
+		return;
+	}
+	free(ok);
+}
+
+void coord_commit(coordinator *c, uint64_t txn, uint64_t ts, const size_t *shards, const bool *wrote,
+		  size_t n, coord_done_cb cb, void *arg)
+{
+	ctxn *t = calloc(1, sizeof *t);
+	if (t) {
+		t->shards = calloc(n ? n : 1, sizeof *t->shards);
+		t->vote = calloc(n ? n : 1, sizeof *t->vote);
+	}
+	if (!t || !t->shards || !t->vote || hmap_put(&c->inflight, &txn, sizeof txn, t) != 0) {
+		if (t) {
+			free(t->shards);
+			free(t->vote);
+		}
+		free(t);
+		cb(arg, 0, "53200", "out of memory");
+		return;
+	}
+	t->c = c;
+	t->txn = txn;
+	t->ts = ts;
+	t->cb = cb;
+	t->arg = arg;
+	t->n = n;
+	t->state = C_PREPARING;
+	t->started_ms = now_ms();
+	memcpy(t->shards, shards, n * sizeof *shards);
+	(void)wrote;
+	FAILPOINT("coord-before-prepare");
+	t->pending = n;
+	for (size_t i = 0; i < n; i++)
+		send_op(t, i, WIRE_OP_PREPARE, on_prepare_answer);
+}
+
+/* ---- recovery: the sweep ------------------------------------------------------- */
+
+typedef struct {
+	coordinator *c;
+	size_t shard;
+	uint64_t txn;
+} sweep_ctx;
+
+static void on_resolved(void *arg, shard_answer *a, const char *error)
+{
+	sweep_ctx *s = arg;
+	shard_answer_free(a);
+	free(s);
+}
+
+static void resolve(coordinator *c, size_t shard, uint64_t txn, int commit)
+{
+	fprintf(stderr, "coordinator: resolving in-doubt transaction %" PRIu64 " on shard %zu: %s\n", txn, shard,
+		commit ? "COMMIT (decision logged)" : "ROLLBACK (no commit decision: presumed abort)");
+	sweep_ctx *s = malloc(sizeof *s);
+	if (!s)
+		return;
+	s->c = c;
+	s->shard = shard;
+	s->txn = txn;
+	wire_request r = {.op = commit ? WIRE_OP_COMMIT_PREPARED : WIRE_OP_ROLLBACK_PREPARED, .txn = txn};
+	if (shard_pool_send(c->pool, shard, &r, on_resolved, s) != 0)
+		free(s);
+}
+
+typedef struct {
+	coordinator *c;
+	size_t shard;
+} status_ctx;
+
+/* A logged decision is finished when no participant still holds it
+ * prepared.  Only decisions already settled (not in flight) when the sweep
+ * sent its STATUS requests can be judged by their answers. */
+static void sweep_finish(coordinator *c)
+{
+	if (!c->sweep_failed)
+		for (size_t i = 0; i < c->nsettled; i++)
+			if (!hmap_get(&c->seen_prepared, &c->settled[i], sizeof c->settled[i]))
+				dlog_done(c->log, c->settled[i]);
+	free(c->settled);
+	c->settled = NULL;
+	c->nsettled = 0;
+	hmap_free(&c->seen_prepared);
+	hmap_init(&c->seen_prepared);
+	c->sweep_failed = 0;
+}
+
+static void on_status(void *arg, shard_answer *a, const char *error)
+{
+	status_ctx *s = arg;
+	coordinator *c = s->c;
+	if (!a || a->msg.resp.status != WIRE_OK) {
+		c->sweep_failed = 1;
+	} else {
+		wire_response *r = &a->msg.resp;
+		for (uint32_t i = 0; i < r->nrows && r->ncols >= 2; i++) {
+			const wire_value *row = r->cells + (size_t)i * r->ncols;
+			if (row[0].type != WIRE_TEXT || row[1].type != WIRE_TEXT)
+				continue;
+			if (strcmp(row[1].p, "prepared") != 0)
+				continue;
+			uint64_t txn = strtoull(row[0].p, NULL, 10);
+			hmap_put(&c->seen_prepared, &txn, sizeof txn, (void *)1);
+			if (hmap_get(&c->inflight, &txn, sizeof txn))
+				continue;
+			resolve(c, s->shard, txn, dlog_is_committed(c->log, txn, NULL));
+		}
+	}
+	shard_answer_free(a);
+	free(s);
+	if (--c->sweeping == 0)
+		sweep_finish(c);
+}
+
+static void on_sweep(uv_timer_t *timer)
+{
+	coordinator *c = timer->data;
+	if (c->sweeping)
+		return;
+	size_t np = dlog_npending(c->log);
+	if (np) {
+		dlog_decision *decs = calloc(np, sizeof *decs);
+		c->settled = calloc(np, sizeof *c->settled);
+		size_t got = decs ? dlog_pending(c->log, decs, np) : 0;
+		for (size_t i = 0; c->settled && i < got; i++)
+			if (!hmap_get(&c->inflight, &decs[i].txn, sizeof decs[i].txn))
+				c->settled[c->nsettled++] = decs[i].txn;
+		free(decs);
+	}
+	size_t n = catalog_nshards(c->cat);
+	c->sweeping = (int)n;
+	for (size_t i = 0; i < n; i++) {
+		status_ctx *s = malloc(sizeof *s);
+		wire_request r = {.op = WIRE_OP_STATUS};
+		if (!s || shard_pool_send(c->pool, i, &r, on_status, s) != 0) {
+			free(s);
+			c->sweep_failed = 1;
+			if (--c->sweeping == 0)
+				sweep_finish(c);
+			continue;
+		}
+		s->c = c;
+		s->shard = i;
+	}
+}
+
+coordinator *coord_open(uv_loop_t *loop, shard_pool *pool, const catalog *cat, const char *data_dir,
+			char *err, size_t errlen)
+{
+	coordinator *c = calloc(1, sizeof *c);
+	if (!c) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	c->loop = loop;
+	c->pool = pool;
+	c->cat = cat;
+	hmap_init(&c->inflight);
+	hmap_init(&c->seen_prepared);
+	char path[4096];
+	snprintf(path, sizeof path, "%s/decisions.log", data_dir);
+	c->log = dlog_open(loop, path, err, errlen);
+	if (!c->log) {
+		free(c);
+		return NULL;
+	}
+	if (dlog_npending(c->log))
+		fprintf(stderr, "coordinator: %zu commit decision(s) to drive to completion\n", dlog_npending(c->log));
+	uv_timer_init(loop, &c->sweep);
+	c->sweep.data = c;
+	uv_timer_start(&c->sweep, on_sweep, 0, SWEEP_MS);
+	return c;
+}
+
+void coord_close(coordinator *c)
+{
+	if (!c)
+		return;
+	uv_timer_stop(&c->sweep);
+	uv_close((uv_handle_t *)&c->sweep, NULL);
+	dlog_close(c->log);
+	c->log = NULL;
+	/* in-flight transactions are left to recovery */
+}
+
+size_t coord_list(coordinator *c, coord_row *rows, size_t max)
+{
+	size_t n = 0, it;
+	uint64_t now = now_ms();
+	for (hmap_entry *e = hmap_first(&c->inflight, &it); e && n < max; e = hmap_next(&c->inflight, e, &it)) {
+		ctxn *t = e->value;
+		coord_row *r = &rows[n++];
+		snprintf(r->txn, sizeof r->txn, "%" PRIu64, t->txn);
+		snprintf(r->state, sizeof r->state, "%s", state_name(t->state));
+		r->participants[0] = 0;
+		for (size_t i = 0; i < t->n; i++) {
+			size_t len = strlen(r->participants);
+			snprintf(r->participants + len, sizeof r->participants - len, "%s%zu", i ? "," : "", t->shards[i]);
+		}
+		snprintf(r->age_ms, sizeof r->age_ms, "%" PRIu64, now - t->started_ms);
+	}
+	dlog_decision decs[256];
+	size_t nd = dlog_pending(c->log, decs, 256);
+	for (size_t i = 0; i < nd && n < max; i++) {
+		if (hmap_get(&c->inflight, &decs[i].txn, sizeof decs[i].txn))
+			continue;
+		coord_row *r = &rows[n++];
+		snprintf(r->txn, sizeof r->txn, "%" PRIu64, decs[i].txn);
+		snprintf(r->state, sizeof r->state, "in-doubt: commit");
+		r->participants[0] = 0;
+		for (size_t j = 0; j < decs[i].n; j++) {
+			size_t len = strlen(r->participants);
+			snprintf(r->participants + len, sizeof r->participants - len, "%s%u", j ? "," : "", decs[i].shards[j]);
+		}
+		snprintf(r->age_ms, sizeof r->age_ms, "?");
+	}
+	return n;
+}
+
+uint64_t coord_decision_fsyncs(const coordinator *c)
+{
+	return dlog_fsyncs(c->log);
+}

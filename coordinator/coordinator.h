@@ -1,0 +1,65 @@
+/*
+ * coordinator.h — two-phase commit across shards, inside the router.
+ *
+ * State machine of one distributed transaction (ctxn):
+ *
+ *   coord_commit()
+ *        │ PREPARE to every participant
+ *        ▼
+ *   PREPARING ──any NO / lost participant / timeout──► ABORTING ──► forgotten
+ *        │ all YES (Ok or ReadOnly)                   (ROLLBACK PREPARED to all)
+ *        ▼
+ *   LOGGING  (COMMIT record, group-committed fdatasync)
+ *        │ durable: the client's COMMIT returns
+ *        ▼
+ *   COMMITTING (COMMIT PREPARED to every YES-with-writes participant)
+ *        │ all acknowledged (Ok or NotFound)
+ *        ▼
+ *   DONE record, forgotten
+ *
+ * Presumed abort: nothing is logged for aborts.  A prepared transaction that
+ * a shard holds and that is neither in flight here nor committed in the
+ * decision log is aborted.  Recovery needs no operator: at start and then
+ * every second, the coordinator asks every shard for its prepared
+ * transactions and resolves each (commit if the log says so, else abort),
+ * and drives every logged decision to completion.
+ */
+#ifndef SHARDLITE_COORDINATOR_H
+#define SHARDLITE_COORDINATOR_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "router/catalog.h"
+#include "router/shardpool.h"
+
+typedef struct coordinator coordinator;
+
+/* committed: 1 committed, 0 rolled back (sqlstate/message say why). */
+typedef void (*coord_done_cb)(void *arg, int committed, const char *sqlstate, const char *message);
+
+coordinator *coord_open(uv_loop_t *loop, shard_pool *pool, const catalog *cat, const char *data_dir,
+			char *err, size_t errlen);
+void coord_close(coordinator *c);
+
+/* Commit txn on its participants (shards[i] wrote there iff wrote[i]).
+ * The callback runs once the outcome is decided: for a commit, once the
+ * decision is durable; phase two continues afterwards. */
+void coord_commit(coordinator *c, uint64_t txn, uint64_t ts, const size_t *shards, const bool *wrote,
+		  size_t n, coord_done_cb cb, void *arg);
+
+/* SHOW TRANSACTIONS: rows of (txn, state, participants, age_ms) as text. */
+typedef struct {
+	char txn[24];
+	char state[24];
+	char participants[96];
+	char age_ms[24];
+} coord_row;
+size_t coord_list(coordinator *c, coord_row *rows, size_t max);
+
+/* Statistics for benchmarks. */
+uint64_t coord_decision_fsyncs(const coordinator *c);
+
+#endif

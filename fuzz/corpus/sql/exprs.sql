@@ -1,0 +1,1 @@
+select now(), random(), 'a' || 1 + 2, cast($3 as varchar(3)), timestamp '2024-01-01', -(-(1)), 1.5e-3, .5, 99999999999999999999, "Quoted""Id", x::double precision

@@ -1,0 +1,1 @@
+SELECT DISTINCT a.id, balance * 2 AS dbl, count(*), sum(balance) total, avg(x)::numeric(10,2) FROM accounts AS a WHERE id IN (1, 2, $1) AND owner NOT LIKE 'x\_%' ESCAPE '\' OR name ILIKE $2 AND NOT (balance BETWEEN -5 AND 5) AND created IS NOT NULL GROUP BY 1, owner HAVING count(DISTINCT id) > 1 ORDER BY 2 DESC NULLS LAST, owner LIMIT 10 OFFSET 5 FOR UPDATE

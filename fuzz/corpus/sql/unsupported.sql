@@ -1,0 +1,1 @@
+SELECT * FROM a JOIN b ON true; WITH x AS (SELECT 1) SELECT 1; SELECT (SELECT 1) /* nested /* comment */ */ -- end
