@@ -440,15 +440,29 @@ coordinator *coord_open(uv_loop_t *loop, shard_pool *pool, const catalog *cat, c
 	return c;
 }
 
+static void on_sweep_closed(uv_handle_t *h)
+{
+	coordinator *c = h->data;
+	hmap_free(&c->inflight);
+	free(c);
+}
+
 void coord_close(coordinator *c)
 {
 	if (!c)
 		return;
 	uv_timer_stop(&c->sweep);
-	uv_close((uv_handle_t *)&c->sweep, NULL);
-	dlog_close(c->log);
-	c->log = NULL;
-	/* in-flight transactions are left to recovery */
+	free(c->settled);
+	hmap_free(&c->seen_prepared);
+	/* Transactions still in flight are left to recovery; their callbacks may
+	 * still arrive while the loop winds down, so then nothing is freed. */
+	if (c->inflight.count == 0 && !c->sweeping) {
+		dlog_close(c->log);
+		c->log = NULL;
+		uv_close((uv_handle_t *)&c->sweep, on_sweep_closed);
+	} else {
+		uv_close((uv_handle_t *)&c->sweep, NULL);
+	}
 }
 
 size_t coord_list(coordinator *c, coord_row *rows, size_t max)

@@ -54,5 +54,8 @@ t "the total is unchanged after concurrent transfers" '[ "$(q "SELECT sum(balanc
 # the coordinator retires finished decisions on its next sweep (every second)
 for _ in $(seq 50); do [ -z "$(q "SHOW TRANSACTIONS")" ] && break; sleep 0.1; done
 t "no transaction left in doubt" '[ -z "$(q "SHOW TRANSACTIONS")" ]'
+# a clean stop lets LeakSanitizer speak in sanitizer builds
+t "cluster stops cleanly" '"$bin" cluster stop --dir "$dir" >/dev/null'
+t "no sanitizer report in the router's and shards' logs" '! grep -l "Sanitizer\|runtime error" "$dir"/*.log'
 echo "1..$n"
 exit $failed

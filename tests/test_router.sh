@@ -94,5 +94,8 @@ t "DROP TABLE" 'q "DROP TABLE events" >/dev/null && [ "$(state "SELECT * FROM ev
 rpid=$(cat "$dir/router.pid"); kill -9 "$rpid"; sleep 0.3
 t "router restarts with its catalog" '"$bin" cluster start --dir "$dir" >/dev/null && [ "$(q "SELECT count(*) FROM accounts")" = 10000 ]'
 
+# a clean stop lets LeakSanitizer speak in sanitizer builds
+t "cluster stops cleanly" '"$bin" cluster stop --dir "$dir" >/dev/null'
+t "no sanitizer report in the router's and shards' logs" '! grep -l "Sanitizer\|runtime error" "$dir"/*.log'
 echo "1..$n"
 exit $failed
