@@ -7,6 +7,7 @@ PKGS=(
   build-essential autoconf automake pkg-config git
   libsqlite3-dev sqlite3 libuv1-dev zlib1g-dev lemon flatbuffers-compiler
   clang libclang-rt-14-dev python3
+  postgresql-client-15 libpq-dev python3-psycopg2 python3-psycopg
 )
 
 missing=()
