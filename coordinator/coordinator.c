@@ -23,13 +23,14 @@
 
 #define SWEEP_MS 1000
 
-typedef enum { C_PREPARING = 1, C_LOGGING, C_COMMITTING, C_ABORTING, C_RECOVERING } cstate;
+typedef enum { C_PREPARING = 1, C_LOGGING, C_HELD, C_COMMITTING, C_ABORTING, C_RECOVERING } cstate;
 
 static const char *state_name(cstate s)
 {
 	switch (s) {
 	case C_PREPARING: return "preparing";
 	case C_LOGGING: return "logging decision";
+	case C_HELD: return "committed, phase two held for a read";
 	case C_COMMITTING: return "committing";
 	case C_ABORTING: return "aborting";
 	case C_RECOVERING: return "recovering (commit)";
@@ -53,7 +54,17 @@ typedef struct ctxn {
 	char sqlstate[6];
 	char message[256];
 	size_t next_commit;   /* sequential phase two (failpoint testing) */
+	uint64_t epoch;       /* set when the decision is durable */
+	struct ctxn *held_next;
 } ctxn;
+
+struct coord_read {
+	coord_read *next;
+	uint64_t epoch;
+	int ready;
+	coord_read_cb cb;
+	void *arg;
+};
 
 struct coordinator {
 	uv_loop_t *loop;
@@ -68,6 +79,11 @@ struct coordinator {
 	size_t nsettled;
 	hmap seen_prepared;
 	int sweep_failed;
+	/* the consistent cut */
+	uint64_t epoch;
+	coord_read *reads;    /* reads begun and not yet ended */
+	ctxn *held;           /* committed, phase two waiting for older reads */
+	size_t committing;    /* transactions in phase two */
 };
 
 typedef struct {
@@ -104,6 +120,87 @@ static void send_op(ctxn *t, size_t i, wire_op op, shard_cb cb)
 	s->i = i;
 }
 
+/* ---- the consistent cut ------------------------------------------------------- */
+
+static void phase_two(ctxn *t);
+
+/* Is a read of an epoch smaller than e still running? */
+static int older_read_running(const coordinator *c, uint64_t e)
+{
+	for (const coord_read *r = c->reads; r; r = r->next)
+		if (r->epoch < e)
+			return 1;
+	return 0;
+}
+
+/* Has every transaction of epoch <= e finished phase two? */
+static int phase_two_done_upto(const coordinator *c, uint64_t e)
+{
+	if (c->committing == 0 && !c->held)
+		return 1;
+	size_t it;
+	for (hmap_entry *en = hmap_first(&c->inflight, &it); en; en = hmap_next(&c->inflight, en, &it)) {
+		const ctxn *t = en->value;
+		if ((t->state == C_COMMITTING || t->state == C_HELD) && t->epoch <= e)
+			return 0;
+	}
+	return 1;
+}
+
+static void wake_reads(coordinator *c)
+{
+	for (coord_read *r = c->reads; r; r = r->next) {
+		if (r->ready || !phase_two_done_upto(c, r->epoch))
+			continue;
+		r->ready = 1;
+		r->cb(r->arg);
+		/* the callback may have ended reads: start over */
+		wake_reads(c);
+		return;
+	}
+}
+
+coord_read *coord_read_begin(coordinator *c, coord_read_cb ready, void *arg)
+{
+	coord_read *r = calloc(1, sizeof *r);
+	if (!r)
+		return NULL;
+	r->epoch = c->epoch++;
+	r->cb = ready;
+	r->arg = arg;
+	r->next = c->reads;
+	c->reads = r;
+	r->ready = phase_two_done_upto(c, r->epoch);
+	return r;
+}
+
+bool coord_read_ready(const coord_read *r)
+{
+	return r->ready;
+}
+
+void coord_read_end(coordinator *c, coord_read *r)
+{
+	for (coord_read **pp = &c->reads; *pp; pp = &(*pp)->next)
+		if (*pp == r) {
+			*pp = r->next;
+			break;
+		}
+	free(r);
+	/* held transactions no older read waits for may go on */
+	ctxn **pp = &c->held;
+	while (*pp) {
+		ctxn *t = *pp;
+		if (!older_read_running(c, t->epoch)) {
+			*pp = t->held_next;
+			t->held_next = NULL;
+			phase_two(t);
+		} else {
+			pp = &t->held_next;
+		}
+	}
+}
+
 /* ---- phase two ---------------------------------------------------------------- */
 
 static void on_commit_answer(void *arg, shard_answer *a, const char *error);
@@ -137,12 +234,16 @@ static void on_commit_answer(void *arg, shard_answer *a, const char *error)
 	/* The decision stays in the log; the sweep retires it once no shard
 	 * holds the transaction prepared (and commits it where one still does). */
 	FAILPOINT("coord-after-commits");
+	coordinator *c = t->c;
+	c->committing--;
 	ctxn_free(t);
+	wake_reads(c);
 }
 
 static void phase_two(ctxn *t)
 {
 	t->state = C_COMMITTING;
+	t->c->committing++;
 	t->pending = 0;
 	for (size_t i = 0; i < t->n; i++)
 		if (t->vote[i] == V_OK)
@@ -161,9 +262,17 @@ static void phase_two(ctxn *t)
 static void on_durable(void *arg, int status)
 {
 	ctxn *t = arg;
+	coordinator *c = t->c;
 	FAILPOINT("coord-after-decision");
+	t->epoch = c->epoch;
 	t->cb(t->arg, 1, NULL, NULL);
 	t->cb = NULL;
+	if (older_read_running(c, t->epoch)) {
+		t->state = C_HELD;
+		t->held_next = c->held;
+		c->held = t;
+		return;
+	}
 	phase_two(t);
 }
 
@@ -425,6 +534,7 @@ coordinator *coord_open(uv_loop_t *loop, shard_pool *pool, const catalog *cat, c
 	c->cat = cat;
 	hmap_init(&c->inflight);
 	hmap_init(&c->seen_prepared);
+	c->epoch = 1;
 	char path[4096];
 	snprintf(path, sizeof path, "%s/decisions.log", data_dir);
 	c->log = dlog_open(loop, path, err, errlen);

@@ -50,10 +50,37 @@ void coord_close(coordinator *c);
 void coord_commit(coordinator *c, uint64_t txn, uint64_t ts, const size_t *shards, const bool *wrote,
 		  size_t n, coord_done_cb cb, void *arg);
 
+/*
+ * Consistent cut for statements that read several shards.  No such read
+ * may see some but not all of a distributed transaction's writes.  Phase
+ * two is the only moment a transaction is visible on some participants and
+ * not yet on others, so:
+ *
+ *  - every committed transaction gets the coordinator's epoch when its
+ *    decision becomes durable; every read gets the current epoch when it
+ *    begins, and the epoch then advances;
+ *  - a read starts only once every transaction of an epoch <= its own has
+ *    finished phase two (acknowledged by all participants): it sees all of
+ *    them, entirely;
+ *  - a transaction starts phase two only when no read of a smaller epoch is
+ *    still running: those reads see none of it.
+ *
+ * Waits always point from a newer epoch to an older one, so they end.
+ * coord_read_begin() never calls back from inside itself: if the read may
+ * run at once, coord_read_ready() says so; otherwise ready() is called
+ * later, once.  coord_read_end() must follow when the read's answers are
+ * all in (or it is abandoned).
+ */
+typedef struct coord_read coord_read;
+typedef void (*coord_read_cb)(void *arg);
+coord_read *coord_read_begin(coordinator *c, coord_read_cb ready, void *arg);
+bool coord_read_ready(const coord_read *r);
+void coord_read_end(coordinator *c, coord_read *r);
+
 /* SHOW TRANSACTIONS: rows of (txn, state, participants, age_ms) as text. */
 typedef struct {
 	char txn[24];
-	char state[24];
+	char state[48];
 	char participants[96];
 	char age_ms[24];
 } coord_row;

@@ -77,6 +77,9 @@ typedef struct {
 	bool describe;           /* simple protocol: send RowDescription */
 	bool commit;             /* EX_END_TXN: COMMIT (else ROLLBACK) */
 	const char *end_tag;
+	coord_read *cut;         /* a multi-shard read's consistent cut */
+	wire_request *cut_reqs;  /* requests waiting for the cut */
+	size_t *cut_shards;
 } exec_state;
 
 struct session {
@@ -405,6 +408,10 @@ static void send_rows(session *s, const router_plan *p, const plan_result *r)
 static void ex_reset(session *s)
 {
 	exec_state *ex = &s->ex;
+	if (ex->cut)
+		coord_read_end(s->srv->coord, ex->cut);
+	free(ex->cut_reqs);
+	free(ex->cut_shards);
 	for (size_t i = 0; i < ex->n; i++)
 		shard_answer_free(ex->answers ? ex->answers[i] : NULL);
 	free(ex->answers);
@@ -559,6 +566,35 @@ static int send_requests(session *s, wire_request *reqs, const size_t *shards, s
 	return 0;
 }
 
+static void send_now(session *s, wire_request *reqs, const size_t *shards, size_t n)
+{
+	exec_state *ex = &s->ex;
+	if (send_requests(s, reqs, shards, n) != 0) {
+		send_error(s, "53200", "out of memory", 0);
+		ex_reset(s);
+		statement_done(s);
+		return;
+	}
+	if (n == 0 || ex->pending == 0) {
+		/* nothing to wait for (no targets, or every send failed) */
+		s->busy = 0;
+		finish_stmt(s);
+	}
+}
+
+static void on_cut_ready(void *arg)
+{
+	session *s = arg;
+	exec_state *ex = &s->ex;
+	if (s->closing) {
+		ex_reset(s);
+		s->busy = 0;
+		maybe_free(s);
+		return;
+	}
+	send_now(s, ex->cut_reqs, ex->cut_shards, ex->n);
+}
+
 static void start_plan(session *s, const router_plan *p, router_plan *owned, const wire_value *params,
 		       size_t nparams, bool describe)
 {
@@ -633,20 +669,26 @@ static void start_plan(session *s, const router_plan *p, router_plan *owned, con
 		}
 		shards[i] = pr->shard;
 	}
-	int rc = send_requests(s, reqs, shards, n);
-	free(reqs);
-	free(shards);
-	if (rc != 0) {
-		send_error(s, "53200", "out of memory", 0);
-		ex_reset(s);
-		statement_done(s);
+	if (!writes && n > 1) {
+		/* A read over several shards runs at a consistent cut: it sees a
+		 * distributed transaction on all its shards or on none. */
+		ex->cut_reqs = reqs;
+		ex->cut_shards = shards;
+		ex->n = n;
+		s->busy = 1;
+		ex->cut = coord_read_begin(s->srv->coord, on_cut_ready, s);
+		if (!ex->cut) {
+			send_error(s, "53200", "out of memory", 0);
+			ex_reset(s);
+			statement_done(s);
+		} else if (coord_read_ready(ex->cut)) {
+			on_cut_ready(s);
+		}
 		return;
 	}
-	if (n == 0 || ex->pending == 0) {
-		/* nothing to wait for (no targets, or every send failed) */
-		s->busy = 0;
-		finish_stmt(s);
-	}
+	send_now(s, reqs, shards, n);
+	free(reqs);
+	free(shards);
 }
 
 /* ---- COMMIT / ROLLBACK -------------------------------------------------------------- */
