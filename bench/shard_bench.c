@@ -72,7 +72,7 @@ static int call(wire_client *c, wire_op op, uint64_t txn, const char *sql, wire_
 		uint32_t np, wire_response *r)
 {
 	wire_request q = {.op = op, .txn = txn, .sql = sql, .sql_len = sql ? (uint32_t)strlen(sql) : 0,
-			  .params = params, .nparams = np};
+			  .params = params, .nparams = np, .begin = op == WIRE_OP_EXEC && txn != 0};
 	char err[128];
 	if (wire_client_call(c, &q, r, err, sizeof err) != 0) {
 		fprintf(stderr, "bench: %s\n", err);

@@ -531,17 +531,19 @@ static int add_request(plan_batch *out, size_t *cap, const router_plan *p, size_
 		memcpy(r->params, params, np * sizeof *r->params);
 	r->nparams = (uint32_t)(max_param > 0 ? max_param : 0);
 	if (tg != NULL && tg->bucket_bits != NULL) {
+		/* a byte at a time: point queries set one bit in 4096 */
 		const uint8_t *bits = tg->bucket_bits + shard * (CATALOG_BUCKETS / 8);
 		uint32_t nb = 0;
-		for (uint32_t b = 0; b < CATALOG_BUCKETS; b++)
-			nb += (bits[b / 8] >> (b % 8)) & 1;
+		for (uint32_t i = 0; i < CATALOG_BUCKETS / 8; i++)
+			if (bits[i])
+				nb += (uint32_t)__builtin_popcount(bits[i]);
 		if (nb > 0) {
 			r->buckets = malloc(nb * sizeof *r->buckets);
 			if (r->buckets == NULL)
 				return -1;
-			for (uint32_t b = 0; b < CATALOG_BUCKETS; b++)
-				if ((bits[b / 8] >> (b % 8)) & 1)
-					r->buckets[r->nbuckets++] = b;
+			for (uint32_t i = 0; i < CATALOG_BUCKETS / 8; i++)
+				for (unsigned v = bits[i]; v; v &= v - 1)
+					r->buckets[r->nbuckets++] = i * 8 + (uint32_t)__builtin_ctz(v);
 		}
 	}
 	return 0;

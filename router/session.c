@@ -661,6 +661,7 @@ static void start_plan(session *s, const router_plan *p, router_plan *owned, con
 		if (in_txn) {
 			reqs[i].txn = s->txn;
 			reqs[i].ts = s->txn;
+			reqs[i].begin = pr->shard < MAX_SHARDS && !s->touched[pr->shard];
 			if (pr->shard < MAX_SHARDS) {
 				s->touched[pr->shard] = true;
 				if (writes)

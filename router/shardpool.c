@@ -5,6 +5,9 @@
  * Per shard: state DOWN -> CONNECTING -> UP -> (error) DOWN.  Requests sent
  * while CONNECTING wait in `queued` (already encoded) and are written when
  * the connection comes up.  `inflight` maps request id -> pending callback.
+ * Requests sent while UP are appended to the connection's `obuf`; one idle
+ * callback per loop iteration writes each dirty connection's buffer with a
+ * single write, so requests of many sessions share system calls.
  * Invariant: every pending entry is either in `queued` or in `inflight`,
  * never both, and is completed exactly once (answer, error, or close).
  */
@@ -39,6 +42,9 @@ typedef struct shard_conn {
 	frame_reader fr;
 	pending *queued, **queued_tail;
 	hmap inflight;         /* id -> pending */
+	uint8_t *obuf;         /* frames not yet handed to libuv */
+	size_t olen, ocap;
+	int dirty;
 	char rbuf[65536];
 } shard_conn;
 
@@ -48,6 +54,8 @@ struct shard_pool {
 	size_t n;
 	uint64_t next_id;
 	int closing;
+	uv_idle_t flusher;
+	int flushing_armed;
 };
 
 /* A write owns its bytes: the answer (and the pending entry's end) may
@@ -77,8 +85,11 @@ void shard_answer_free(shard_answer *a)
 shard_pool *shard_pool_new(uv_loop_t *loop)
 {
 	shard_pool *p = calloc(1, sizeof *p);
-	if (p)
-		p->loop = loop;
+	if (!p)
+		return NULL;
+	p->loop = loop;
+	uv_idle_init(loop, &p->flusher);
+	p->flusher.data = p;
 	return p;
 }
 
@@ -158,6 +169,8 @@ static void conn_fail(shard_conn *c, const char *why)
 		c->tcp = NULL;
 	}
 	c->state = CONN_DOWN;
+	c->olen = 0;
+	c->dirty = 0;
 	frame_reader_free(&c->fr);
 	frame_reader_init(&c->fr);
 	pending *q = c->queued;
@@ -194,26 +207,66 @@ static void on_written(uv_write_t *w, int status)
 		conn_fail(c, uv_strerror(status));
 }
 
+static void on_flush(uv_idle_t *idle);
+
+/* Register p as in flight and queue its bytes for this iteration's write. */
 static int conn_write(shard_conn *c, pending *p)
 {
-	write_op *op = calloc(1, sizeof *op);
-	if (!op)
-		return -1;
-	op->w.data = c;
-	if (hmap_put(&c->inflight, &p->id, sizeof p->id, p) != 0) {
-		free(op);
-		return -1;
+	if (c->olen + p->len > c->ocap) {
+		size_t cap = c->ocap ? c->ocap * 2 : 16384;
+		while (cap < c->olen + p->len)
+			cap *= 2;
+		uint8_t *b = realloc(c->obuf, cap);
+		if (!b)
+			return -1;
+		c->obuf = b;
+		c->ocap = cap;
 	}
-	uv_buf_t b = uv_buf_init((char *)p->buf, (unsigned)p->len);
-	int rc = uv_write(&op->w, (uv_stream_t *)c->tcp, &b, 1, on_written);
-	if (rc != 0) {
-		hmap_del(&c->inflight, &p->id, sizeof p->id);
-		free(op);
+	if (hmap_put(&c->inflight, &p->id, sizeof p->id, p) != 0)
 		return -1;
-	}
-	op->buf = p->buf;
+	memcpy(c->obuf + c->olen, p->buf, p->len);
+	c->olen += p->len;
+	free(p->buf);
 	p->buf = NULL;
+	c->dirty = 1;
+	shard_pool *pool = c->pool;
+	if (!pool->flushing_armed) {
+		pool->flushing_armed = 1;
+		uv_idle_start(&pool->flusher, on_flush);
+	}
 	return 0;
+}
+
+static void on_flush(uv_idle_t *idle)
+{
+	shard_pool *pool = idle->data;
+	uv_idle_stop(idle);
+	pool->flushing_armed = 0;
+	for (size_t i = 0; i < pool->n; i++) {
+		shard_conn *c = pool->shards[i];
+		if (!c->dirty)
+			continue;
+		c->dirty = 0;
+		if (!c->tcp || c->state != CONN_UP || c->olen == 0) {
+			c->olen = 0;
+			continue;
+		}
+		write_op *op = calloc(1, sizeof *op);
+		if (!op) {
+			conn_fail(c, "out of memory");
+			continue;
+		}
+		op->w.data = c;
+		op->buf = c->obuf;
+		uv_buf_t b = uv_buf_init((char *)c->obuf, (unsigned)c->olen);
+		c->obuf = NULL;
+		c->olen = c->ocap = 0;
+		if (uv_write(&op->w, (uv_stream_t *)c->tcp, &b, 1, on_written) != 0) {
+			free(op->buf);
+			free(op);
+			conn_fail(c, "write failed");
+		}
+	}
 }
 
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
@@ -367,6 +420,11 @@ int shard_pool_send(shard_pool *pool, size_t shard, wire_request *req, shard_cb 
 	return 0;
 }
 
+static void on_pool_closed(uv_handle_t *h)
+{
+	free(h->data);
+}
+
 void shard_pool_close(shard_pool *pool)
 {
 	pool->closing = 1;
@@ -375,8 +433,10 @@ void shard_pool_close(shard_pool *pool)
 		conn_fail(c, "router shutting down");
 		frame_reader_free(&c->fr);
 		hmap_free(&c->inflight);
+		free(c->obuf);
 		free(c);
 	}
 	free(pool->shards);
-	free(pool);
+	uv_idle_stop(&pool->flusher);
+	uv_close((uv_handle_t *)&pool->flusher, on_pool_closed);
 }

@@ -18,6 +18,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <stddef.h>
 #include <pthread.h>
 #include <sqlite3.h>
 #include <stdio.h>
@@ -45,7 +46,10 @@ typedef struct shard_txn {
 	shard_req *parked;        /* a statement of this txn waiting for a lock */
 	struct shard_txn *touched_next;
 	int touched;
+	int wounded;              /* rolled back by an older transaction */
 } shard_txn;
+
+#define txn_of(holder) ((shard_txn *)((char *)(holder) - offsetof(shard_txn, locks)))
 
 typedef struct {
 	pthread_t thread;
@@ -74,7 +78,7 @@ struct shard_executor {
 	uint64_t last_sweep_ms, ts_counter;
 	int batch_prepared, batch_committed_prepared;  /* for failpoints */
 	/* statistics (writer) */
-	uint64_t n_batches, n_fsync_batches, n_requests, n_commits, n_lock_waits, n_deaths;
+	uint64_t n_batches, n_fsync_batches, n_requests, n_commits, n_lock_waits, n_wounds;
 
 	reader *readers;
 	int nreaders;
@@ -275,7 +279,8 @@ static void txn_destroy(shard_executor *ex, shard_txn *t, shard_req **wake, shar
 	if (t->parked) {
 		shard_req *p = t->parked;
 		unpark(ex, p);
-		answer_error(p, "40001", "transaction %" PRIu64 " was rolled back while waiting for a lock", t->id);
+		answer_error(p, "40001", "transaction %" PRIu64 " was rolled back while waiting for a lock%s", t->id,
+			     t->wounded ? " (wounded by an older transaction)" : "");
 		p->next = *done;
 		*done = p;
 		t->parked = NULL;
@@ -565,19 +570,24 @@ undo:
 		store_result_error(&res, "53200", "out of memory taking row locks");
 		goto out;
 	}
-	if (w.conflict && w.result == LOCK_WAIT) {
+	if (w.conflict) {
+		if (w.result == LOCK_WOUND) {
+			/* wound-wait: roll the younger holder back, unless it is
+			 * prepared (then it finishes soon and we wait for it) */
+			shard_txn *o = txn_of(w.conflict->owner);
+			if (o->pstate == TXN_ACTIVE && o->state == TXN_ACTIVE) {
+				fprintf(stderr, "shard: transaction %" PRIu64 " wounds younger %" PRIu64 "\n", t->id, o->id);
+				ex->n_wounds++;
+				touch(ex, o);
+				o->pstate = TXN_REMOVED;
+				o->wounded = 1;
+			}
+		}
 		sqlite3_free(cs);
 		store_result_free(&res);
 		t->parked = req;
 		park(ex, req, w.conflict);
 		return PARKED;
-	}
-	if (w.conflict) {
-		sqlite3_free(cs);
-		ex->n_deaths++;
-		store_result_error(&res, "40001",
-				   "could not serialize access: row locked by an older transaction (wait-die)");
-		goto out;
 	}
 	if (n == 0) {
 		sqlite3_free(cs);
@@ -743,7 +753,7 @@ static int do_status(shard_executor *ex, shard_req *req)
 		struct { const char *n; uint64_t v; } st[] = {
 			{"batches", ex->n_batches},       {"fsync_batches", ex->n_fsync_batches},
 			{"requests", ex->n_requests},     {"commits", ex->n_commits},
-			{"lock_waits", ex->n_lock_waits}, {"wait_die_aborts", ex->n_deaths},
+			{"lock_waits", ex->n_lock_waits}, {"wounded", ex->n_wounds},
 			{"transactions", ex->txns.count}, {"locks_held", ex->locks.nheld},
 		};
 		for (size_t i = 0; i < sizeof st / sizeof st[0]; i++) {
@@ -802,12 +812,22 @@ static int handle(shard_executor *ex, shard_req *req, shard_req **done)
 		return DONE;
 	}
 	shard_txn *t = txn_get(ex, r->txn);
-	if (!t && (r->op == WIRE_OP_EXEC || r->op == WIRE_OP_BEGIN)) {
+	if (!t && (r->op == WIRE_OP_BEGIN || (r->op == WIRE_OP_EXEC && r->begin))) {
 		t = txn_create(ex, r->txn, r->ts, req->conn_id);
 		if (!t) {
 			answer_error(req, "53200", "out of memory");
 			return DONE;
 		}
+	}
+	if (!t && r->op == WIRE_OP_EXEC) {
+		/* The transaction was here and is gone (wounded, idle timeout,
+		 * disconnect, restart): never start a fresh one in its name, which
+		 * could commit part of it. */
+		answer_error(req, "40001",
+			     "transaction %" PRIu64 " was rolled back on this shard "
+			     "(by an older conflicting transaction, an idle timeout or a restart)",
+			     r->txn);
+		return DONE;
 	}
 	if (!t) {
 		answer_status(req, WIRE_NOT_FOUND);

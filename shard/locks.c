@@ -1,5 +1,5 @@
 /*
- * locks.c — row locks with wait-die (see locks.h for the rules).
+ * locks.c — row locks with wound-wait (see locks.h for the rules).
  *
  * Canonical key of a row, built from a changeset entry:
  *
@@ -44,8 +44,8 @@ int locks_acquire(lock_table *lt, const void *key, size_t klen, lock_holder *h,
 			return 0;
 		}
 		*conflict = e;
-		/* wait-die: only an older requester (or one holding nothing) waits */
-		*out = (!h || h->ts < e->owner->ts) ? LOCK_WAIT : LOCK_DIE;
+		/* wound-wait: an older requester wounds, everyone else waits */
+		*out = (h && h->ts < e->owner->ts) ? LOCK_WOUND : LOCK_WAIT;
 		return 0;
 	}
 	if (!h) {

@@ -6,13 +6,17 @@
  * Locks are exclusive, taken by transactions for the rows they write, and
  * held until the transaction commits or aborts (strict two-phase locking).
  *
- * Deadlock prevention is wait-die on transaction age (ts, smaller = older):
- * an older requester waits for a younger holder; a younger requester dies
- * (the caller answers 40001).  Waits therefore always point from older to
- * younger, so no cycle can form, on one shard or across shards, as long as
- * every shard sees the same ts for a transaction (the coordinator assigns
- * it).  Autocommit statements hold nothing while they wait, so they may
- * always wait.
+ * Deadlock prevention is wound-wait on transaction age (ts, smaller =
+ * older): a younger requester waits for an older holder; an older requester
+ * *wounds* a younger holder (the executor rolls the holder back, unless it
+ * is already prepared, in which case the older one waits for it: a prepared
+ * transaction waits for nothing and finishes).  Waits therefore point from
+ * younger to older transactions, or to prepared ones, so no cycle can form,
+ * on one shard or across shards, as long as every shard sees the same ts
+ * for a transaction (the router assigns it).  A wounded transaction retried
+ * by its client gets a new ts but only ever waits, so it cannot starve (it
+ * grows older than everyone else).  Autocommit statements hold nothing
+ * while they wait, so they may always wait.
  *
  * Invariants: an entry exists iff it has an owner; an entry is on exactly its
  * owner's held list; a parked request is on exactly one entry's waiter list.
@@ -49,15 +53,16 @@ typedef struct {
 	size_t nheld;       /* total locks held */
 } lock_table;
 
-typedef enum { LOCK_GRANTED, LOCK_WAIT, LOCK_DIE } lock_result;
+typedef enum { LOCK_GRANTED, LOCK_WAIT, LOCK_WOUND } lock_result;
 
 void locks_init(lock_table *lt);
 void locks_free(lock_table *lt);
 
 /* Take the row for h (h == NULL: an autocommit statement that only checks).
  * GRANTED: h owns it now (or already did; with h == NULL: nobody owns it).
- * WAIT: *conflict is the entry to park on.  DIE: h is younger than the
- * owner.  Returns -1 on out of memory. */
+ * WAIT: *conflict is the entry to park on.  WOUND: h is older than the
+ * owner: roll the owner back if it can be, then park on *conflict.
+ * Returns -1 on out of memory. */
 int locks_acquire(lock_table *lt, const void *key, size_t klen, lock_holder *h,
 		  lock_entry **conflict, lock_result *out);
 

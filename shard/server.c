@@ -32,6 +32,8 @@ typedef struct conn {
 	uint64_t id;
 	frame_reader fr;
 	int closing;
+	struct shard_req *out, **out_tail;  /* answers gathered by on_wake */
+	struct conn *out_next;
 	char peer[64];
 	char rbuf[READ_CHUNK];
 } conn;
@@ -48,11 +50,15 @@ struct server {
 	int stopping;
 };
 
+/* One write of one or more frames; it owns their payloads until libuv is
+ * done with them. */
 typedef struct {
 	uv_write_t w;
-	uint8_t hdr[FRAME_HEADER];
-	shard_req *req;      /* owns the payload being written */
-	uint8_t *own;        /* or a payload owned directly */
+	size_t n;
+	shard_req **reqs;            /* own the payloads (n of them) */
+	uint8_t (*hdrs)[FRAME_HEADER];
+	uint8_t *own;                /* or one payload owned directly (ping) */
+	uint8_t own_hdr[FRAME_HEADER];
 } write_op;
 
 static void on_closed(uv_handle_t *h)
@@ -82,31 +88,77 @@ static void conn_close(conn *c, const char *why)
 	uv_close((uv_handle_t *)&c->tcp, on_closed);
 }
 
-static void on_written(uv_write_t *w, int status)
+static void write_op_free(write_op *op)
 {
-	write_op *op = (write_op *)w;
-	shard_req_free(op->req);
+	for (size_t i = 0; i < op->n; i++)
+		shard_req_free(op->reqs[i]);
+	free(op->reqs);
+	free(op->hdrs);
 	free(op->own);
 	free(op);
 }
 
-static void send_frame(conn *c, shard_req *req, uint8_t *own, const uint8_t *payload, size_t len)
+static void on_written(uv_write_t *w, int status)
+{
+	write_op_free((write_op *)w);
+}
+
+/* A single frame owned by the caller's buffer `own` (freed after). */
+static void send_own(conn *c, uint8_t *own, size_t len)
 {
 	write_op *op = calloc(1, sizeof *op);
 	if (!op) {
-		shard_req_free(req);
 		free(own);
 		conn_close(c, "out of memory");
 		return;
 	}
-	op->req = req;
 	op->own = own;
-	frame_header_put(op->hdr, (uint32_t)len);
-	uv_buf_t bufs[2] = {uv_buf_init((char *)op->hdr, FRAME_HEADER),
-			    uv_buf_init((char *)payload, (unsigned)len)};
-	op->w.data = c;
+	frame_header_put(op->own_hdr, (uint32_t)len);
+	uv_buf_t bufs[2] = {uv_buf_init((char *)op->own_hdr, FRAME_HEADER), uv_buf_init((char *)own, (unsigned)len)};
 	if (uv_write(&op->w, (uv_stream_t *)&c->tcp, bufs, 2, on_written) != 0) {
-		on_written(&op->w, -1);
+		write_op_free(op);
+		conn_close(c, "write failed");
+	}
+}
+
+/* Every answer gathered for c, in one write (writev). */
+static void send_gathered(conn *c)
+{
+	size_t n = 0;
+	for (shard_req *r = c->out; r; r = r->next)
+		n++;
+	write_op *op = calloc(1, sizeof *op);
+	uv_buf_t *bufs = calloc(2 * n, sizeof *bufs);
+	if (op) {
+		op->reqs = calloc(n, sizeof *op->reqs);
+		op->hdrs = calloc(n, sizeof *op->hdrs);
+	}
+	if (!op || !bufs || !op->reqs || !op->hdrs) {
+		for (shard_req *r = c->out; r;) {
+			shard_req *nx = r->next;
+			shard_req_free(r);
+			r = nx;
+		}
+		c->out = NULL;
+		if (op)
+			write_op_free(op);
+		free(bufs);
+		conn_close(c, "out of memory");
+		return;
+	}
+	for (shard_req *r = c->out; r; r = r->next) {
+		size_t i = op->n++;
+		op->reqs[i] = r;
+		frame_header_put(op->hdrs[i], (uint32_t)r->outlen);
+		bufs[2 * i] = uv_buf_init((char *)op->hdrs[i], FRAME_HEADER);
+		bufs[2 * i + 1] = uv_buf_init((char *)r->out, (unsigned)r->outlen);
+	}
+	c->out = NULL;
+	c->out_tail = &c->out;
+	int rc = uv_write(&op->w, (uv_stream_t *)&c->tcp, bufs, (unsigned)(2 * n), on_written);
+	free(bufs);  /* libuv copied the descriptors */
+	if (rc != 0) {
+		write_op_free(op);
 		conn_close(c, "write failed");
 	}
 }
@@ -121,6 +173,7 @@ static void on_wake(uv_async_t *a)
 {
 	server *s = a->data;
 	shard_req *list = shard_executor_take_done(s->ex);
+	conn *touched = NULL;
 	while (list) {
 		shard_req *r = list;
 		list = list->next;
@@ -130,7 +183,19 @@ static void on_wake(uv_async_t *a)
 			shard_req_free(r);
 			continue;
 		}
-		send_frame(c, r, NULL, r->out, r->outlen);
+		if (!c->out) {
+			c->out_tail = &c->out;
+			c->out_next = touched;
+			touched = c;
+		}
+		*c->out_tail = r;
+		c->out_tail = &r->next;
+	}
+	while (touched) {
+		conn *c = touched;
+		touched = c->out_next;
+		c->out_next = NULL;
+		send_gathered(c);
 	}
 }
 
@@ -148,7 +213,7 @@ static void answer_ping(conn *c, uint64_t id)
 	uint8_t *out = NULL;
 	size_t len = 0;
 	if (wire_encode_response(&resp, &out, &len) == 0)
-		send_frame(c, NULL, out, out, len);
+		send_own(c, out, len);
 }
 
 static void on_frame(conn *c, const uint8_t *payload, size_t len)

@@ -167,7 +167,9 @@ wire_client *th_connect(const th_shard *s)
 
 int th_call(wire_client *c, wire_op op, uint64_t txn, uint64_t ts, const char *sql, wire_response *resp)
 {
-	wire_request r = {.op = op, .txn = txn, .ts = ts, .sql = sql, .sql_len = sql ? (uint32_t)strlen(sql) : 0};
+	/* tests open transactions implicitly with their first Exec */
+	wire_request r = {.op = op, .txn = txn, .ts = ts, .sql = sql, .sql_len = sql ? (uint32_t)strlen(sql) : 0,
+			  .begin = op == WIRE_OP_EXEC && txn != 0};
 	char err[256];
 	last_state[0] = last_msg[0] = 0;
 	if (wire_client_call(c, &r, resp, err, sizeof err) != 0) {

@@ -87,41 +87,52 @@ static void test_isolation(wire_client *c, wire_client *c2)
 	   "a read-only txn needs no second phase (gone)");
 }
 
-/* Row locks: wait-die, waiting then re-running, lock-wait timeout. */
+/* Row locks: wound-wait, waiting then re-running, lock-wait timeout. */
 static void test_locks(wire_client *a, wire_client *b, wire_client *d)
 {
-	/* young txn 21 (ts 2000) takes row 3 */
+	char err[128];
+	wire_response r;
+	/* older txn 21 (ts 2000) takes row 3; a younger one waits for it */
 	ok(th_status(a, WIRE_OP_EXEC, 21, 2000, "UPDATE acct SET bal = bal + 10 WHERE id = 3") == OK_,
-	   "young txn locks row 3");
-	/* an even younger txn dies at once */
-	ok(th_status(d, WIRE_OP_EXEC, 22, 3000, "UPDATE acct SET bal = bal + 1000 WHERE id = 3") == WIRE_ERROR &&
-		   strcmp(th_last_sqlstate(), "40001") == 0,
-	   "a younger txn dies (wait-die, 40001): %s", th_last_message());
-	th_status(d, WIRE_OP_ROLLBACK, 22, 0, NULL);
-	/* an older txn waits */
-	wire_request rq = {.op = WIRE_OP_EXEC, .txn = 20, .ts = 1000,
+	   "txn 21 (older) locks row 3");
+	wire_request rq = {.op = WIRE_OP_EXEC, .txn = 22, .ts = 3000, .begin = true,
 			   .sql = "UPDATE acct SET bal = bal + 1 WHERE id = 3"};
 	rq.sql_len = (uint32_t)strlen(rq.sql);
-	ok(wire_client_send(b, &rq) == 0, "older txn sends its update");
-	wire_response r;
-	char err[128];
+	ok(wire_client_send(b, &rq) == 0, "younger txn 22 sends its update");
 	ok(wire_client_recv(b, &r, 150, err, sizeof err) != 0 && strcmp(err, "timeout") == 0,
-	   "the older txn waits for the lock (%s)", err);
-	ok(th_status(a, WIRE_OP_COMMIT, 21, 0, NULL) == OK_, "young txn commits");
+	   "the younger txn waits for the lock (%s)", err);
+	ok(th_status(a, WIRE_OP_COMMIT, 21, 0, NULL) == OK_, "txn 21 commits");
 	ok(wire_client_recv(b, &r, 2000, err, sizeof err) == 0 && r.status == WIRE_OK && r.changes == 1,
 	   "the waiting update ran after the release");
-	int committed = th_status(b, WIRE_OP_COMMIT, 20, 0, NULL) == OK_;
+	int committed = th_status(b, WIRE_OP_COMMIT, 22, 0, NULL) == OK_;
 	int64_t b3 = bal(a, 3);
 	ok(committed && b3 == 111, "no lost update: 100 + 10 + 1 = %" PRId64, b3);
 
+	/* a younger txn 24 holds row 5; an older txn 23 wounds it */
+	ok(th_status(d, WIRE_OP_EXEC, 24, 9000, "UPDATE acct SET bal = bal + 1000 WHERE id = 5") == OK_,
+	   "younger txn 24 locks row 5");
+	ok(th_status(a, WIRE_OP_EXEC, 23, 8000, "UPDATE acct SET bal = bal + 1 WHERE id = 5") == OK_,
+	   "older txn 23 takes row 5 at once: the younger holder is wounded");
+	/* the router sends later statements of a txn without the begin flag */
+	wire_request next = {.op = WIRE_OP_EXEC, .txn = 24, .ts = 9000, .sql = "UPDATE acct SET bal = 0 WHERE id = 6"};
+	next.sql_len = (uint32_t)strlen(next.sql);
+	int rc = wire_client_call(d, &next, &r, err, sizeof err);
+	ok(rc == 0 && r.status == WIRE_ERROR && r.sqlstate && strcmp(r.sqlstate, "40001") == 0,
+	   "the wounded txn's next statement gets 40001: %s", rc == 0 && r.message ? r.message : err);
+	ok(bal(a, 6) == 100, "...and never reopens the rolled-back txn (row 6 untouched)");
+	ok(th_status(d, WIRE_OP_COMMIT, 24, 0, NULL) == WIRE_NOT_FOUND, "its COMMIT finds nothing to commit");
+	ok(th_status(a, WIRE_OP_COMMIT, 23, 0, NULL) == OK_ && bal(a, 5) == 101,
+	   "the older txn committed; the wounded one left no trace (bal %" PRId64 ")", bal(a, 5));
+	th_status(a, WIRE_OP_EXEC, 0, 0, "UPDATE acct SET bal = 100 WHERE id = 5");
+
 	/* autocommit statements wait for a txn's lock, then time out */
-	ok(th_status(a, WIRE_OP_EXEC, 23, 0, "UPDATE acct SET bal = 0 WHERE id = 4") == OK_, "txn 23 locks row 4");
+	ok(th_status(a, WIRE_OP_EXEC, 25, 0, "UPDATE acct SET bal = 0 WHERE id = 4") == OK_, "txn 25 locks row 4");
 	ok(th_status(b, WIRE_OP_EXEC, 0, 0, "UPDATE acct SET bal = bal + 5 WHERE id = 4") == WIRE_ERROR &&
 		   strcmp(th_last_sqlstate(), "40001") == 0 && strstr(th_last_message(), "timeout"),
 	   "autocommit write on a locked row times out with 40001 (%s)", th_last_message());
 	ok(th_status(b, WIRE_OP_EXEC, 0, 0, "UPDATE acct SET bal = bal + 5 WHERE id = 5") == OK_,
 	   "other rows stay writable");
-	ok(th_status(a, WIRE_OP_ROLLBACK, 23, 0, NULL) == OK_ && bal(b, 4) == 100, "rollback leaves row 4 at 100");
+	ok(th_status(a, WIRE_OP_ROLLBACK, 25, 0, NULL) == OK_ && bal(b, 4) == 100, "rollback leaves row 4 at 100");
 	ok(th_status(b, WIRE_OP_EXEC, 0, 0, "UPDATE acct SET bal = bal - 5 WHERE id = 5") == OK_ && bal(b, 5) == 100,
 	   "row 5 restored");
 }

@@ -44,7 +44,7 @@ enum { VAL_TYPE = 0, VAL_I = 1, VAL_R = 2, VAL_S = 3, VAL_B = 4 };
 enum { ROW_VALUES = 0 };
 enum {
 	REQ_ID = 0, REQ_OP = 1, REQ_TXN = 2, REQ_TS = 3, REQ_SQL = 4,
-	REQ_PARAMS = 5, REQ_READONLY = 6, REQ_EPOCH = 7, REQ_BUCKETS = 8,
+	REQ_PARAMS = 5, REQ_READONLY = 6, REQ_EPOCH = 7, REQ_BUCKETS = 8, REQ_BEGIN = 9,
 };
 enum {
 	RESP_ID = 0, RESP_STATUS = 1, RESP_SQLSTATE = 2, RESP_MESSAGE = 3,
@@ -159,6 +159,7 @@ int wire_encode_request(const wire_request *r, uint8_t **out, size_t *outlen)
 	fb_add_ref(&b, REQ_BUCKETS, buckets);
 	fb_add_u8(&b, REQ_OP, (uint8_t)r->op, WIRE_OP_PING);
 	fb_add_u8(&b, REQ_READONLY, r->readonly ? 1 : 0, 0);
+	fb_add_u8(&b, REQ_BEGIN, r->begin ? 1 : 0, 0);
 	fb_ref req = fb_table_end(&b);
 	return encode_message(&b, MSG_REQUEST, req, out, outlen);
 fail:
@@ -305,7 +306,8 @@ static int verify_request(fb_verifier *v, const fb_table *t)
 	    verify_values(v, t, REQ_PARAMS, "params", false) < 0 ||
 	    fb_verify_scalar(v, t, REQ_READONLY, 1, "readonly") < 0 ||
 	    fb_verify_scalar(v, t, REQ_EPOCH, 8, "epoch") < 0 ||
-	    fb_verify_vector(v, t, REQ_BUCKETS, 4, "buckets", false, &buckets) < 0)
+	    fb_verify_vector(v, t, REQ_BUCKETS, 4, "buckets", false, &buckets) < 0 ||
+	    fb_verify_scalar(v, t, REQ_BEGIN, 1, "begin") < 0)
 		return -1;
 	return 0;
 }
@@ -457,6 +459,7 @@ static int decode_request(const fb_table *t, wire_request *r, char *err,
 	r->ts = fb_table_u64(t, REQ_TS, 0);
 	r->epoch = fb_table_u64(t, REQ_EPOCH, 0);
 	r->readonly = fb_table_u8(t, REQ_READONLY, 0) != 0;
+	r->begin = fb_table_u8(t, REQ_BEGIN, 0) != 0;
 	if (!fb_table_string(t, REQ_SQL, &r->sql, &r->sql_len)) {
 		r->sql = NULL;
 		r->sql_len = 0;
@@ -643,7 +646,7 @@ static bool request_equal(const wire_request *a, const wire_request *b)
 {
 	if (a->id != b->id || a->op != b->op || a->txn != b->txn ||
 	    a->ts != b->ts || a->epoch != b->epoch ||
-	    a->readonly != b->readonly || a->nparams != b->nparams ||
+	    a->readonly != b->readonly || a->begin != b->begin || a->nparams != b->nparams ||
 	    a->nbuckets != b->nbuckets || !a->sql != !b->sql ||
 	    a->sql_len != b->sql_len)
 		return false;

@@ -68,6 +68,7 @@ typedef struct {
 	uint32_t nparams;
 	uint32_t *buckets;
 	uint32_t nbuckets;
+	bool begin;        /* Exec opens txn on this shard (see wire.fbs) */
 } wire_request;
 
 typedef enum {
