@@ -82,7 +82,16 @@ struct shard_executor {
 
 	reader *readers;
 	int nreaders;
+
+	/* checkpointer */
+	pthread_t checkpointer;
+	int have_checkpointer;
+	pthread_cond_t ccond;
+	int checkpoint_wanted;
+	_Atomic uint64_t n_checkpoints;  /* written by the checkpointer */
 };
+
+#define CHECKPOINT_FRAMES 2000
 
 static uint64_t now_ms(void)
 {
@@ -755,6 +764,7 @@ static int do_status(shard_executor *ex, shard_req *req)
 			{"requests", ex->n_requests},     {"commits", ex->n_commits},
 			{"lock_waits", ex->n_lock_waits}, {"wounded", ex->n_wounds},
 			{"transactions", ex->txns.count}, {"locks_held", ex->locks.nheld},
+			{"checkpoints", ex->n_checkpoints},
 		};
 		for (size_t i = 0; i < sizeof st / sizeof st[0]; i++) {
 			snprintf(a[0], sizeof a[0], "%s", st[i].n);
@@ -863,7 +873,7 @@ static void fail_answers(shard_req *list, const char *why)
 			answer_error(r, "58030", "%s", why);
 }
 
-static void run_batch(shard_executor *ex, shard_req *batch)
+static void run_sub(shard_executor *ex, shard_req *batch)
 {
 	shard_req *done = NULL, **done_tail = &done, *wake = NULL, *extra = NULL;
 	int shutdown = 0;
@@ -937,6 +947,59 @@ deliver_out:
 		ex->stopping = 1;
 		pthread_mutex_unlock(&ex->mu);
 	}
+}
+
+/* Requests that never make anything durable: a statement inside a
+ * transaction (its workspace is rolled back), BEGIN, Status, Ping. */
+static int durable_free(const shard_req *r)
+{
+	if (r->kind != REQ_WIRE)
+		return 0;
+	const wire_request *q = &r->msg.req;
+	return (q->op == WIRE_OP_EXEC && q->txn != 0) || q->op == WIRE_OP_BEGIN || q->op == WIRE_OP_STATUS ||
+	       q->op == WIRE_OP_PING;
+}
+
+/* Split the batch: requests that make nothing durable run first, in their
+ * own SQLite transaction, which ends in ROLLBACK: no I/O, and their answers
+ * leave at once instead of waiting for other requests' fsync.  The rest
+ * follow, group-committed.  Order is kept within each transaction: a
+ * statement of a transaction that already has a durable request (PREPARE,
+ * COMMIT...) earlier in the batch stays behind it.  Requests of different
+ * transactions are concurrent, so any order between them is a valid one
+ * (the router never pipelines one session's requests). */
+static void run_batch(shard_executor *ex, shard_req *batch)
+{
+	shard_req *front = NULL, **ftail = &front, *back = NULL, **btail = &back;
+	uint64_t durable_txns[64];
+	size_t ndt = 0;
+	int overflow = 0;
+	while (batch) {
+		shard_req *r = batch;
+		batch = r->next;
+		r->next = NULL;
+		uint64_t txn = r->kind == REQ_WIRE ? r->msg.req.txn : 0;
+		int txn_durable = overflow;
+		for (size_t i = 0; i < ndt && !txn_durable; i++)
+			txn_durable = txn != 0 && durable_txns[i] == txn;
+		if (durable_free(r) && !txn_durable) {
+			*ftail = r;
+			ftail = &r->next;
+		} else {
+			if (txn != 0 && !txn_durable) {
+				if (ndt < 64)
+					durable_txns[ndt++] = txn;
+				else
+					overflow = 1;  /* keep everything after in order */
+			}
+			*btail = r;
+			btail = &r->next;
+		}
+	}
+	if (front)
+		run_sub(ex, front);
+	if (back)
+		run_sub(ex, back);
 }
 
 /* Lock-wait timeouts and idle transactions (writer thread, between batches). */
@@ -1064,6 +1127,55 @@ static void *reader_main(void *arg)
 	return NULL;
 }
 
+/* ---- checkpoints ------------------------------------------------------------------------- */
+
+/* Writer thread, after each commit: ask for a checkpoint past the mark. */
+static int on_wal(void *arg, sqlite3 *db, const char *name, int frames)
+{
+	shard_executor *ex = arg;
+	if (frames >= CHECKPOINT_FRAMES) {
+		pthread_mutex_lock(&ex->mu);
+		if (!ex->checkpoint_wanted) {
+			ex->checkpoint_wanted = 1;
+			pthread_cond_signal(&ex->ccond);
+		}
+		pthread_mutex_unlock(&ex->mu);
+	}
+	return SQLITE_OK;
+}
+
+static void *checkpointer_main(void *arg)
+{
+	shard_executor *ex = arg;
+	char err[256];
+	sqlite3 *db = NULL;
+	if (sqlite3_open_v2(ex->db_path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
+		fprintf(stderr, "shard: checkpointer cannot open the database: %s\n", db ? sqlite3_errmsg(db) : "?");
+		sqlite3_close(db);
+		return NULL;
+	}
+	sqlite3_busy_timeout(db, 1000);
+	sqlite3_exec(db, "PRAGMA synchronous=FULL; PRAGMA wal_autocheckpoint=0;", NULL, NULL, NULL);
+	(void)err;
+	for (;;) {
+		pthread_mutex_lock(&ex->mu);
+		while (!ex->checkpoint_wanted && !ex->stopping)
+			pthread_cond_wait(&ex->ccond, &ex->mu);
+		int stop = ex->stopping;
+		ex->checkpoint_wanted = 0;
+		pthread_mutex_unlock(&ex->mu);
+		if (stop)
+			break;
+		int log = 0, done = 0;
+		int rc = sqlite3_wal_checkpoint_v2(db, NULL, SQLITE_CHECKPOINT_PASSIVE, &log, &done);
+		if (rc != SQLITE_OK && rc != SQLITE_BUSY)
+			fprintf(stderr, "shard: checkpoint failed: %s\n", sqlite3_errmsg(db));
+		ex->n_checkpoints++;
+	}
+	sqlite3_close(db);
+	return NULL;
+}
+
 /* ---- start / stop -------------------------------------------------------------------------- */
 
 typedef struct {
@@ -1148,6 +1260,7 @@ shard_executor *shard_executor_start(const shard_executor_config *cfg, char *err
 	pthread_cond_init(&ex->wcond, &ca);
 	pthread_condattr_destroy(&ca);
 	pthread_cond_init(&ex->rcond, NULL);
+	pthread_cond_init(&ex->ccond, NULL);
 	ex->wq_tail = &ex->wq;
 	ex->rq_tail = &ex->rq;
 	ex->done_tail = &ex->done;
@@ -1158,6 +1271,12 @@ shard_executor *shard_executor_start(const shard_executor_config *cfg, char *err
 		goto fail;
 	if (recover(ex, err, errlen) != 0)
 		goto fail;
+	/* checkpoints leave the writer: see the top of this file */
+	if (store_exec(ex->st, "PRAGMA wal_autocheckpoint=0", err, errlen) != 0)
+		goto fail;
+	sqlite3_wal_hook(store_db(ex->st), on_wal, ex);
+	if (pthread_create(&ex->checkpointer, NULL, checkpointer_main, ex) == 0)
+		ex->have_checkpointer = 1;
 	if (pthread_create(&ex->writer, NULL, writer_main, ex) != 0) {
 		snprintf(err, errlen, "cannot start the writer thread");
 		goto fail;
@@ -1193,8 +1312,11 @@ void shard_executor_stop(shard_executor *ex)
 	ex->stopping = 1;
 	pthread_cond_broadcast(&ex->wcond);
 	pthread_cond_broadcast(&ex->rcond);
+	pthread_cond_broadcast(&ex->ccond);
 	pthread_mutex_unlock(&ex->mu);
 	pthread_join(ex->writer, NULL);
+	if (ex->have_checkpointer)
+		pthread_join(ex->checkpointer, NULL);
 	for (int i = 0; i < ex->nreaders; i++) {
 		pthread_join(ex->readers[i].thread, NULL);
 		store_close(ex->readers[i].st);
@@ -1226,6 +1348,7 @@ void shard_executor_stop(shard_executor *ex)
 	pthread_mutex_destroy(&ex->mu);
 	pthread_cond_destroy(&ex->wcond);
 	pthread_cond_destroy(&ex->rcond);
+	pthread_cond_destroy(&ex->ccond);
 	free(ex->db_path);
 	free(ex);
 }

@@ -197,6 +197,13 @@ const char *store_sqlstate(sqlite3 *db, int rc)
 	case SQLITE_CONSTRAINT_UNIQUE:
 		return "23505";
 	case SQLITE_CONSTRAINT_CHECK:
+		/* CHECKs the router adds to emulate PostgreSQL types (sql_render.c) */
+		if (strstr(msg, "$varchar(") || strstr(msg, "$char("))
+			return "22001";
+		if (strstr(msg, "$bool"))
+			return "22P02";
+		if (strstr(msg, "$int2") || strstr(msg, "$int4"))
+			return "22003";
 		return "23514";
 	case SQLITE_CONSTRAINT_NOTNULL:
 		return "23502";
@@ -336,8 +343,8 @@ shard_store *store_open(const char *path, store_role role, char *err, size_t err
 	sqlite3_busy_timeout(st->db, 5000);
 	const char *pragmas = role == STORE_WRITER
 		? "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=OFF;"
-		  "PRAGMA cache_size=-65536;"
-		: "PRAGMA query_only=1; PRAGMA cache_size=-32768;";
+		  "PRAGMA cache_size=-65536; PRAGMA case_sensitive_like=ON;"
+		: "PRAGMA query_only=1; PRAGMA cache_size=-32768; PRAGMA case_sensitive_like=ON;";
 	char *emsg = NULL;
 	if (sqlite3_exec(st->db, pragmas, NULL, NULL, &emsg) != SQLITE_OK) {
 		snprintf(err, errlen, "pragmas on %s: %s", path, emsg ? emsg : "?");
