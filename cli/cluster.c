@@ -94,23 +94,28 @@ static pid_t read_pid(const char *pidfile)
 	return (pid_t)pid;
 }
 
+/* Is pid a running shardlite process?  /proc/PID/stat: "pid (comm) S ...".
+ * A zombie (state Z) is dead; another program that reused the pid is not
+ * ours.  (cmdline is no use: it reads empty while a child is in execve.) */
 static int alive(pid_t pid)
 {
-	if (pid <= 0)
+	if (pid <= 0 || kill(pid, 0) != 0)
 		return 0;
-	if (kill(pid, 0) != 0)
-		return 0;
-	/* a zombie or a recycled pid of another program is not ours */
-	char p[64], cmd[256] = {0};
-	snprintf(p, sizeof p, "/proc/%d/cmdline", (int)pid);
+	char p[64], buf[512];
+	snprintf(p, sizeof p, "/proc/%d/stat", (int)pid);
 	FILE *f = fopen(p, "r");
 	if (!f)
 		return 0;
-	size_t n = fread(cmd, 1, sizeof cmd - 1, f);
+	size_t n = fread(buf, 1, sizeof buf - 1, f);
 	fclose(f);
-	if (n == 0)
+	buf[n] = 0;
+	char *open = strchr(buf, '('), *close = strrchr(buf, ')');
+	if (!open || !close || close < open || close[1] != ' ')
 		return 0;
-	return strstr(cmd, "shardlite") != NULL;
+	*close = 0;
+	if (!strstr(open + 1, "shardlite"))
+		return 0;
+	return close[2] != 'Z';
 }
 
 static int ping(int port)

@@ -106,18 +106,45 @@ static void ctxn_free(ctxn *t)
 	free(t);
 }
 
+/* A send that failed at once is reported on a later loop turn, like any
+ * transport error, so callers never see their callback run inside the
+ * loop that is still sending. */
+typedef struct {
+	uv_timer_t timer;
+	shard_cb cb;
+	slot *s;
+} late_failure;
+
+static void on_late_closed(uv_handle_t *h)
+{
+	free(h->data);
+}
+
+static void on_late_failure(uv_timer_t *timer)
+{
+	late_failure *lf = timer->data;
+	lf->cb(lf->s, NULL, "cannot send to the shard");
+	uv_close((uv_handle_t *)timer, on_late_closed);
+}
+
 static void send_op(ctxn *t, size_t i, wire_op op, shard_cb cb)
 {
 	wire_request r = {.op = op, .txn = t->txn, .ts = t->ts};
 	slot *s = malloc(sizeof *s);
-	if (!s || shard_pool_send(t->c->pool, t->shards[i], &r, cb, s) != 0) {
-		free(s);
-		/* treat as an immediate transport failure */
-		cb(NULL, NULL, "cannot send");
-		return;
-	}
+	if (!s)
+		abort();  /* cannot even record the failure: nothing safe remains */
 	s->t = t;
 	s->i = i;
+	if (shard_pool_send(t->c->pool, t->shards[i], &r, cb, s) == 0)
+		return;
+	late_failure *lf = calloc(1, sizeof *lf);
+	if (!lf)
+		abort();
+	lf->cb = cb;
+	lf->s = s;
+	uv_timer_init(t->c->loop, &lf->timer);
+	lf->timer.data = lf;
+	uv_timer_start(&lf->timer, on_late_failure, 0, 0);
 }
 
 /* ---- the consistent cut ------------------------------------------------------- */
