@@ -74,6 +74,15 @@ static void test_isolation(wire_client *c, wire_client *c2)
 	th_status(c, WIRE_OP_EXEC, 0, 0, "DELETE FROM acct WHERE id = 7");
 	th_status(c, WIRE_OP_EXEC, 0, 0, "UPDATE acct SET bal = 100 WHERE id = 2");
 
+	/* DELETE without WHERE must be recorded row by row (no truncate) */
+	th_status(c, WIRE_OP_EXEC, 0, 0, "CREATE TABLE hist(h INTEGER PRIMARY KEY, v INTEGER)");
+	th_status(c, WIRE_OP_EXEC, 0, 0, "INSERT INTO hist(v) VALUES (1), (2), (3)");
+	ok(th_status(c, WIRE_OP_EXEC, 13, 0, "DELETE FROM hist") == OK_ &&
+		   th_status(c, WIRE_OP_PREPARE, 13, 0, NULL) == OK_ &&
+		   th_status(c, WIRE_OP_COMMIT_PREPARED, 13, 0, NULL) == OK_ &&
+		   th_int(c2, 0, "SELECT count(*) FROM hist") == 0,
+	   "a DELETE without WHERE in a txn is prepared and committed (not taken for read-only)");
+
 	ok(th_status(c, WIRE_OP_EXEC, 0, 0, "CREATE TABLE nopk(x INTEGER)") == OK_ &&
 		   th_status(c, WIRE_OP_EXEC, 11, 0, "INSERT INTO nopk VALUES (1)") == WIRE_ERROR &&
 		   strcmp(th_last_sqlstate(), "0A000") == 0,
