@@ -13,7 +13,7 @@
  * (busy), further input is only buffered.  Output accumulates in `out` and
  * is written when the session has nothing more to do.
  *
- * Transactions: an explicit transaction gets one id (also its wait-die age)
+ * Transactions: an explicit transaction gets one id (also its wound-wait age)
  * and every shard it touches holds a private workspace for it.  A
  * transaction that wrote on at most one shard commits in one phase; one
  * that wrote on several commits through the coordinator (two-phase commit,
@@ -707,13 +707,14 @@ void finish_end_txn(session *s)
 {
 	exec_state *ex = &s->ex;
 	const char *tag = ex->end_tag;
+	bool commit = ex->commit;  /* ex_reset() below clears ex */
 	int failed = ex->err_state[0] != 0;
 	/* A NotFound answer means the shard no longer knows the transaction:
 	 * for COMMIT of a transaction that wrote there, that is a lost one. */
 	char st[6], msg[512];
 	snprintf(st, sizeof st, "%s", ex->err_state);
 	snprintf(msg, sizeof msg, "%s", ex->err_msg);
-	if (ex->commit && !failed) {
+	if (commit && !failed) {
 		for (size_t i = 0; i < ex->n; i++)
 			if (ex->answers[i] && ex->answers[i]->msg.resp.status == WIRE_NOT_FOUND) {
 				failed = 1;
@@ -724,7 +725,7 @@ void finish_end_txn(session *s)
 	}
 	ex_reset(s);
 	end_txn_state(s);
-	if (failed && ex->commit) {
+	if (failed && commit) {
 		send_error(s, st, msg, 0);
 	} else {
 		pgw_put_command_complete(&s->out, tag);
