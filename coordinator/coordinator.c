@@ -56,7 +56,14 @@ typedef struct ctxn {
 	size_t next_commit;   /* sequential phase two (failpoint testing) */
 	uint64_t epoch;       /* set when the decision is durable */
 	struct ctxn *held_next;
+	struct applied_waiter *applied;  /* coord_on_applied() callers */
 } ctxn;
+
+typedef struct applied_waiter {
+	struct applied_waiter *next;
+	coord_read_cb cb;
+	void *arg;
+} applied_waiter;
 
 struct coord_read {
 	coord_read *next;
@@ -101,6 +108,13 @@ static uint64_t now_ms(void)
 static void ctxn_free(ctxn *t)
 {
 	hmap_del(&t->c->inflight, &t->txn, sizeof t->txn);
+	/* phase two (or the abort) is over: whoever waits may go on */
+	for (applied_waiter *w = t->applied; w;) {
+		applied_waiter *n = w->next;
+		w->cb(w->arg);
+		free(w);
+		w = n;
+	}
 	free(t->shards);
 	free(t->vote);
 	free(t);
@@ -634,6 +648,21 @@ size_t coord_list(coordinator *c, coord_row *rows, size_t max)
 		snprintf(r->age_ms, sizeof r->age_ms, "?");
 	}
 	return n;
+}
+
+bool coord_on_applied(coordinator *c, uint64_t txn, coord_read_cb applied, void *arg)
+{
+	ctxn *t = hmap_get(&c->inflight, &txn, sizeof txn);
+	if (!t)
+		return true;
+	applied_waiter *w = malloc(sizeof *w);
+	if (!w)
+		return true;  /* cannot wait: go on (a read may then miss it) */
+	w->cb = applied;
+	w->arg = arg;
+	w->next = t->applied;
+	t->applied = w;
+	return false;
 }
 
 uint64_t coord_decision_fsyncs(const coordinator *c)

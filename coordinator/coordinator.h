@@ -77,6 +77,11 @@ coord_read *coord_read_begin(coordinator *c, coord_read_cb ready, void *arg);
 bool coord_read_ready(const coord_read *r);
 void coord_read_end(coordinator *c, coord_read *r);
 
+/* Read-your-writes: the client hears "committed" before phase two is done.
+ * Returns true if txn's phase two is over (or it is not ours); otherwise
+ * false, and applied(arg) runs once it is over. */
+bool coord_on_applied(coordinator *c, uint64_t txn, coord_read_cb applied, void *arg);
+
 /* SHOW TRANSACTIONS: rows of (txn, state, participants, age_ms) as text. */
 typedef struct {
 	char txn[24];

@@ -103,6 +103,14 @@ struct session {
 	char transaction_mode[16];
 	int implicit;            /* an autocommit statement running as a txn */
 	int in_commit;           /* the coordinator owns the transaction now */
+	uint64_t last_2pc;       /* our last distributed commit, maybe still in phase two */
+	struct {                 /* a statement waiting for last_2pc to be applied */
+		sql_stmt *st;
+		const router_plan *plan;
+		const wire_value *params;
+		size_t nparams;
+		bool describe;
+	} waiting;
 	int handle_closed;       /* libuv closed the socket: free when idle */
 	char implicit_tag[64];
 	hmap stmts;              /* name -> prepared */
@@ -738,6 +746,8 @@ static void on_coord_done(void *arg, int committed, const char *sqlstate, const 
 {
 	session *s = arg;
 	s->in_commit = 0;
+	if (committed)
+		s->last_2pc = s->txn;
 	if (s->closing) {
 		s->busy = 0;
 		maybe_free(s);
@@ -1031,8 +1041,8 @@ static void do_explain(session *s, const sql_explain *e, const wire_value *param
 }
 
 /* Run one statement.  Completion (sync or async) ends in statement_done(). */
-static void run_stmt(session *s, sql_stmt *st, const router_plan *plan, const wire_value *params,
-		     size_t nparams, bool describe)
+static void run_stmt_now(session *s, sql_stmt *st, const router_plan *plan, const wire_value *params,
+			 size_t nparams, bool describe)
 {
 	if (s->txn_status == 'E' && st->kind != SQL_STMT_COMMIT && st->kind != SQL_STMT_ROLLBACK) {
 		send_error(s, "25P02", "current transaction is aborted, commands ignored until end of transaction block", 0);
@@ -1106,6 +1116,44 @@ static void run_stmt(session *s, sql_stmt *st, const router_plan *plan, const wi
 		plan = owned;
 	}
 	start_plan(s, plan, owned, params, nparams, describe);
+}
+
+static void on_applied(void *arg)
+{
+	session *s = arg;
+	if (s->closing) {
+		s->busy = 0;
+		maybe_free(s);
+		return;
+	}
+	run_stmt_now(s, s->waiting.st, s->waiting.plan, s->waiting.params, s->waiting.nparams,
+		     s->waiting.describe);
+}
+
+/* Read-your-writes: a statement that reaches shards first waits until the
+ * session's last distributed commit is applied on every participant (the
+ * client was told "COMMIT" as soon as the decision was durable). */
+static void run_stmt(session *s, sql_stmt *st, const router_plan *plan, const wire_value *params,
+		     size_t nparams, bool describe)
+{
+	bool reaches_shards = st->kind == SQL_STMT_SELECT || st->kind == SQL_STMT_INSERT ||
+			      st->kind == SQL_STMT_UPDATE || st->kind == SQL_STMT_DELETE ||
+			      st->kind == SQL_STMT_CREATE_TABLE || st->kind == SQL_STMT_DROP_TABLE ||
+			      st->kind == SQL_STMT_CREATE_INDEX;
+	if (s->last_2pc && reaches_shards) {
+		uint64_t txn = s->last_2pc;
+		s->last_2pc = 0;
+		if (!coord_on_applied(s->srv->coord, txn, on_applied, s)) {
+			s->waiting.st = st;
+			s->waiting.plan = plan;
+			s->waiting.params = params;
+			s->waiting.nparams = nparams;
+			s->waiting.describe = describe;
+			s->busy = 1;
+			return;
+		}
+	}
+	run_stmt_now(s, st, plan, params, nparams, describe);
 }
 
 /* ---- simple query ----------------------------------------------------------------------- */

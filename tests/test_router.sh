@@ -59,6 +59,13 @@ t "total unchanged after the transfer" '[ "$(q "SELECT sum(balance) FROM account
 t "ROLLBACK undoes a transaction" 'q "BEGIN; UPDATE accounts SET balance = 0 WHERE id = 3; ROLLBACK" >/dev/null && [ "$(q "SELECT balance FROM accounts WHERE id = 3")" = 1000 ]'
 t "an autocommit UPDATE across all shards is atomic and complete" 'q "UPDATE accounts SET owner = owner || ${sq}!${sq} WHERE balance >= 0" >/dev/null && [ "$(q "SELECT count(*) FROM accounts WHERE owner LIKE ${sq}%!${sq}")" = 10000 ]'
 
+# read-your-writes: a session's next statement sees its last distributed
+# commit even though phase two runs after COMMIT returned
+q "CREATE TABLE items (id BIGINT PRIMARY KEY, qty INT NOT NULL) PARTITION BY HASH (id)" >/dev/null
+for i in $(seq 30); do echo "DELETE FROM items;"; echo "INSERT INTO items VALUES (1, 1), (2, 1), (3, 1), (4, 1), (5, 1);"; echo "UPDATE items SET qty = qty + 1 WHERE id >= 2;"; done >"$dir/ryw.sql"
+ryw=$(psql -X -q -A -t -f "$dir/ryw.sql" 2>&1)
+t "a session always sees its own distributed commits (30 x DELETE, INSERT, UPDATE)" '[ -z "$ryw" ] && [ "$(q "SELECT sum(qty) FROM items")" = 9 ]'
+
 # errors keep the session usable
 t "syntax error is 42601" '[ "$(state "SELEC 1")" = 42601 ]'
 t "syntax error reports a position" 'psql -X -c "SELECT 1 FROM accounts WHER id = 1" 2>&1 | grep -q "^LINE 1"'
