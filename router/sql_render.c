@@ -277,9 +277,46 @@ static int render_func(sql_buf *b, const sql_expr *e, int depth)
 	return sql_buf_append(b, ")", 1);
 }
 
+/* A string literal cast to bytea is decoded here, as PostgreSQL's input
+ * function does: '\x0600ff'::bytea is the 3 bytes 06 00 ff (an SQLite blob
+ * literal X'0600ff'), and other text stands for its own bytes.  Returns 1
+ * when it rendered, 0 when the caller should render a plain CAST. */
+static int render_bytea_literal(sql_buf *b, const sql_expr *e)
+{
+	const sql_expr *l = e->left;
+	if (e->type.kind != SQL_TYPE_BYTEA || l == NULL || l->kind != SQL_EXPR_LITERAL ||
+	    l->lit.kind != SQL_LIT_STRING)
+		return 0;
+	const char *str = l->lit.str;
+	size_t len = l->lit.len;
+	static const char hex[] = "0123456789abcdef";
+	if (len >= 2 && str[0] == '\\' && (str[1] == 'x' || str[1] == 'X')) {
+		if ((len - 2) % 2 != 0)
+			return 0;
+		for (size_t i = 2; i < len; i++)
+			if (!strchr("0123456789abcdefABCDEF", str[i]))
+				return 0;
+		sql_buf_puts(b, "X'");
+		sql_buf_append(b, str + 2, len - 2);
+		sql_buf_puts(b, "'");
+		return 1;
+	}
+	if (memchr(str, '\\', len))
+		return 0;  /* the escape format is not decoded: keep the text */
+	sql_buf_puts(b, "X'");
+	for (size_t i = 0; i < len; i++) {
+		char two[2] = {hex[(unsigned char)str[i] >> 4], hex[(unsigned char)str[i] & 15]};
+		sql_buf_append(b, two, 2);
+	}
+	sql_buf_puts(b, "'");
+	return 1;
+}
+
 static int render_cast(sql_buf *b, const sql_expr *e, int depth)
 {
 	const sql_type *t = &e->type;
+	if (render_bytea_literal(b, e))
+		return b->failed ? -1 : 0;
 	bool cut = (t->kind == SQL_TYPE_VARCHAR || t->kind == SQL_TYPE_CHAR) &&
 		   t->length > 0;
 	/* PostgreSQL's cast to varchar(n)/char(n) truncates to n characters. */

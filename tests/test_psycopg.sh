@@ -76,10 +76,8 @@ assert isinstance(r[5], memoryview), type(r[5])
 cur.execute("SELECT name, amount FROM p2 WHERE id = %s", (99,)); assert cur.fetchone() == (None, None)
 assert [d.name for d in cur.description] == ["name", "amount"]'
 
-# psycopg2 sends bytes as the literal '"'"'\x0600ff'"'"'::bytea; the router
-# casts the string to a BLOB without decoding PostgreSQL's bytea input
-# format, so the 8 ASCII characters are stored instead of 3 bytes.
-TODO="bytea string literals are stored undecoded (router)" \
+# psycopg2 sends bytes as the literal '"'"'\x0600ff'"'"'::bytea, which the
+# router decodes like PostgreSQL's bytea input (3 bytes, not 8 characters).
 py "psycopg2: bytes round-trip through a bytea literal" psycopg2 '
 c = psycopg2.connect(dsn); cur = c.cursor()
 cur.execute("SELECT data FROM p2 WHERE id = %s", (6,))
