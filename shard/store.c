@@ -39,6 +39,7 @@ struct shard_store {
 	hmap icache;         /* internal sql text -> cache_entry (never cleared:
 			      * SQLite re-prepares them after schema changes) */
 	hmap pk_cache;       /* table name -> (void*)1 has pk / (void*)2 none */
+	hmap uniq_cache;     /* table name -> (void*)1 secondary unique / (void*)2 none */
 	/* authorizer state, valid while checking */
 	int checking;
 	int is_ddl, writes;
@@ -335,6 +336,7 @@ shard_store *store_open(const char *path, store_role role, char *err, size_t err
 	hmap_init(&st->cache);
 	hmap_init(&st->icache);
 	hmap_init(&st->pk_cache);
+	hmap_init(&st->uniq_cache);
 	int flags = SQLITE_OPEN_NOMUTEX |
 		    (role == STORE_WRITER ? SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE
 					  : SQLITE_OPEN_READONLY);
@@ -379,6 +381,31 @@ void store_cache_clear(shard_store *st)
 	cache_free(&st->cache);
 	hmap_free(&st->pk_cache);
 	hmap_init(&st->pk_cache);
+	hmap_free(&st->uniq_cache);
+	hmap_init(&st->uniq_cache);
+}
+
+int store_has_secondary_unique(shard_store *st, const char *table)
+{
+	if (st->schema_changed) {
+		hmap_free(&st->uniq_cache);
+		hmap_init(&st->uniq_cache);
+	}
+	void *v = hmap_get(&st->uniq_cache, table, strlen(table));
+	if (v)
+		return v == (void *)1;
+	sqlite3_stmt *q = store_internal(st,
+		"SELECT count(*) FROM pragma_index_list(?1) WHERE \"unique\" = 1 AND origin <> 'pk'");
+	int has = 1;  /* when unsure, say yes: the caller then checks */
+	if (q) {
+		sqlite3_bind_text(q, 1, table, -1, SQLITE_STATIC);
+		if (sqlite3_step(q) == SQLITE_ROW)
+			has = sqlite3_column_int(q, 0) > 0;
+		sqlite3_reset(q);
+		sqlite3_clear_bindings(q);
+	}
+	hmap_put(&st->uniq_cache, table, strlen(table), has ? (void *)1 : (void *)2);
+	return has;
 }
 
 void store_close(shard_store *st)

@@ -74,6 +74,11 @@ int store_exec(shard_store *st, const char *sql, char *err, size_t errlen);
 /* Prepared internal statement from the cache (no authorizer); NULL on error. */
 sqlite3_stmt *store_internal(shard_store *st, const char *sql);
 
+/* Does the table have a UNIQUE index besides its primary key?  (Only such
+ * an index can make a locked transaction's changes conflict at commit.)
+ * Cached until the next schema change. */
+int store_has_secondary_unique(shard_store *st, const char *table);
+
 /* Map the connection's last error to a PostgreSQL SQLSTATE. */
 const char *store_sqlstate(sqlite3 *db, int rc);
 

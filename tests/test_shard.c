@@ -83,6 +83,18 @@ static void test_isolation(wire_client *c, wire_client *c2)
 		   th_int(c2, 0, "SELECT count(*) FROM hist") == 0,
 	   "a DELETE without WHERE in a txn is prepared and committed (not taken for read-only)");
 
+	/* PREPARE still checks a secondary UNIQUE index: a row committed after
+	 * the statement ran, with another key, can collide */
+	th_status(c, WIRE_OP_EXEC, 0, 0, "CREATE TABLE uq(k INTEGER PRIMARY KEY, u TEXT UNIQUE)");
+	ok(th_status(c, WIRE_OP_EXEC, 14, 0, "INSERT INTO uq VALUES (1, 'x')") == OK_ &&
+		   th_status(c2, WIRE_OP_EXEC, 0, 0, "INSERT INTO uq VALUES (2, 'x')") == OK_,
+	   "a txn and then an autocommit insert the same unique value under different keys");
+	ok(th_status(c, WIRE_OP_PREPARE, 14, 0, NULL) == WIRE_ERROR && strcmp(th_last_sqlstate(), "23505") == 0,
+	   "PREPARE votes no with 23505: the unique index is checked (%s)", th_last_sqlstate());
+	ok(th_status(c, WIRE_OP_COMMIT_PREPARED, 14, 0, NULL) == WIRE_NOT_FOUND &&
+		   th_int(c2, 0, "SELECT count(*) FROM uq") == 1,
+	   "the failed PREPARE rolled the txn back");
+
 	ok(th_status(c, WIRE_OP_EXEC, 0, 0, "CREATE TABLE nopk(x INTEGER)") == OK_ &&
 		   th_status(c, WIRE_OP_EXEC, 11, 0, "INSERT INTO nopk VALUES (1)") == WIRE_ERROR &&
 		   strcmp(th_last_sqlstate(), "0A000") == 0,

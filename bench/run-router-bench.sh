@@ -1,0 +1,89 @@
+#!/usr/bin/env bash
+# Router benchmarks, side by side with PostgreSQL 15 in the same run, with
+# the same pgbench scripts:
+#   bench/run-router-bench.sh [BUILD_DIR] [SECONDS] [ACCOUNTS]
+# - point SELECT by primary key, pgbench -M prepared, 8 clients (issue 3)
+# - bank transfer: two UPDATEs of random accounts in one transaction,
+#   8 and 32 clients, --max-tries for 40001 (issue 4); accounts
+#   hash-partitioned over 4 shards, so most transfers cross shards
+# Needs PostgreSQL 15's server (Debian package postgresql-15) for the
+# reference; everything runs on 127.0.0.1 and is stopped at the end.
+set -euo pipefail
+top=$(cd "$(dirname "$0")/.." && pwd)
+build=${1:-$top/build}
+secs=${2:-10}
+naccounts=${3:-1000000}
+pgbin=/usr/lib/postgresql/15/bin
+[ -x "$pgbin/postgres" ] || { echo "PostgreSQL 15 server not found (apt-get install postgresql-15)"; exit 1; }
+work=$(mktemp -d "${TMPDIR:-/tmp}/shardlite-rbench-XXXXXX")
+chmod 755 "$work"
+sport=$(( 40000 + RANDOM % 10000 )); pport=$((sport + 50))
+cleanup() {
+  "$build/shardlite" cluster stop --dir "$work/sl" >/dev/null 2>&1 || true
+  [ -f "$work/pg/postmaster.pid" ] && su postgres -c "$pgbin/pg_ctl -D $work/pg -m fast stop" >/dev/null 2>&1 || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+# --- PostgreSQL 15, fsync on (the default), on 127.0.0.1
+mkdir -p "$work/pg" && chown postgres "$work/pg"
+su postgres -c "$pgbin/initdb -D $work/pg -A trust -U postgres" >/dev/null
+su postgres -c "$pgbin/pg_ctl -D $work/pg -o '-p $pport -k /tmp -c listen_addresses=127.0.0.1 -c max_connections=100' -l $work/pg/server.log start" >/dev/null
+# --- shardlite, 4 shards
+"$build/shardlite" cluster start --dir "$work/sl" --shards 4 --port "$sport" >/dev/null
+
+pg()  { psql -X -q -h 127.0.0.1 -p "$pport" -U postgres -d postgres "$@"; }
+sl()  { psql -X -q -h 127.0.0.1 -p "$sport" -U bench -d shardlite "$@"; }
+
+pg -c "CREATE TABLE accounts (id BIGINT PRIMARY KEY, balance BIGINT NOT NULL)" \
+   -c "INSERT INTO accounts SELECT g, 1000 FROM generate_series(1, $naccounts) g" -c "VACUUM ANALYZE accounts"
+sl -c "CREATE TABLE accounts (id BIGINT PRIMARY KEY, balance BIGINT NOT NULL) PARTITION BY HASH (id)"
+t0=$(date +%s.%N)
+for ((b = 0; b < naccounts / 1000; b++)); do
+  printf 'INSERT INTO accounts VALUES '
+  seq $((b * 1000 + 1)) $((b * 1000 + 1000)) | sed 's/.*/(&, 1000)/' | paste -sd, | tr -d '\n'
+  echo ';'
+done > "$work/load.sql"
+sl -v ON_ERROR_STOP=1 -f "$work/load.sql" >/dev/null
+t1=$(date +%s.%N)
+echo "# loaded $naccounts accounts into shardlite in $(echo "$t1 - $t0" | bc) s"
+
+cat > "$work/select.sql" <<SQL
+\set aid random(1, $naccounts)
+SELECT balance FROM accounts WHERE id = :aid;
+SQL
+cat > "$work/transfer.sql" <<SQL
+\set src random(1, $naccounts)
+\set dst random(1, $naccounts)
+BEGIN;
+UPDATE accounts SET balance = balance - 1 WHERE id = :src;
+UPDATE accounts SET balance = balance + 1 WHERE id = :dst;
+END;
+SQL
+
+# run NAME HOSTPORT CLIENTS SCRIPT MODE -> one table row
+run() {
+  local name=$1 port=$2 clients=$3 script=$4 mode=$5 user=$6 db=$7
+  local logdir="$work/log-$name-$clients-$RANDOM"; mkdir -p "$logdir"
+  local out
+  out=$(cd "$logdir" && pgbench -h 127.0.0.1 -p "$port" -U "$user" -d "$db" -n -M "$mode" -c "$clients" \
+        -j 2 -T "$secs" --max-tries=100 -l -f "$script" 2>&1)
+  local tps fails lat
+  tps=$(echo "$out" | sed -n 's/^tps = \([0-9.]*\).*/\1/p')
+  fails=$(echo "$out" | sed -n 's/^number of failed transactions: \([0-9]*\).*/\1/p')
+  # transaction logs: 3rd field is the latency in microseconds
+  lat=$(cat "$logdir"/pgbench_log.* | awk '{print $3}' | sort -n |
+        awk '{a[NR]=$1} END {if (NR) printf "%.3f | %.3f", a[int(NR*0.5)+1]/1000, a[int(NR*0.99)+1]/1000}')
+  printf '| %-10s | %-22s | %3d | %10.0f | %s | %s |\n' "$name" "$(basename "$script" .sql) -M $mode" "$clients" "$tps" "$lat" "${fails:-?}"
+}
+
+echo "# $(date -u +%Y-%m-%dT%H:%M:%SZ), $(nproc) cores, ${secs}s per run, $naccounts accounts"
+echo "| system     | workload               |  c  |    tps     | p50 ms | p99 ms | failed |"
+echo "|------------|------------------------|-----|------------|--------|--------|--------|"
+run postgres   "$pport" 8  "$work/select.sql"   prepared postgres postgres
+run shardlite  "$sport" 8  "$work/select.sql"   prepared bench shardlite
+run postgres   "$pport" 8  "$work/transfer.sql" prepared postgres postgres
+run shardlite  "$sport" 8  "$work/transfer.sql" prepared bench shardlite
+run postgres   "$pport" 32 "$work/transfer.sql" prepared postgres postgres
+run shardlite  "$sport" 32 "$work/transfer.sql" prepared bench shardlite
+echo "# shardlite total after the transfers: $(sl -A -t -c 'SELECT sum(balance) FROM accounts') (expected $((naccounts * 1000)))"
