@@ -385,18 +385,16 @@ void store_cache_clear(shard_store *st)
 	hmap_init(&st->uniq_cache);
 }
 
-int store_has_secondary_unique(shard_store *st, const char *table)
+/* A yes/no fact about a table, from a count(*) query over ?1 = the table,
+ * cached in `cache` (the caches are dropped on schema changes).  When the
+ * query cannot run, the answer is `unsure`. */
+static int table_fact(shard_store *st, hmap *cache, const char *sql, const char *table, int unsure)
 {
-	if (st->schema_changed) {
-		hmap_free(&st->uniq_cache);
-		hmap_init(&st->uniq_cache);
-	}
-	void *v = hmap_get(&st->uniq_cache, table, strlen(table));
+	void *v = hmap_get(cache, table, strlen(table));
 	if (v)
 		return v == (void *)1;
-	sqlite3_stmt *q = store_internal(st,
-		"SELECT count(*) FROM pragma_index_list(?1) WHERE \"unique\" = 1 AND origin <> 'pk'");
-	int has = 1;  /* when unsure, say yes: the caller then checks */
+	sqlite3_stmt *q = store_internal(st, sql);
+	int has = unsure;
 	if (q) {
 		sqlite3_bind_text(q, 1, table, -1, SQLITE_STATIC);
 		if (sqlite3_step(q) == SQLITE_ROW)
@@ -404,8 +402,19 @@ int store_has_secondary_unique(shard_store *st, const char *table)
 		sqlite3_reset(q);
 		sqlite3_clear_bindings(q);
 	}
-	hmap_put(&st->uniq_cache, table, strlen(table), has ? (void *)1 : (void *)2);
+	hmap_put(cache, table, strlen(table), has ? (void *)1 : (void *)2);
 	return has;
+}
+
+int store_has_secondary_unique(shard_store *st, const char *table)
+{
+	if (st->schema_changed) {
+		hmap_free(&st->uniq_cache);
+		hmap_init(&st->uniq_cache);
+	}
+	/* when unsure, say yes: the caller then checks */
+	return table_fact(st, &st->uniq_cache,
+			  "SELECT count(*) FROM pragma_index_list(?1) WHERE \"unique\" = 1 AND origin <> 'pk'", table, 1);
 }
 
 void store_close(shard_store *st)
@@ -433,20 +442,7 @@ static int all_space(const char *p, const char *end)
  * without one, so a transaction may not write them. */
 static int table_has_pk(shard_store *st, const char *table)
 {
-	void *v = hmap_get(&st->pk_cache, table, strlen(table));
-	if (v)
-		return v == (void *)1;
-	sqlite3_stmt *q = store_internal(st, "SELECT count(*) FROM pragma_table_info(?1) WHERE pk > 0");
-	int has = 0;
-	if (q) {
-		sqlite3_bind_text(q, 1, table, -1, SQLITE_STATIC);
-		if (sqlite3_step(q) == SQLITE_ROW)
-			has = sqlite3_column_int(q, 0) > 0;
-		sqlite3_reset(q);
-		sqlite3_clear_bindings(q);
-	}
-	hmap_put(&st->pk_cache, table, strlen(table), has ? (void *)1 : (void *)2);
-	return has;
+	return table_fact(st, &st->pk_cache, "SELECT count(*) FROM pragma_table_info(?1) WHERE pk > 0", table, 0);
 }
 
 static cache_entry *prepare_cached(shard_store *st, const char *sql, uint32_t len, int internal,
