@@ -3,6 +3,8 @@
 # the same pgbench scripts:
 #   bench/run-router-bench.sh [BUILD_DIR] [SECONDS] [ACCOUNTS]
 # - point SELECT by primary key, pgbench -M prepared, 8 clients (issue 3)
+# Each row is two pgbench runs: tps from one without the transaction log,
+# p50/p99 from one with it (-l).
 # - bank transfer: two UPDATEs of random accounts in one transaction,
 #   8 and 32 clients, --max-tries for 40001 (issue 4); accounts
 #   hash-partitioned over 4 shards, so most transfers cross shards
@@ -65,12 +67,18 @@ SQL
 run() {
   local name=$1 port=$2 clients=$3 script=$4 mode=$5 user=$6 db=$7
   local logdir="$work/log-$name-$clients-$RANDOM"; mkdir -p "$logdir"
-  local out
-  out=$(cd "$logdir" && pgbench -h 127.0.0.1 -p "$port" -U "$user" -d "$db" -n -M "$mode" -c "$clients" \
+  local out out2
+  # throughput: a run without the per-transaction log (writing it costs
+  # pgbench a lot of CPU on two cores); latency percentiles: a second run
+  # with it
+  out=$(pgbench -h 127.0.0.1 -p "$port" -U "$user" -d "$db" -n -M "$mode" -c "$clients" \
+        -j 2 -T "$secs" --max-tries=100 -f "$script" 2>&1)
+  out2=$(cd "$logdir" && pgbench -h 127.0.0.1 -p "$port" -U "$user" -d "$db" -n -M "$mode" -c "$clients" \
         -j 2 -T "$secs" --max-tries=100 -l -f "$script" 2>&1)
   local tps fails lat
   tps=$(echo "$out" | sed -n 's/^tps = \([0-9.]*\).*/\1/p')
-  fails=$(echo "$out" | sed -n 's/^number of failed transactions: \([0-9]*\).*/\1/p')
+  fails=$(( $(echo "$out" | sed -n 's/^number of failed transactions: \([0-9]*\).*/\1/p') + \
+            $(echo "$out2" | sed -n 's/^number of failed transactions: \([0-9]*\).*/\1/p') ))
   # transaction logs: 3rd field is the latency in microseconds
   lat=$(cat "$logdir"/pgbench_log.* | awk '{print $3}' | sort -n |
         awk '{a[NR]=$1} END {if (NR) printf "%.3f | %.3f", a[int(NR*0.5)+1]/1000, a[int(NR*0.99)+1]/1000}')
