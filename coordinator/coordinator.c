@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "coordinator/decision_log.h"
 #include "txn/failpoint.h"
@@ -84,8 +85,11 @@ struct coordinator {
 	/* this sweep: decisions settled before it asked, prepared txns seen */
 	uint64_t *settled;
 	size_t nsettled;
-	hmap seen_prepared;
+	hmap seen_prepared;   /* txn -> bitmap of shards holding it (this sweep) */
 	int sweep_failed;
+	/* decision log lost: in-doubt transactions wait for an operator */
+	int log_lost;
+	hmap doubt;           /* txn -> bitmap (the last complete sweep) */
 	/* the consistent cut */
 	uint64_t epoch;
 	coord_read *reads;    /* reads begun and not yet ended */
@@ -491,10 +495,26 @@ typedef struct {
  * sent its STATUS requests can be judged by their answers. */
 static void sweep_finish(coordinator *c)
 {
-	if (!c->sweep_failed)
+	if (!c->sweep_failed) {
 		for (size_t i = 0; i < c->nsettled; i++)
 			if (!hmap_get(&c->seen_prepared, &c->settled[i], sizeof c->settled[i]))
 				dlog_done(c->log, c->settled[i]);
+		/* what is in doubt now: prepared, not in flight, no logged decision */
+		hmap_free(&c->doubt);
+		hmap_init(&c->doubt);
+		size_t it;
+		for (hmap_entry *e = hmap_first(&c->seen_prepared, &it); e; e = hmap_next(&c->seen_prepared, e, &it)) {
+			uint64_t txn;
+			memcpy(&txn, e->key, sizeof txn);
+			if (!hmap_get(&c->inflight, &txn, sizeof txn) && !dlog_is_committed(c->log, txn, NULL))
+				hmap_put(&c->doubt, &txn, sizeof txn, e->value);
+		}
+		if (c->log_lost && c->doubt.count == 0) {
+			c->log_lost = 0;
+			fprintf(stderr, "coordinator: every transaction in doubt since the decision log was lost is "
+					"resolved; automatic recovery resumes\n");
+		}
+	}
 	free(c->settled);
 	c->settled = NULL;
 	c->nsettled = 0;
@@ -518,10 +538,15 @@ static void on_status(void *arg, shard_answer *a, const char *error)
 			if (strcmp(row[1].p, "prepared") != 0)
 				continue;
 			uint64_t txn = strtoull(row[0].p, NULL, 10);
-			hmap_put(&c->seen_prepared, &txn, sizeof txn, (void *)1);
+			uintptr_t bits = (uintptr_t)hmap_get(&c->seen_prepared, &txn, sizeof txn);
+			bits |= (uintptr_t)1 << (s->shard % (sizeof(uintptr_t) * 8));
+			hmap_put(&c->seen_prepared, &txn, sizeof txn, (void *)bits);
 			if (hmap_get(&c->inflight, &txn, sizeof txn))
 				continue;
-			resolve(c, s->shard, txn, dlog_is_committed(c->log, txn, NULL));
+			int committed = dlog_is_committed(c->log, txn, NULL);
+			if (c->log_lost && !committed)
+				continue;  /* the operator decides (coord_force) */
+			resolve(c, s->shard, txn, committed);
 		}
 	}
 	shard_answer_free(a);
@@ -563,7 +588,7 @@ static void on_sweep(uv_timer_t *timer)
 }
 
 coordinator *coord_open(uv_loop_t *loop, shard_pool *pool, const catalog *cat, const char *data_dir,
-			char *err, size_t errlen)
+			bool had_catalog, char *err, size_t errlen)
 {
 	coordinator *c = calloc(1, sizeof *c);
 	if (!c) {
@@ -576,8 +601,16 @@ coordinator *coord_open(uv_loop_t *loop, shard_pool *pool, const catalog *cat, c
 	hmap_init(&c->inflight);
 	hmap_init(&c->seen_prepared);
 	c->epoch = 1;
+	hmap_init(&c->doubt);
 	char path[4096];
 	snprintf(path, sizeof path, "%s/decisions.log", data_dir);
+	if (had_catalog && access(path, F_OK) != 0) {
+		c->log_lost = 1;
+		fprintf(stderr, "coordinator: the decision log %s is missing although this router has run before: "
+				"in-doubt transactions will NOT be resolved automatically; resolve each with "
+				"COMMIT PREPARED 'txn' or ROLLBACK PREPARED 'txn' (SHOW TRANSACTIONS lists them)\n",
+			path);
+	}
 	c->log = dlog_open(loop, path, err, errlen);
 	if (!c->log) {
 		free(c);
@@ -605,6 +638,7 @@ void coord_close(coordinator *c)
 	uv_timer_stop(&c->sweep);
 	free(c->settled);
 	hmap_free(&c->seen_prepared);
+	hmap_free(&c->doubt);
 	/* Transactions still in flight are left to recovery; their callbacks may
 	 * still arrive while the loop winds down, so then nothing is freed. */
 	if (c->inflight.count == 0 && !c->sweeping) {
@@ -647,6 +681,22 @@ size_t coord_list(coordinator *c, coord_row *rows, size_t max)
 		}
 		snprintf(r->age_ms, sizeof r->age_ms, "?");
 	}
+	for (hmap_entry *e = hmap_first(&c->doubt, &it); e && n < max; e = hmap_next(&c->doubt, e, &it)) {
+		uint64_t txn;
+		memcpy(&txn, e->key, sizeof txn);
+		uintptr_t bits = (uintptr_t)e->value;
+		coord_row *r = &rows[n++];
+		snprintf(r->txn, sizeof r->txn, "%" PRIu64, txn);
+		snprintf(r->state, sizeof r->state, "%s",
+			 c->log_lost ? "in-doubt: decision log lost" : "in-doubt: prepared");
+		r->participants[0] = 0;
+		for (size_t i = 0; i < sizeof bits * 8; i++)
+			if (bits & ((uintptr_t)1 << i)) {
+				size_t len = strlen(r->participants);
+				snprintf(r->participants + len, sizeof r->participants - len, "%s%zu", len ? "," : "", i);
+			}
+		snprintf(r->age_ms, sizeof r->age_ms, "?");
+	}
 	return n;
 }
 
@@ -663,6 +713,105 @@ bool coord_on_applied(coordinator *c, uint64_t txn, coord_read_cb applied, void 
 	w->next = t->applied;
 	t->applied = w;
 	return false;
+}
+
+typedef struct {
+	coordinator *c;
+	uint64_t txn;
+	bool commit;
+	size_t pending, held, failed;
+	coord_force_cb done;
+	void *arg;
+} force_op;
+
+static void force_finish(force_op *f)
+{
+	char msg[256];
+	fprintf(stderr, "coordinator: operator %s transaction %" PRIu64 " on %zu shard(s)\n",
+		f->commit ? "committed" : "rolled back", f->txn, f->held);
+	if (f->failed) {
+		snprintf(msg, sizeof msg, "%zu shard(s) could not be reached; run the statement again", f->failed);
+		f->done(f->arg, 0, "08006", msg);
+	} else if (f->held == 0 && !f->commit) {
+		snprintf(msg, sizeof msg, "prepared transaction with identifier \"%" PRIu64 "\" does not exist", f->txn);
+		f->done(f->arg, 0, "42704", msg);
+	} else {
+		snprintf(msg, sizeof msg, "%zu shard(s)", f->held);
+		f->done(f->arg, 1, NULL, msg);
+	}
+	free(f);
+}
+
+static void on_force_answer(void *arg, shard_answer *a, const char *error)
+{
+	force_op *f = arg;
+	if (a && a->msg.resp.status == WIRE_OK)
+		f->held++;
+	else if (!a || a->msg.resp.status != WIRE_NOT_FOUND)
+		f->failed++;
+	shard_answer_free(a);
+	if (--f->pending == 0)
+		force_finish(f);
+}
+
+/* Sends never call back from inside shard_pool_send(), so pending only
+ * reaches zero here if every send failed at once. */
+static void force_send(force_op *f)
+{
+	size_t n = catalog_nshards(f->c->cat);
+	f->pending = n + 1;  /* + 1 while sending */
+	for (size_t i = 0; i < n; i++) {
+		wire_request r = {.op = f->commit ? WIRE_OP_COMMIT_PREPARED : WIRE_OP_ROLLBACK_PREPARED, .txn = f->txn};
+		if (shard_pool_send(f->c->pool, i, &r, on_force_answer, f) != 0) {
+			f->failed++;
+			f->pending--;
+		}
+	}
+	if (--f->pending == 0)
+		force_finish(f);
+}
+
+static void on_force_logged(void *arg, int status)
+{
+	force_send(arg);
+}
+
+void coord_force(coordinator *c, uint64_t txn, bool commit, coord_force_cb done, void *arg)
+{
+	if (hmap_get(&c->inflight, &txn, sizeof txn)) {
+		done(arg, 0, "55006", "the transaction is in flight on this router; its outcome is being decided");
+		return;
+	}
+	if (!commit && dlog_is_committed(c->log, txn, NULL)) {
+		done(arg, 0, "55000",
+		     "the transaction has a logged commit decision: recovery commits it; it cannot be rolled back");
+		return;
+	}
+	force_op *f = calloc(1, sizeof *f);
+	if (!f) {
+		done(arg, 0, "53200", "out of memory");
+		return;
+	}
+	f->c = c;
+	f->txn = txn;
+	f->commit = commit;
+	f->done = done;
+	f->arg = arg;
+	if (commit && !dlog_is_committed(c->log, txn, NULL)) {
+		/* log the decision first: a crash half-way then finishes the commit */
+		size_t n = catalog_nshards(c->cat);
+		uint16_t *all = calloc(n ? n : 1, sizeof *all);
+		for (size_t i = 0; all && i < n; i++)
+			all[i] = (uint16_t)i;
+		int rc = all ? dlog_commit(c->log, txn, all, (uint16_t)n, on_force_logged, f) : -1;
+		free(all);
+		if (rc != 0) {
+			free(f);
+			done(arg, 0, "53200", "out of memory logging the decision");
+		}
+		return;
+	}
+	force_send(f);
 }
 
 uint64_t coord_decision_fsyncs(const coordinator *c)

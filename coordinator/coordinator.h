@@ -40,8 +40,10 @@ typedef struct coordinator coordinator;
 /* committed: 1 committed, 0 rolled back (sqlstate/message say why). */
 typedef void (*coord_done_cb)(void *arg, int committed, const char *sqlstate, const char *message);
 
+/* had_catalog: the router has run here before, so a missing decision log
+ * means it was lost (see coord_force). */
 coordinator *coord_open(uv_loop_t *loop, shard_pool *pool, const catalog *cat, const char *data_dir,
-			char *err, size_t errlen);
+			bool had_catalog, char *err, size_t errlen);
 void coord_close(coordinator *c);
 
 /* Commit txn on its participants (shards[i] wrote there iff wrote[i]).
@@ -81,6 +83,25 @@ void coord_read_end(coordinator *c, coord_read *r);
  * Returns true if txn's phase two is over (or it is not ours); otherwise
  * false, and applied(arg) runs once it is over. */
 bool coord_on_applied(coordinator *c, uint64_t txn, coord_read_cb applied, void *arg);
+
+/*
+ * Operator resolution, `COMMIT PREPARED 'txn'` / `ROLLBACK PREPARED 'txn'`.
+ *
+ * Presumed abort is only right while the decision log is intact: if it is
+ * lost (the router's data directory still has its catalog but no
+ * decisions.log), a prepared transaction may have committed on other
+ * shards already.  Then the coordinator resolves nothing by itself: it lists
+ * the in-doubt transactions in SHOW TRANSACTIONS and waits for an operator
+ * to decide each one (after looking at the shards), and returns to
+ * automatic recovery once a sweep finds none left.
+ *
+ * coord_force() commits (the decision is logged first, so a crash half-way
+ * finishes the job) or rolls back txn on every shard.  Rolling back a
+ * transaction with a logged commit decision is refused.  done(arg, ok,
+ * sqlstate, message) reports how many shards held it.
+ */
+typedef void (*coord_force_cb)(void *arg, int ok, const char *sqlstate, const char *message);
+void coord_force(coordinator *c, uint64_t txn, bool commit, coord_force_cb done, void *arg);
 
 /* SHOW TRANSACTIONS: rows of (txn, state, participants, age_ms) as text. */
 typedef struct {

@@ -66,6 +66,7 @@ int router_run(const router_config *cfg)
 		fprintf(stderr, "router: %s\n", err);
 		return 1;
 	}
+	bool had_catalog = catalog_nshards(rp.srv.cat) > 0;
 	if (catalog_nshards(rp.srv.cat) == 0) {
 		for (size_t i = 0; i < cfg->nshards; i++) {
 			sql_error e = {0};
@@ -88,7 +89,7 @@ int router_run(const router_config *cfg)
 	rp.srv.pool = shard_pool_new(rp.srv.loop);
 	for (size_t i = 0; rp.srv.pool && i < catalog_nshards(rp.srv.cat); i++)
 		shard_pool_set_addr(rp.srv.pool, i, catalog_shard_addr(rp.srv.cat, i));
-	rp.srv.coord = coord_open(rp.srv.loop, rp.srv.pool, rp.srv.cat, cfg->data_dir, err, sizeof err);
+	rp.srv.coord = coord_open(rp.srv.loop, rp.srv.pool, rp.srv.cat, cfg->data_dir, had_catalog, err, sizeof err);
 	if (!rp.srv.coord) {
 		fprintf(stderr, "router: coordinator: %s\n", err);
 		catalog_close(rp.srv.cat);

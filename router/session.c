@@ -29,6 +29,7 @@
  */
 #include "router/session.h"
 
+#include <errno.h>
 #include <inttypes.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -104,6 +105,7 @@ struct session {
 	int implicit;            /* an autocommit statement running as a txn */
 	int in_commit;           /* the coordinator owns the transaction now */
 	uint64_t last_2pc;       /* our last distributed commit, maybe still in phase two */
+	bool forcing_commit;     /* COMMIT PREPARED (else ROLLBACK PREPARED) running */
 	struct {                 /* a statement waiting for last_2pc to be applied */
 		sql_stmt *st;
 		const router_plan *plan;
@@ -1040,6 +1042,51 @@ static void do_explain(session *s, const sql_explain *e, const wire_value *param
 	plan_free(p);
 }
 
+static void on_forced(void *arg, int ok, const char *sqlstate, const char *message)
+{
+	session *s = arg;
+	if (s->closing) {
+		s->busy = 0;
+		maybe_free(s);
+		return;
+	}
+	if (ok) {
+		pgw_notice n = {.severity = "NOTICE", .sqlstate = "00000", .message = message};
+		pgw_put_notice_response(&s->out, &n);
+		pgw_put_command_complete(&s->out, s->forcing_commit ? "COMMIT PREPARED" : "ROLLBACK PREPARED");
+	} else {
+		send_error(s, sqlstate, message, 0);
+	}
+	statement_done(s);
+}
+
+/* COMMIT PREPARED 'txn' / ROLLBACK PREPARED 'txn': the operator decides an
+ * in-doubt transaction (coordinator.h, docs/transactions.md). */
+static void resolve_prepared(session *s, const sql_stmt *st)
+{
+	bool commit = st->kind == SQL_STMT_COMMIT;
+	if (s->txn_status != 'I') {
+		send_error(s, "25001", commit ? "COMMIT PREPARED cannot run inside a transaction block"
+					      : "ROLLBACK PREPARED cannot run inside a transaction block", 0);
+		statement_done(s);
+		return;
+	}
+	char *end = NULL;
+	errno = 0;
+	unsigned long long txn = strtoull(st->prepared_gid, &end, 10);
+	if (errno || !end || *end || end == st->prepared_gid || txn == 0) {
+		char msg[200];
+		snprintf(msg, sizeof msg, "transaction identifier must be a shardlite transaction id: \"%.100s\"",
+			 st->prepared_gid);
+		send_error(s, "22P02", msg, 0);
+		statement_done(s);
+		return;
+	}
+	s->forcing_commit = commit;
+	s->busy = 1;
+	coord_force(s->srv->coord, (uint64_t)txn, commit, on_forced, s);
+}
+
 /* Run one statement.  Completion (sync or async) ends in statement_done(). */
 static void run_stmt_now(session *s, sql_stmt *st, const router_plan *plan, const wire_value *params,
 			 size_t nparams, bool describe)
@@ -1067,6 +1114,10 @@ static void run_stmt_now(session *s, sql_stmt *st, const router_plan *plan, cons
 		return;
 	case SQL_STMT_COMMIT:
 	case SQL_STMT_ROLLBACK:
+		if (st->prepared_gid) {
+			resolve_prepared(s, st);
+			return;
+		}
 		if (s->txn_status == 'I') {
 			pgw_notice n = {.severity = "WARNING", .sqlstate = "25P01",
 					.message = "there is no transaction in progress"};

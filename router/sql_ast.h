@@ -460,6 +460,7 @@ struct sql_stmt {
 	int max_param;         /* highest $n in the whole top-level statement */
 	sql_stmt *compensate;  /* INSERT/UPDATE/DELETE ... COMPENSATE WITH */
 	bool keyword_alias;    /* END for COMMIT, ABORT for ROLLBACK */
+	const char *prepared_gid; /* COMMIT/ROLLBACK PREPARED 'gid', else NULL */
 	union {
 		sql_select select;
 		sql_insert insert;

@@ -359,7 +359,7 @@ static void add_table_constraint(parse_ctx *c, sql_create_table *ct,
 %fallback ID
   ABORT ADD ALTER ANALYZE AT BEGIN BY CLUSTER COMMIT COMMITTED COMPENSATE
   DEFERRABLE DELETE DROP ESCAPE EXISTS EXPLAIN FIRST HASH IF INDEX INSERT
-  ISOLATION KEY LAST LEVEL LOCAL NULLS ONLY PARTITION PRECISION RANGE READ
+  ISOLATION KEY LAST LEVEL LOCAL NULLS ONLY PARTITION PRECISION PREPARED RANGE READ
   REBALANCE REPEATABLE RESET ROLLBACK SAGA SERIALIZABLE SESSION SET SHARD
   SHARE SHOW SPLIT START TIME TRANSACTION UNCOMMITTED UNKNOWN UPDATE VALUES
   VARYING VERBOSE WITHOUT WORK WRITE ZONE.
@@ -908,6 +908,9 @@ stmt(A) ::= COMMIT(K) trans_opt. { A = new_stmt(ctx, SQL_STMT_COMMIT, &K); }
 stmt(A) ::= END(K) trans_opt. { A = new_stmt(ctx, SQL_STMT_COMMIT, &K); A->keyword_alias = true; }
 stmt(A) ::= ROLLBACK(K) trans_opt. { A = new_stmt(ctx, SQL_STMT_ROLLBACK, &K); }
 stmt(A) ::= ABORT(K) trans_opt. { A = new_stmt(ctx, SQL_STMT_ROLLBACK, &K); A->keyword_alias = true; }
+/* The operator's resolution of an in-doubt transaction (docs/transactions.md). */
+stmt(A) ::= COMMIT(K) PREPARED STRING(S). { A = new_stmt(ctx, SQL_STMT_COMMIT, &K); A->prepared_gid = S.val; }
+stmt(A) ::= ROLLBACK(K) PREPARED STRING(S). { A = new_stmt(ctx, SQL_STMT_ROLLBACK, &K); A->prepared_gid = S.val; }
 
 /* ---- SET / RESET / SHOW ------------------------------------------------------------ */
 
@@ -1577,10 +1580,6 @@ static bool unsupported_feature(parse_ctx *c, const sql__token *t,
 	if ((c->ntok == 1 && (tok_is(t, "savepoint") || tok_is(t, "release"))) ||
 	    (tok_is(t, "to") && tok_is(first, "rollback"))) {
 		snprintf(msg, cap, "savepoints are not supported");
-		return true;
-	}
-	if (tok_is(t, "prepared") && (tok_is(first, "commit") || tok_is(first, "rollback"))) {
-		snprintf(msg, cap, "%s PREPARED is not supported", tok_is(first, "commit") ? "COMMIT" : "ROLLBACK");
 		return true;
 	}
 	if (tok_is(first, "set") &&

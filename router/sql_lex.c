@@ -112,6 +112,7 @@ static const keyword keywords[] = {
 	{"outer", TK_OUTER},
 	{"partition", TK_PARTITION},
 	{"precision", TK_PRECISION},
+	{"prepared", TK_PREPARED},
 	{"primary", TK_PRIMARY},
 	{"range", TK_RANGE},
 	{"read", TK_READ},

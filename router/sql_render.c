@@ -795,8 +795,14 @@ int sql_render_stmt(sql_buf *b, const sql_stmt *s)
 	case SQL_STMT_DROP_TABLE: return sql_render_drop_table(b, &s->drop_table);
 	case SQL_STMT_CREATE_INDEX: return sql_render_create_index(b, &s->create_index);
 	case SQL_STMT_BEGIN: return sql_buf_puts(b, s->begin.saga ? "BEGIN SAGA" : "BEGIN");
-	case SQL_STMT_COMMIT: return sql_buf_puts(b, "COMMIT");
-	case SQL_STMT_ROLLBACK: return sql_buf_puts(b, "ROLLBACK");
+	case SQL_STMT_COMMIT:
+	case SQL_STMT_ROLLBACK:
+		sql_buf_puts(b, s->kind == SQL_STMT_COMMIT ? "COMMIT" : "ROLLBACK");
+		if (s->prepared_gid) {
+			sql_buf_puts(b, " PREPARED ");
+			sql_render_string(b, s->prepared_gid, strlen(s->prepared_gid));
+		}
+		return b->failed ? -1 : 0;
 	case SQL_STMT_SET: return render_set(b, &s->set);
 	case SQL_STMT_SHOW: return render_show(b, &s->show);
 	case SQL_STMT_EXPLAIN:

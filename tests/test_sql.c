@@ -893,7 +893,6 @@ static void test_unsupported(void)
 		{"PREPARE p AS SELECT 1", 1, "PREPARE is not supported"},
 		{"SAVEPOINT a", 1, "savepoints are not supported"},
 		{"ROLLBACK TO SAVEPOINT a", 10, "savepoints are not supported"},
-		{"COMMIT PREPARED 'x'", 8, "COMMIT PREPARED is not supported"},
 		{"SET TRANSACTION ISOLATION LEVEL SERIALIZABLE", 5, "SET TRANSACTION is not supported"},
 		{"CREATE TABLE x (a INT REFERENCES y (id))", 23, "foreign keys are not supported"},
 		{"CREATE TABLE x (a INT, FOREIGN KEY (a) REFERENCES y (id))", 24, "foreign keys are not supported"},
