@@ -23,6 +23,10 @@
 #include "txn/hmap.h"
 
 #define SWEEP_MS 1000
+/* A participant that accepted PREPARE but has not voted after this long is
+ * counted as a NO: the transaction is rolled back and its client told so,
+ * rather than waiting forever for a hung shard. */
+#define PREPARE_TIMEOUT_MS 10000
 
 typedef enum { C_PREPARING = 1, C_LOGGING, C_HELD, C_COMMITTING, C_ABORTING, C_RECOVERING } cstate;
 
@@ -48,7 +52,9 @@ typedef struct ctxn {
 	size_t n;
 	size_t *shards;
 	int *vote;
-	size_t pending;
+	size_t pending;       /* phase two / rollback answers outstanding */
+	size_t prepare_out;   /* PREPARE answers outstanding */
+	uv_timer_t *prepare_timer;
 	coord_done_cb cb;
 	void *arg;
 	uint64_t started_ms;
@@ -323,6 +329,28 @@ static void on_durable(void *arg, int status)
 
 /* ---- abort ------------------------------------------------------------------- */
 
+static void on_timer_closed(uv_handle_t *h)
+{
+	free(h);
+}
+
+static void stop_prepare_timer(ctxn *t)
+{
+	if (t->prepare_timer) {
+		uv_timer_stop(t->prepare_timer);
+		uv_close((uv_handle_t *)t->prepare_timer, on_timer_closed);
+		t->prepare_timer = NULL;
+	}
+}
+
+/* An aborted transaction is forgotten once every answer it waits for, to
+ * its PREPAREs (after a timeout) and to its ROLLBACK PREPAREDs, is in. */
+static void abort_done_check(ctxn *t)
+{
+	if (t->pending == 0 && t->prepare_out == 0)
+		ctxn_free(t);
+}
+
 static void on_abort_answer(void *arg, shard_answer *a, const char *error)
 {
 	slot *s = arg;
@@ -331,13 +359,14 @@ static void on_abort_answer(void *arg, shard_answer *a, const char *error)
 		return;
 	ctxn *t = s->t;
 	free(s);
-	if (--t->pending == 0)
-		ctxn_free(t);
+	t->pending--;
+	abort_done_check(t);
 }
 
 static void abort_all(ctxn *t)
 {
 	t->state = C_ABORTING;
+	stop_prepare_timer(t);
 	if (t->cb) {
 		t->cb(t->arg, 0, t->sqlstate[0] ? t->sqlstate : "40001",
 		      t->message[0] ? t->message : "the transaction was rolled back");
@@ -348,12 +377,33 @@ static void abort_all(ctxn *t)
 		if (t->vote[i] != V_READONLY)
 			t->pending++;
 	if (t->pending == 0) {
-		ctxn_free(t);
+		abort_done_check(t);
 		return;
 	}
 	for (size_t i = 0; i < t->n; i++)
 		if (t->vote[i] != V_READONLY)
 			send_op(t, i, WIRE_OP_ROLLBACK_PREPARED, on_abort_answer);
+}
+
+static void on_prepare_timeout(uv_timer_t *timer)
+{
+	ctxn *t = timer->data;
+	if (t->state != C_PREPARING)
+		return;
+	for (size_t i = 0; i < t->n; i++)
+		if (t->vote[i] == V_NONE) {
+			t->vote[i] = V_NO;
+			if (!t->sqlstate[0]) {
+				snprintf(t->sqlstate, sizeof t->sqlstate, "40001");
+				snprintf(t->message, sizeof t->message,
+					 "shard %zu did not answer PREPARE within %d ms; the transaction was rolled back",
+					 t->shards[i], PREPARE_TIMEOUT_MS);
+			}
+		}
+	fprintf(stderr, "coordinator: transaction %" PRIu64 ": %s\n", t->txn, t->message);
+	/* A late YES is harmless: the ROLLBACK PREPARED sent now follows the
+	 * PREPARE on the same connection. */
+	abort_all(t);
 }
 
 /* ---- phase one ---------------------------------------------------------------- */
@@ -366,6 +416,13 @@ static void on_prepare_answer(void *arg, shard_answer *a, const char *error)
 	ctxn *t = s->t;
 	size_t i = s->i;
 	free(s);
+	t->prepare_out--;
+	if (t->state != C_PREPARING) {
+		/* timed out: the outcome is already decided (abort) */
+		shard_answer_free(a);
+		abort_done_check(t);
+		return;
+	}
 	if (a && a->msg.resp.status == WIRE_OK) {
 		t->vote[i] = V_OK;
 	} else if (a && a->msg.resp.status == WIRE_READ_ONLY) {
@@ -387,8 +444,9 @@ static void on_prepare_answer(void *arg, shard_answer *a, const char *error)
 		}
 	}
 	shard_answer_free(a);
-	if (--t->pending > 0)
+	if (t->prepare_out > 0)
 		return;
+	stop_prepare_timer(t);
 	FAILPOINT("coord-after-prepare");
 	int all_yes = 1, writers = 0;
 	for (size_t j = 0; j < t->n; j++) {
@@ -450,7 +508,13 @@ void coord_commit(coordinator *c, uint64_t txn, uint64_t ts, const size_t *shard
 	memcpy(t->shards, shards, n * sizeof *shards);
 	(void)wrote;
 	FAILPOINT("coord-before-prepare");
-	t->pending = n;
+	t->prepare_out = n;
+	t->prepare_timer = malloc(sizeof *t->prepare_timer);
+	if (t->prepare_timer) {
+		uv_timer_init(c->loop, t->prepare_timer);
+		t->prepare_timer->data = t;
+		uv_timer_start(t->prepare_timer, on_prepare_timeout, PREPARE_TIMEOUT_MS, 0);
+	}
 	for (size_t i = 0; i < n; i++)
 		send_op(t, i, WIRE_OP_PREPARE, on_prepare_answer);
 }

@@ -57,6 +57,19 @@ for _ in $(seq 50); do [ -z "$(q "SHOW TRANSACTIONS")" ] && break; sleep 0.1; do
 t "nothing left in doubt" '[ -z "$(q "SHOW TRANSACTIONS")" ]'
 t "automatic recovery resumes once nothing is in doubt" 'grep -q "automatic recovery resumes" "$dir/router.log"'
 t "transactions work again" 'q "BEGIN; UPDATE accounts SET balance = balance + 1 WHERE id = $a; UPDATE accounts SET balance = balance - 1 WHERE id = $b; COMMIT" >/dev/null && [ "$(q "SELECT sum(balance) FROM accounts")" = 2000 ]'
+# a participant that never votes: shard 1 sleeps 12 s in PREPARE; the
+# coordinator gives up after 10 s and rolls back everywhere
+kill -9 "$(cat "$dir/shard-1.pid")"; sleep 0.2
+SHARDLITE_FAILPOINTS=shard-before-prepare=delay:12000 "$bin" cluster start --dir "$dir" >/dev/null 2>&1
+before=$(q "SELECT sum(balance) FROM accounts")
+t0=$(date +%s%N)
+hung=$(psql -X -q -A -t -v VERBOSITY=verbose -c "BEGIN; UPDATE accounts SET balance = balance - 5 WHERE id = $a; UPDATE accounts SET balance = balance + 5 WHERE id = $b; COMMIT" 2>&1)
+ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+t "a PREPARE that never answers is a NO after the timeout (40001 in ${ms} ms)" 'echo "$hung" | grep -q "40001.*did not answer PREPARE" && [ $ms -ge 9000 ] && [ $ms -lt 12000 ]'
+sleep 3   # the late vote arrives, then the ROLLBACK PREPARED behind it
+for _ in $(seq 50); do [ -z "$(q "SHOW TRANSACTIONS")" ] && break; sleep 0.1; done
+t "the late YES changed nothing: rolled back on both shards" '[ "$(bal 0 $a)" = 91 ] && [ "$(bal 1 $b)" = 109 ] && [ "$(q "SELECT sum(balance) FROM accounts")" = "$before" ]'
+t "nothing in doubt afterwards" '[ -z "$(q "SHOW TRANSACTIONS")" ] && ! "$status" 127.0.0.1:$((port + 2)) | grep -q prepared'
 t "cluster stops cleanly" '"$bin" cluster stop --dir "$dir" >/dev/null'
 t "no sanitizer report in the servers' logs" '! grep -l "Sanitizer\|runtime error" "$dir"/*.log'
 echo "1..$n"
