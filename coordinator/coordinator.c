@@ -61,6 +61,7 @@ typedef struct ctxn {
 	char sqlstate[6];
 	char message[256];
 	size_t next_commit;   /* sequential phase two (failpoint testing) */
+	int commit_failures;
 	uint64_t epoch;       /* set when the decision is durable */
 	struct ctxn *held_next;
 	struct applied_waiter *applied;  /* coord_on_applied() callers */
@@ -264,17 +265,58 @@ static void commit_next(ctxn *t)
 		send_op(t, t->next_commit++, WIRE_OP_COMMIT_PREPARED, on_commit_answer);
 }
 
+/* Phase two is retried by the transaction itself, which stays in flight
+ * meanwhile, so reads at a consistent cut wait for it instead of seeing it
+ * applied on some shards only.  After COMMIT_RETRIES failures (a shard that
+ * cannot apply it: see shard.md's known limits) it is left to the sweep and
+ * logged loudly rather than holding reads forever. */
+#define COMMIT_RETRY_MS 200
+#define COMMIT_RETRIES 50
+
+typedef struct {
+	uv_timer_t timer;
+	ctxn *t;
+	size_t i;
+} commit_retry;
+
+static void on_retry_closed(uv_handle_t *h)
+{
+	free(h->data);
+}
+
+static void on_commit_retry(uv_timer_t *timer)
+{
+	commit_retry *r = timer->data;
+	send_op(r->t, r->i, WIRE_OP_COMMIT_PREPARED, on_commit_answer);
+	uv_close((uv_handle_t *)timer, on_retry_closed);
+}
+
 static void on_commit_answer(void *arg, shard_answer *a, const char *error)
 {
 	slot *s = arg;
 	if (!s)
 		return;
 	ctxn *t = s->t;
+	size_t i = s->i;
 	free(s);
 	int ok = a && (a->msg.resp.status == WIRE_OK || a->msg.resp.status == WIRE_NOT_FOUND);
-	if (!ok)
-		fprintf(stderr, "coordinator: COMMIT PREPARED of %" PRIu64 " on a shard failed (%s); the sweep retries\n",
-			t->txn, error ? error : (a && a->msg.resp.message ? a->msg.resp.message : "error"));
+	if (!ok) {
+		const char *why = error ? error : (a && a->msg.resp.message ? a->msg.resp.message : "error");
+		commit_retry *r = ++t->commit_failures <= COMMIT_RETRIES ? calloc(1, sizeof *r) : NULL;
+		if (r) {
+			fprintf(stderr, "coordinator: COMMIT PREPARED of %" PRIu64 " on shard %zu failed (%s); retrying\n",
+				t->txn, t->shards[i], why);
+			shard_answer_free(a);
+			r->t = t;
+			r->i = i;
+			uv_timer_init(t->c->loop, &r->timer);
+			r->timer.data = r;
+			uv_timer_start(&r->timer, on_commit_retry, COMMIT_RETRY_MS, 0);
+			return;
+		}
+		fprintf(stderr, "coordinator: COMMIT PREPARED of %" PRIu64 " on shard %zu keeps failing (%s); "
+				"leaving it to the recovery sweep\n", t->txn, t->shards[i], why);
+	}
 	shard_answer_free(a);
 	FAILPOINT("coord-between-commits");
 	if (--t->pending > 0) {
@@ -651,6 +693,33 @@ static void on_sweep(uv_timer_t *timer)
 	}
 }
 
+static void recover_decision(coordinator *c, const dlog_decision *d)
+{
+	ctxn *t = calloc(1, sizeof *t);
+	if (t) {
+		t->shards = calloc(d->n ? d->n : 1, sizeof *t->shards);
+		t->vote = calloc(d->n ? d->n : 1, sizeof *t->vote);
+	}
+	if (!t || !t->shards || !t->vote || hmap_put(&c->inflight, &d->txn, sizeof d->txn, t) != 0) {
+		if (t) {
+			free(t->shards);
+			free(t->vote);
+		}
+		free(t);
+		return;  /* the sweep still commits it */
+	}
+	t->c = c;
+	t->txn = d->txn;
+	t->n = d->n;
+	for (size_t i = 0; i < d->n; i++) {
+		t->shards[i] = d->shards[i];
+		t->vote[i] = V_OK;
+	}
+	t->epoch = 0;
+	t->started_ms = now_ms();
+	phase_two(t);
+}
+
 coordinator *coord_open(uv_loop_t *loop, shard_pool *pool, const catalog *cat, const char *data_dir,
 			bool had_catalog, char *err, size_t errlen)
 {
@@ -680,8 +749,18 @@ coordinator *coord_open(uv_loop_t *loop, shard_pool *pool, const catalog *cat, c
 		free(c);
 		return NULL;
 	}
-	if (dlog_npending(c->log))
-		fprintf(stderr, "coordinator: %zu commit decision(s) to drive to completion\n", dlog_npending(c->log));
+	size_t np = dlog_npending(c->log);
+	if (np) {
+		/* Decisions of before the restart: drive them to completion as
+		 * transactions in phase two, of an epoch older than any read, so
+		 * no read sees one of them on some shards only. */
+		fprintf(stderr, "coordinator: %zu commit decision(s) to drive to completion\n", np);
+		dlog_decision *decs = calloc(np, sizeof *decs);
+		size_t got = decs ? dlog_pending(c->log, decs, np) : 0;
+		for (size_t i = 0; i < got; i++)
+			recover_decision(c, &decs[i]);
+		free(decs);
+	}
 	uv_timer_init(loop, &c->sweep);
 	c->sweep.data = c;
 	uv_timer_start(&c->sweep, on_sweep, 0, SWEEP_MS);
