@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,6 +25,35 @@ typedef struct {
 	uv_tcp_t listener;
 	uv_signal_t sigterm, sigint;
 } router_proc;
+
+static void on_assigned(void *arg, shard_answer *a, const char *error)
+{
+	size_t shard = (size_t)(uintptr_t)arg;
+	if (!a || a->msg.resp.status != WIRE_OK)
+		fprintf(stderr, "router: could not give shard %zu its bucket map: %s\n", shard,
+			error ? error : (a && a->msg.resp.message ? a->msg.resp.message : "error"));
+	shard_answer_free(a);
+}
+
+/* Tell every shard which buckets it owns, as of the catalog's epoch: shards
+ * refuse requests routed for buckets that are not theirs. */
+static void assign_buckets(router_server *srv)
+{
+	size_t n = catalog_nshards(srv->cat);
+	uint32_t *buckets = malloc(CATALOG_BUCKETS * sizeof *buckets);
+	if (!buckets)
+		return;
+	for (size_t i = 0; i < n; i++) {
+		uint32_t k = 0;
+		for (uint32_t b = 0; b < CATALOG_BUCKETS; b++)
+			if (catalog_bucket_shard(srv->cat, b) == i)
+				buckets[k++] = b;
+		wire_request r = {.op = WIRE_OP_ASSIGN, .epoch = catalog_epoch(srv->cat), .buckets = buckets,
+				  .nbuckets = k};
+		shard_pool_send(srv->pool, i, &r, on_assigned, (void *)(uintptr_t)i);
+	}
+	free(buckets);
+}
 
 static void on_connection(uv_stream_t *l, int status)
 {
@@ -109,6 +139,7 @@ int router_run(const router_config *cfg)
 		catalog_close(rp.srv.cat);
 		return 1;
 	}
+	assign_buckets(&rp.srv);
 	uv_signal_init(rp.srv.loop, &rp.sigterm);
 	uv_signal_init(rp.srv.loop, &rp.sigint);
 	rp.sigterm.data = rp.sigint.data = &rp;

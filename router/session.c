@@ -524,8 +524,10 @@ static void on_shard_answer(void *arg, shard_answer *a, const char *error)
 		}
 	} else if (a->msg.resp.status == WIRE_ERROR) {
 		if (!ex->err_state[0]) {
-			snprintf(ex->err_state, sizeof ex->err_state, "%s",
-				 a->msg.resp.sqlstate ? a->msg.resp.sqlstate : "XX000");
+			const char *st = a->msg.resp.sqlstate ? a->msg.resp.sqlstate : "XX000";
+			/* SL001, a stale route, is internal: for the client it is a
+			 * retryable conflict (rebalancing will retry it here) */
+			snprintf(ex->err_state, sizeof ex->err_state, "%s", strcmp(st, "SL001") == 0 ? "40001" : st);
 			snprintf(ex->err_msg, sizeof ex->err_msg, "%s", a->msg.resp.message ? a->msg.resp.message : "error on a shard");
 		}
 	}

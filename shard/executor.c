@@ -83,6 +83,11 @@ struct shard_executor {
 	reader *readers;
 	int nreaders;
 
+	/* the shard map as assigned by the router (written by the writer,
+	 * read by any thread) */
+	_Atomic uint64_t map_epoch;      /* 0: never assigned */
+	_Atomic uint64_t owned[4096 / 64];
+
 	/* checkpointer */
 	pthread_t checkpointer;
 	int have_checkpointer;
@@ -787,6 +792,7 @@ static int do_status(shard_executor *ex, shard_req *req)
 			{"lock_waits", ex->n_lock_waits}, {"wounded", ex->n_wounds},
 			{"transactions", ex->txns.count}, {"locks_held", ex->locks.nheld},
 			{"checkpoints", ex->n_checkpoints},
+			{"map_epoch", ex->map_epoch},
 		};
 		for (size_t i = 0; i < sizeof st / sizeof st[0]; i++) {
 			snprintf(a[0], sizeof a[0], "%s", st[i].n);
@@ -814,6 +820,65 @@ static int do_status(shard_executor *ex, shard_req *req)
 	return DONE;
 }
 
+/* The router's shard map: this shard owns r->buckets as of r->epoch.
+ * Stored in _sl_map/_sl_meta in the batch, then published to the atomics. */
+static int do_assign(shard_executor *ex, shard_req *req)
+{
+	wire_request *r = &req->msg.req;
+	for (uint32_t i = 0; i < r->nbuckets; i++)
+		if (r->buckets[i] >= 4096) {
+			answer_error(req, "22023", "bucket %u out of range 0..4095", r->buckets[i]);
+			return DONE;
+		}
+	char err[256];
+	int bad = internal_exec(ex, "SAVEPOINT assign") != 0 ||
+		  store_exec(ex->st, "DELETE FROM _sl_map", err, sizeof err) != 0;
+	sqlite3_stmt *ins = bad ? NULL : store_internal(ex->st, "INSERT INTO _sl_map(bucket) VALUES (?1)");
+	for (uint32_t i = 0; !bad && i < r->nbuckets; i++) {
+		sqlite3_bind_int64(ins, 1, r->buckets[i]);
+		bad = sqlite3_step(ins) != SQLITE_DONE;
+		sqlite3_reset(ins);
+	}
+	sqlite3_stmt *ep = bad ? NULL : store_internal(ex->st,
+		"INSERT OR REPLACE INTO _sl_meta(key, value) VALUES ('map_epoch', ?1)");
+	if (ep) {
+		sqlite3_bind_int64(ep, 1, (sqlite3_int64)r->epoch);
+		bad = sqlite3_step(ep) != SQLITE_DONE;
+		sqlite3_reset(ep);
+	} else {
+		bad = 1;
+	}
+	if (bad) {
+		internal_exec(ex, "ROLLBACK TO assign");
+		internal_exec(ex, "RELEASE assign");
+		answer_error(req, "58030", "cannot store the shard map: %s", sqlite3_errmsg(store_db(ex->st)));
+		return DONE;
+	}
+	internal_exec(ex, "RELEASE assign");
+	ex->batch_wrote = 1;
+	uint64_t words[4096 / 64] = {0};
+	for (uint32_t i = 0; i < r->nbuckets; i++)
+		words[r->buckets[i] / 64] |= (uint64_t)1 << (r->buckets[i] % 64);
+	for (size_t w = 0; w < 4096 / 64; w++)
+		ex->owned[w] = words[w];
+	ex->map_epoch = r->epoch ? r->epoch : 1;
+	answer_status(req, WIRE_OK);
+	return DONE;
+}
+
+long shard_executor_foreign_bucket(shard_executor *ex, const uint32_t *buckets, uint32_t n, uint64_t *epoch)
+{
+	*epoch = ex->map_epoch;
+	if (*epoch == 0)
+		return -1;
+	for (uint32_t i = 0; i < n; i++) {
+		uint32_t b = buckets[i];
+		if (b >= 4096 || !(ex->owned[b / 64] & ((uint64_t)1 << (b % 64))))
+			return (long)b;
+	}
+	return -1;
+}
+
 /* Connection gone: its unprepared transactions are rolled back. */
 static void conn_closed(shard_executor *ex, uint64_t conn)
 {
@@ -839,6 +904,8 @@ static int handle(shard_executor *ex, shard_req *req, shard_req **done)
 		answer_status(req, WIRE_OK);
 		return DONE;
 	}
+	if (r->op == WIRE_OP_ASSIGN)
+		return do_assign(ex, req);
 	if (r->txn == 0) {
 		answer_error(req, "08P01", "%s needs a transaction id", wire_op_name(r->op));
 		return DONE;
@@ -1227,6 +1294,22 @@ static int recover(shard_executor *ex, char *err, size_t errlen)
 		       " changeset BLOB NOT NULL, prepared_at INTEGER NOT NULL)",
 		       err, errlen) != 0)
 		return -1;
+	if (store_exec(ex->st, "CREATE TABLE IF NOT EXISTS _sl_map(bucket INTEGER PRIMARY KEY)", err, errlen) != 0 ||
+	    store_exec(ex->st, "CREATE TABLE IF NOT EXISTS _sl_meta(key TEXT PRIMARY KEY, value)", err, errlen) != 0)
+		return -1;
+	sqlite3_stmt *m = store_internal(ex->st, "SELECT value FROM _sl_meta WHERE key = 'map_epoch'");
+	if (m && sqlite3_step(m) == SQLITE_ROW)
+		ex->map_epoch = (uint64_t)sqlite3_column_int64(m, 0);
+	if (m)
+		sqlite3_reset(m);
+	m = store_internal(ex->st, "SELECT bucket FROM _sl_map");
+	while (m && sqlite3_step(m) == SQLITE_ROW) {
+		int64_t b = sqlite3_column_int64(m, 0);
+		if (b >= 0 && b < 4096)
+			ex->owned[b / 64] |= (uint64_t)1 << (b % 64);
+	}
+	if (m)
+		sqlite3_reset(m);
 	sqlite3_stmt *q = store_internal(ex->st, "SELECT txn, ts, changeset FROM _sl_prepared");
 	if (!q) {
 		snprintf(err, errlen, "reading the prepare log: %s", sqlite3_errmsg(store_db(ex->st)));

@@ -59,4 +59,10 @@ void shard_executor_stop(shard_executor *ex);
 
 void shard_req_free(shard_req *req);
 
+/* Bucket ownership (the router's Assign): the shard refuses a request routed
+ * for a bucket it does not own.  Callable from any thread.  Returns -1 if
+ * all are owned (or no map was ever assigned), else the first foreign
+ * bucket; *epoch is the map's epoch. */
+long shard_executor_foreign_bucket(shard_executor *ex, const uint32_t *buckets, uint32_t n, uint64_t *epoch);
+
 #endif

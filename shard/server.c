@@ -307,6 +307,26 @@ static void on_frame(conn *c, const uint8_t *payload, size_t len)
 		shard_req_free(r);
 		return;
 	}
+	if (r->msg.req.nbuckets) {
+		uint64_t epoch;
+		long foreign = shard_executor_foreign_bucket(s->ex, r->msg.req.buckets, r->msg.req.nbuckets, &epoch);
+		if (foreign >= 0) {
+			/* routed with a stale shard map: the router refreshes, retries */
+			store_result res;
+			store_result_init(&res);
+			store_result_error(&res, "SL001",
+					   "stale route: bucket %ld is not on shard %d (its map: epoch %llu; request: epoch %llu)",
+					   foreign, s->cfg->id, (unsigned long long)epoch,
+					   (unsigned long long)r->msg.req.epoch);
+			uint8_t *out = NULL;
+			size_t olen = 0;
+			if (store_result_encode(&res, r->msg.req.id, &out, &olen) == 0)
+				send_own(c, out, olen);
+			store_result_free(&res);
+			shard_req_free(r);
+			return;
+		}
+	}
 	if (try_inline(s, c, r)) {
 		shard_req_free(r);
 		return;

@@ -64,6 +64,29 @@ int th_free_port(void)
 	return ntohs(sa.sin_port);
 }
 
+int th_free_port_range(int n)
+{
+	unsigned seed = (unsigned)getpid() ^ (unsigned)time(NULL);
+	for (int attempt = 0; attempt < 500; attempt++) {
+		int base = 10000 + (int)(rand_r(&seed) % (unsigned)(32700 - 10000 - n));
+		int ok = 1;
+		for (int p = base; p < base + n && ok; p++) {
+			int fd = socket(AF_INET, SOCK_STREAM, 0);
+			int one = 1;
+			setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+			struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)p)};
+			sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+			ok = fd >= 0 && bind(fd, (struct sockaddr *)&sa, sizeof sa) == 0;
+			if (fd >= 0)
+				close(fd);
+		}
+		if (ok)
+			return base;
+	}
+	fprintf(stderr, "no free port range\n");
+	exit(1);
+}
+
 static int ping(const th_shard *s)
 {
 	char err[128];

@@ -25,6 +25,9 @@ typedef struct {
 const char *th_tmpdir(void);
 void th_cleanup(void);
 int th_free_port(void);
+/* A base port P with P..P+n-1 free on 127.0.0.1, below the ephemeral range
+ * (where outgoing connections' local ports would collide). */
+int th_free_port_range(int n);
 
 /* Start (or restart with the same port and data) and wait until it answers a
  * ping.  0 or -1. */

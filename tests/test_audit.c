@@ -80,7 +80,7 @@ int main(void)
 	if (!bin)
 		bail("SHARDLITE not set");
 	const char *dir = th_tmpdir();
-	int port = 20000 + (int)(getpid() % 20000);
+	int port = th_free_port_range(8);
 	char cmd[1024];
 	snprintf(cmd, sizeof cmd, "'%s' cluster start --dir '%s/c' --shards 4 --port %d >/dev/null", bin, dir, port);
 	if (system(cmd) != 0)

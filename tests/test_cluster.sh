@@ -5,9 +5,8 @@
 set -u
 bin=${SHARDLITE:?}
 dir=$(mktemp -d "${TMPDIR:-/tmp}/shardlite-cluster-XXXXXX")
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-# keep the whole range below 65536 and away from the one we probed
-port=$(( (port % 20000) + 30000 ))
+source "${SRCDIR:-$(dirname "$0")/..}/tests/lib.sh"
+port=$(pick_ports 8) || { echo "Bail out! no free ports"; exit 1; }
 n=0; failed=0
 t() { n=$((n + 1)); if eval "$2"; then echo "ok $n - $1"; else echo "not ok $n - $1"; failed=1; fi; }
 # running = exists and is not a zombie (a zombie has an empty cmdline)

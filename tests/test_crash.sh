@@ -20,7 +20,8 @@ command -v psql >/dev/null || { echo "1..0 # SKIP psql not installed"; exit 0; }
 command -v timeout >/dev/null || { echo "1..0 # SKIP timeout not installed"; exit 0; }
 [ -x "$status" ] || { echo "1..0 # SKIP $status not built (make check builds it)"; exit 0; }
 dir=$(mktemp -d "${TMPDIR:-/tmp}/shardlite-crash-XXXXXX")
-port=$(( 20000 + (RANDOM * 7 + $$) % 30000 ))
+source "${SRCDIR:-$(dirname "$0")/..}/tests/lib.sh"
+port=$(pick_ports 8) || { echo "Bail out! no free ports"; exit 1; }
 n=0; failed=0
 ok() { n=$((n + 1)); if [ "$1" = 0 ]; then echo "ok $n - $2"; else echo "not ok $n - $2"; failed=1; fi; }
 t() { n=$((n + 1)); if eval "$2"; then echo "ok $n - $1"; else echo "not ok $n - $1"; failed=1; fi; }

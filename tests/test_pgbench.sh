@@ -6,7 +6,8 @@ set -u
 bin=${SHARDLITE:?}
 command -v pgbench >/dev/null && command -v psql >/dev/null || { echo "1..0 # SKIP pgbench/psql not installed"; exit 0; }
 dir=$(mktemp -d "${TMPDIR:-/tmp}/shardlite-pgbench-XXXXXX")
-port=$(( 20000 + (RANDOM * 7 + $$ + 13) % 30000 ))
+source "${SRCDIR:-$(dirname "$0")/..}/tests/lib.sh"
+port=$(pick_ports 8) || { echo "Bail out! no free ports"; exit 1; }
 n=0; failed=0
 t() { n=$((n + 1)); if eval "$2"; then echo "ok $n - $1"; else echo "not ok $n - $1"; failed=1; fi; }
 cleanup() { "$bin" cluster stop --dir "$dir" >/dev/null 2>&1; rm -rf "$dir"; }

@@ -17,7 +17,8 @@ if [ $have_pg2 = 0 ] && [ $have_pg3 = 0 ]; then
   echo "1..0 # SKIP $PY has neither psycopg2 nor psycopg (apt-get install python3-psycopg2 python3-psycopg)"; exit 0
 fi
 dir=$(mktemp -d "${TMPDIR:-/tmp}/shardlite-psycopg-XXXXXX")
-port=$(( 20000 + (RANDOM * 7 + $$ + 29) % 30000 ))
+source "${SRCDIR:-$(dirname "$0")/..}/tests/lib.sh"
+port=$(pick_ports 8) || { echo "Bail out! no free ports"; exit 1; }
 n=0; failed=0
 t() { n=$((n + 1)); if eval "$2"; then echo "ok $n - $1"; else echo "not ok $n - $1"; failed=1; fi; }
 skip() { n=$((n + 1)); echo "ok $n - $1 # SKIP $2"; }

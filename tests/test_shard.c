@@ -291,6 +291,43 @@ static void test_prepare_crash(void)
 	wire_client_close(c);
 }
 
+/* The router's shard map: owned buckets are checked on routed requests and
+ * survive a crash. */
+static int exec_routed(wire_client *c, uint32_t bucket, wire_response *r)
+{
+	const char *sql = "SELECT count(*) FROM acct";
+	wire_request q = {.op = WIRE_OP_EXEC, .readonly = true, .sql = sql, .sql_len = (uint32_t)strlen(sql),
+			  .epoch = 7, .buckets = &bucket, .nbuckets = 1};
+	char err[128];
+	return wire_client_call(c, &q, r, err, sizeof err);
+}
+
+static void test_bucket_map(void)
+{
+	wire_client *c = th_connect(&S);
+	wire_response r;
+	ok(exec_routed(c, 5, &r) == 0 && r.status == WIRE_OK, "before any map, routed requests are served");
+	uint32_t mine[] = {1, 2, 3, 4095};
+	wire_request a = {.op = WIRE_OP_ASSIGN, .epoch = 7, .buckets = mine, .nbuckets = 4};
+	char err[128];
+	ok(wire_client_call(c, &a, &r, err, sizeof err) == 0 && r.status == WIRE_OK, "Assign: buckets 1, 2, 3, 4095");
+	ok(exec_routed(c, 2, &r) == 0 && r.status == WIRE_OK, "a request routed for an owned bucket is served");
+	ok(exec_routed(c, 5, &r) == 0 && r.status == WIRE_ERROR && strcmp(r.sqlstate, "SL001") == 0,
+	   "a request routed for a foreign bucket is refused: %s", r.message ? r.message : "");
+	uint32_t bad = 5000;
+	wire_request a2 = {.op = WIRE_OP_ASSIGN, .epoch = 8, .buckets = &bad, .nbuckets = 1};
+	ok(wire_client_call(c, &a2, &r, err, sizeof err) == 0 && r.status == WIRE_ERROR, "a bucket out of range is refused");
+	ok(th_int(c, 0, "SELECT count(*) FROM acct") > 0, "requests without buckets are not checked");
+	wire_client_close(c);
+	th_shard_kill9(&S);
+	ok(th_shard_start(&S) == 0, "restarted after kill -9");
+	c = th_connect(&S);
+	ok(exec_routed(c, 4095, &r) == 0 && r.status == WIRE_OK && exec_routed(c, 6, &r) == 0 &&
+		   r.status == WIRE_ERROR && strcmp(r.sqlstate, "SL001") == 0,
+	   "the map survived the crash");
+	wire_client_close(c);
+}
+
 int main(void)
 {
 	if (th_shard_start(&S) != 0)
@@ -308,6 +345,7 @@ int main(void)
 	wire_client_close(b);
 	wire_client_close(d);
 	test_prepare_crash();
+	test_bucket_map();
 	ok(th_shard_term(&S) == 0, "SIGTERM: clean exit with status 0");
 	th_cleanup();
 	return plan_done();

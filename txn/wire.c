@@ -53,7 +53,7 @@ enum {
 
 static const char *const op_names[] = {
 	"Ping", "Exec", "Begin", "Prepare", "CommitPrepared",
-	"RollbackPrepared", "Commit", "Rollback", "Status",
+	"RollbackPrepared", "Commit", "Rollback", "Status", "Assign",
 };
 static const char *const type_names[] = { "Null", "Int", "Real", "Text", "Blob" };
 static const char *const status_names[] = { "Ok", "Error", "NotFound", "ReadOnly" };

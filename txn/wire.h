@@ -36,8 +36,9 @@ typedef enum {
 	WIRE_OP_COMMIT = 6,
 	WIRE_OP_ROLLBACK = 7,
 	WIRE_OP_STATUS = 8,
+	WIRE_OP_ASSIGN = 9,
 } wire_op;
-#define WIRE_OP_MAX WIRE_OP_STATUS
+#define WIRE_OP_MAX WIRE_OP_ASSIGN
 
 typedef enum {
 	WIRE_NULL = 0,
