@@ -72,6 +72,7 @@ static void on_signal(uv_signal_t *sig, int signum)
 	fprintf(stderr, "router: signal %d, shutting down\n", signum);
 	session_close_all(&rp->srv);
 	coord_close(rp->srv.coord);
+	saga_close(rp->srv.sagas);
 	uv_close((uv_handle_t *)&rp->listener, NULL);
 	uv_close((uv_handle_t *)&rp->sigterm, NULL);
 	uv_close((uv_handle_t *)&rp->sigint, NULL);
@@ -122,6 +123,12 @@ int router_run(const router_config *cfg)
 	rp.srv.coord = coord_open(rp.srv.loop, rp.srv.pool, rp.srv.cat, cfg->data_dir, had_catalog, err, sizeof err);
 	if (!rp.srv.coord) {
 		fprintf(stderr, "router: coordinator: %s\n", err);
+		catalog_close(rp.srv.cat);
+		return 1;
+	}
+	rp.srv.sagas = saga_open(rp.srv.loop, rp.srv.pool, rp.srv.cat, cfg->data_dir, err, sizeof err);
+	if (!rp.srv.sagas) {
+		fprintf(stderr, "router: saga engine: %s\n", err);
 		catalog_close(rp.srv.cat);
 		return 1;
 	}

@@ -78,6 +78,9 @@ typedef struct {
 	bool describe;           /* simple protocol: send RowDescription */
 	bool commit;             /* EX_END_TXN: COMMIT (else ROLLBACK) */
 	const char *end_tag;
+	bool saga_steps;         /* the requests are steps of s->saga */
+	router_plan *comp_plan;  /* COMPENSATE WITH's plan and requests */
+	plan_batch comp_batch;
 	coord_read *cut;         /* a multi-shard read's consistent cut */
 	wire_request *cut_reqs;  /* requests waiting for the cut */
 	size_t *cut_shards;
@@ -103,6 +106,11 @@ struct session {
 	char application_name[64];
 	char transaction_mode[16];
 	int implicit;            /* an autocommit statement running as a txn */
+	saga *saga;              /* the running saga (BEGIN SAGA / saga mode) */
+	char saga_cause_state[6];  /* why the saga is being rolled back */
+	char saga_cause_msg[512];
+	uint64_t saga_failed;
+	const sql_stmt *comp;    /* the statement's COMPENSATE WITH, for start_plan */
 	int in_commit;           /* the coordinator owns the transaction now */
 	uint64_t last_2pc;       /* our last distributed commit, maybe still in phase two */
 	bool forcing_commit;     /* COMMIT PREPARED (else ROLLBACK PREPARED) running */
@@ -214,6 +222,11 @@ static void session_close(session *s)
 	/* An open transaction dies with its client: tell the shards (fire and
 	 * forget; they also roll back idle transactions).  Not once the
 	 * coordinator owns it: its outcome is the coordinator's to decide. */
+	if (s->saga) {
+		/* a saga dies with its client: compensate what it did */
+		saga_rollback(srv->sagas, s->saga, NULL, NULL);
+		s->saga = NULL;
+	}
 	if (s->txn_status != 'I' && !s->in_commit) {
 		for (size_t i = 0; i < MAX_SHARDS && i < catalog_nshards(srv->cat); i++) {
 			if (!s->touched[i])
@@ -427,6 +440,8 @@ static void ex_reset(session *s)
 	free(ex->answers);
 	plan_batch_free(&ex->batch);
 	plan_free(ex->owned_plan);
+	plan_batch_free(&ex->comp_batch);
+	plan_free(ex->comp_plan);
 	memset(ex, 0, sizeof *ex);
 }
 
@@ -445,10 +460,17 @@ static void rollback_touched(session *s)
 	}
 }
 
+static void saga_failed(session *s, const char *sqlstate, const char *msg);
+static void commit_saga(session *s, const char *tag);
+
 static void finish_stmt(session *s)
 {
 	exec_state *ex = &s->ex;
 	const router_plan *p = ex->plan;
+	if (ex->err_state[0] && ex->saga_steps) {
+		saga_failed(s, ex->err_state, ex->err_msg);
+		return;
+	}
 	if (ex->err_state[0]) {
 		if (s->implicit) {
 			rollback_touched(s);
@@ -475,6 +497,11 @@ static void finish_stmt(session *s)
 	free(resp);
 	if (rc == 0 && plan_kind_of(p) >= PLAN_CREATE_TABLE)
 		rc = plan_apply_ddl(p, s->srv->cat, &err);
+	if (rc != 0 && ex->saga_steps) {
+		plan_result_free(&r);
+		saga_failed(s, err.sqlstate, err.message);
+		return;
+	}
 	if (rc != 0) {
 		if (s->implicit) {
 			rollback_touched(s);
@@ -486,7 +513,10 @@ static void finish_stmt(session *s)
 		snprintf(tag, sizeof tag, "%s", r.tag);
 		plan_result_free(&r);
 		ex_reset(s);
-		commit_implicit(s, tag);
+		if (s->saga)
+			commit_saga(s, tag);
+		else
+			commit_implicit(s, tag);
 		return;
 	} else {
 		if (ex->describe && plan_kind_of(p) == PLAN_SELECT)
@@ -561,6 +591,13 @@ static int send_requests(session *s, wire_request *reqs, const size_t *shards, s
 	exec_gen++;
 	for (size_t i = 0; i < n; i++) {
 		token *t = malloc(sizeof *t);
+		if (t && ex->saga_steps) {
+			t->s = s;
+			t->slot = i;
+			t->gen = exec_gen;
+			saga_step(s->srv->sagas, s->saga, shards[i], &reqs[i], on_shard_answer, t);
+			continue;
+		}
 		if (!t || shard_pool_send(s->srv->pool, shards[i], &reqs[i], on_shard_answer, t) != 0) {
 			free(t);
 			/* count it as failed now */
@@ -607,11 +644,23 @@ static void on_cut_ready(void *arg)
 	send_now(s, ex->cut_reqs, ex->cut_shards, ex->n);
 }
 
+/* An implicit saga that sent nothing yet ends here. */
+static void abandon_implicit_saga(session *s)
+{
+	if (!s->implicit || !s->saga)
+		return;
+	saga_rollback(s->srv->sagas, s->saga, NULL, NULL);
+	s->saga = NULL;
+	end_txn_state(s);
+}
+
 static void start_plan(session *s, const router_plan *p, router_plan *owned, const wire_value *params,
 		       size_t nparams, bool describe)
 {
 	exec_state *ex = &s->ex;
 	memset(ex, 0, sizeof *ex);
+	const sql_stmt *comp = s->comp;
+	s->comp = NULL;
 	ex->kind = EX_STMT;
 	ex->plan = p;
 	ex->owned_plan = owned;
@@ -642,10 +691,57 @@ static void start_plan(session *s, const router_plan *p, router_plan *owned, con
 				j++;
 			distinct += j == i;
 		}
-		if (distinct > 1) {
+		if (distinct > 1 && strcmp(s->transaction_mode, "saga") == 0) {
+			/* saga mode: one step per shard, compensated if any fails */
+			s->saga = saga_begin(s->srv->sagas, router_new_txn(s->srv));
+			if (s->saga) {
+				s->implicit = 1;
+				s->txn_status = 'T';
+			}
+		} else if (distinct > 1) {
 			s->implicit = 1;
 			s->txn_status = 'T';
 			s->txn = router_new_txn(s->srv);
+		}
+	}
+	ex->saga_steps = s->saga && writes && !ddl;
+	if (comp && !ex->saga_steps) {
+		send_error(s, "0A000",
+			   "COMPENSATE WITH belongs to a saga step (BEGIN SAGA, or SET transaction_mode = 'saga')", 0);
+		ex_reset(s);
+		statement_done(s);
+		return;
+	}
+	if (comp && (plan_build(s->srv->cat, comp, NULL, 0, &ex->comp_plan, &err) != 0 ||
+		     plan_requests(ex->comp_plan, s->srv->cat, params, nparams, &ex->comp_batch, &err) != 0)) {
+		abandon_implicit_saga(s);
+		send_sql_error(s, &err);
+		ex_reset(s);
+		statement_done(s);
+		return;
+	}
+	if (comp && !plan_writes(ex->comp_plan)) {
+		abandon_implicit_saga(s);
+		send_error(s, "0A000", "COMPENSATE WITH takes INSERT, UPDATE or DELETE", 0);
+		ex_reset(s);
+		statement_done(s);
+		return;
+	}
+	/* each compensation request must go where one of the steps goes */
+	for (size_t j = 0; comp && j < ex->comp_batch.n; j++) {
+		size_t i = 0, twice = 0;
+		while (i < n && ex->batch.reqs[i].shard != ex->comp_batch.reqs[j].shard)
+			i++;
+		for (size_t k = 0; k < j; k++)
+			twice += ex->comp_batch.reqs[k].shard == ex->comp_batch.reqs[j].shard;
+		if (i == n || twice) {
+			abandon_implicit_saga(s);
+			send_error(s, "0A000",
+				   "COMPENSATE WITH must touch the rows of its own step: it reaches a shard the step "
+				   "does not", 0);
+			ex_reset(s);
+			statement_done(s);
+			return;
 		}
 	}
 	wire_request *reqs = calloc(n ? n : 1, sizeof *reqs);
@@ -658,9 +754,20 @@ static void start_plan(session *s, const router_plan *p, router_plan *owned, con
 		statement_done(s);
 		return;
 	}
-	bool in_txn = s->txn_status == 'T' && !ddl;
+	bool in_txn = s->txn_status == 'T' && !ddl && !s->saga;
 	for (size_t i = 0; i < n; i++) {
 		plan_request *pr = &ex->batch.reqs[i];
+		if (ex->saga_steps && comp) {
+			/* the explicit compensation for this shard ("" if none goes here) */
+			reqs[i].comp = "";
+			for (size_t j = 0; j < ex->comp_batch.n; j++)
+				if (ex->comp_batch.reqs[j].shard == pr->shard) {
+					reqs[i].comp = ex->comp_batch.reqs[j].sql;
+					reqs[i].comp_len = (uint32_t)strlen(ex->comp_batch.reqs[j].sql);
+					reqs[i].comp_params = ex->comp_batch.reqs[j].params;
+					reqs[i].ncomp_params = ex->comp_batch.reqs[j].nparams;
+				}
+		}
 		reqs[i].op = WIRE_OP_EXEC;
 		reqs[i].sql = pr->sql;
 		reqs[i].sql_len = (uint32_t)strlen(pr->sql);
@@ -791,6 +898,113 @@ static void commit_implicit(session *s, const char *tag)
 	commit_2pc(s);
 }
 
+/* ---- sagas (coordinator/saga.h) ------------------------------------------------------ */
+
+/* COMMIT / ROLLBACK of a saga, or the end of an implicit one. */
+static void on_saga_end(void *arg, int ok, const char *sqlstate, const char *message)
+{
+	session *s = arg;
+	if (s->closing) {
+		s->busy = 0;
+		maybe_free(s);
+		return;
+	}
+	char tag[64];
+	snprintf(tag, sizeof tag, "%s", s->implicit ? s->implicit_tag : s->ex.commit ? "COMMIT" : "ROLLBACK");
+	end_txn_state(s);
+	s->ex.commit = false;
+	if (ok)
+		pgw_put_command_complete(&s->out, tag);
+	else
+		send_error(s, sqlstate ? sqlstate : "XX000", message ? message : "saga failed", 0);
+	statement_done(s);
+}
+
+static void commit_saga(session *s, const char *tag)
+{
+	snprintf(s->implicit_tag, sizeof s->implicit_tag, "%s", tag);
+	saga *g = s->saga;
+	s->saga = NULL;
+	s->busy = 1;
+	saga_commit(s->srv->sagas, g, on_saga_end, s);
+}
+
+/* A step failed: compensate, then tell the client the cause. */
+static void on_saga_failed(void *arg, int ok, const char *sqlstate, const char *message)
+{
+	session *s = arg;
+	if (s->closing) {
+		s->busy = 0;
+		maybe_free(s);
+		return;
+	}
+	char msg[1400];
+	if (ok)
+		snprintf(msg, sizeof msg, "%s (saga %" PRIu64 " rolled back: its completed steps were compensated)",
+			 s->saga_cause_msg, s->saga_failed);
+	else
+		snprintf(msg, sizeof msg, "%s; rolling the saga back: %s", s->saga_cause_msg,
+			 message ? message : "compensation failed");
+	(void)sqlstate;
+	if (s->implicit)
+		end_txn_state(s);
+	else
+		s->txn_status = 'E';  /* until the client's ROLLBACK */
+	send_error(s, s->saga_cause_state, msg, 0);
+	statement_done(s);
+}
+
+static void saga_failed(session *s, const char *sqlstate, const char *msg)
+{
+	snprintf(s->saga_cause_state, sizeof s->saga_cause_state, "%s", sqlstate);
+	snprintf(s->saga_cause_msg, sizeof s->saga_cause_msg, "%s", msg);
+	ex_reset(s);
+	saga *g = s->saga;
+	s->saga = NULL;
+	s->saga_failed = saga_id(g);
+	s->busy = 1;
+	saga_rollback(s->srv->sagas, g, on_saga_failed, s);
+}
+
+static void on_resolved(void *arg, int ok, const char *sqlstate, const char *message)
+{
+	session *s = arg;
+	if (s->closing) {
+		s->busy = 0;
+		maybe_free(s);
+		return;
+	}
+	if (ok) {
+		pgw_notice n = {.severity = "NOTICE", .sqlstate = "00000", .message = message};
+		pgw_put_notice_response(&s->out, &n);
+		pgw_put_command_complete(&s->out, "RESOLVE SAGA");
+	} else {
+		send_error(s, sqlstate, message, 0);
+	}
+	statement_done(s);
+}
+
+static void resolve_saga(session *s, const sql_stmt *st)
+{
+	if (s->txn_status != 'I') {
+		send_error(s, "25001", "RESOLVE SAGA cannot run inside a transaction block", 0);
+		statement_done(s);
+		return;
+	}
+	char *end = NULL;
+	errno = 0;
+	unsigned long long id = strtoull(st->prepared_gid, &end, 10);
+	if (errno || !end || *end || end == st->prepared_gid || id == 0) {
+		char msg[200];
+		snprintf(msg, sizeof msg, "saga identifier must be a shardlite saga id: \"%.100s\"", st->prepared_gid);
+		send_error(s, "22P02", msg, 0);
+		statement_done(s);
+		return;
+	}
+	s->busy = 1;
+	saga_resolve(s->srv->sagas, (uint64_t)id, st->resolve_mode, on_resolved, s);
+}
+
 static size_t writers(const session *s)
 {
 	size_t w = 0;
@@ -803,6 +1017,17 @@ static void end_txn(session *s, bool commit)
 {
 	exec_state *ex = &s->ex;
 	memset(ex, 0, sizeof *ex);
+	if (s->saga) {
+		saga *g = s->saga;
+		s->saga = NULL;
+		s->busy = 1;
+		ex->commit = commit;
+		if (commit)
+			saga_commit(s->srv->sagas, g, on_saga_end, s);
+		else
+			saga_rollback(s->srv->sagas, g, on_saga_end, s);
+		return;
+	}
 	bool failed = s->txn_status == 'E';
 	if (commit && !failed && writers(s) > 1) {
 		commit_2pc(s);
@@ -974,9 +1199,29 @@ static void do_show(session *s, const sql_show *sh)
 		free(cells);
 		return;
 	}
-	case SQL_SHOW_SAGAS:
-		send_error(s, "0A000", "SHOW SAGAS: saga mode is not built yet", 0);
+	case SQL_SHOW_SAGAS: {
+		saga_row *rows = calloc(256, sizeof *rows);
+		const char **cells = calloc(256 * 5, sizeof *cells);
+		if (!rows || !cells) {
+			free(rows);
+			free(cells);
+			send_error(s, "53200", "out of memory", 0);
+			return;
+		}
+		size_t n = saga_list(srv->sagas, rows, 256);
+		for (size_t i = 0; i < n; i++) {
+			cells[i * 5] = rows[i].saga;
+			cells[i * 5 + 1] = rows[i].state;
+			cells[i * 5 + 2] = rows[i].steps;
+			cells[i * 5 + 3] = rows[i].detail[0] ? rows[i].detail : NULL;
+			cells[i * 5 + 4] = rows[i].age_ms;
+		}
+		const char *names[] = {"saga", "state", "steps", "detail", "age_ms"};
+		send_text_table(s, 5, names, n, cells, "SELECT");
+		free(rows);
+		free(cells);
 		return;
+	}
 	case SQL_SHOW_REBALANCE:
 		send_error(s, "0A000", "SHOW REBALANCE: online rebalancing is not built yet", 0);
 		return;
@@ -989,10 +1234,6 @@ static void do_set(session *s, const sql_set *set)
 		const char *v = set->value ? set->value : "2pc";
 		if (strcmp(v, "2pc") != 0 && strcmp(v, "saga") != 0) {
 			send_error(s, "22023", "transaction_mode must be '2pc' or 'saga'", 0);
-			return;
-		}
-		if (strcmp(v, "saga") == 0) {
-			send_error(s, "0A000", "saga mode is not built yet", 0);
 			return;
 		}
 		snprintf(s->transaction_mode, sizeof s->transaction_mode, "%s", v);
@@ -1100,13 +1341,19 @@ static void run_stmt_now(session *s, sql_stmt *st, const router_plan *plan, cons
 	}
 	switch (st->kind) {
 	case SQL_STMT_BEGIN:
-		if (st->begin.saga) {
-			send_error(s, "0A000", "BEGIN SAGA: saga mode is not built yet", 0);
-		} else if (s->txn_status != 'I') {
+		if (s->txn_status != 'I') {
 			pgw_notice n = {.severity = "WARNING", .sqlstate = "25001",
 					.message = "there is already a transaction in progress"};
 			pgw_put_notice_response(&s->out, &n);
 			pgw_put_command_complete(&s->out, "BEGIN");
+		} else if (st->begin.saga || strcmp(s->transaction_mode, "saga") == 0) {
+			s->saga = saga_begin(s->srv->sagas, router_new_txn(s->srv));
+			if (!s->saga) {
+				send_error(s, "53200", "out of memory", 0);
+			} else {
+				s->txn_status = 'T';
+				pgw_put_command_complete(&s->out, "BEGIN");
+			}
 		} else {
 			s->txn_status = 'T';
 			s->txn = router_new_txn(s->srv);
@@ -1150,14 +1397,13 @@ static void run_stmt_now(session *s, sql_stmt *st, const router_plan *plan, cons
 		send_error(s, "0A000", "REBALANCE: online rebalancing is not built yet", 0);
 		statement_done(s);
 		return;
+	case SQL_STMT_RESOLVE_SAGA:
+		resolve_saga(s, st);
+		return;
 	default:
 		break;
 	}
-	if (st->compensate) {
-		send_error(s, "0A000", "COMPENSATE WITH: saga mode is not built yet", 0);
-		statement_done(s);
-		return;
-	}
+	s->comp = st->compensate;
 	router_plan *owned = NULL;
 	if (!plan) {
 		sql_error err = {0};

@@ -9,6 +9,7 @@
 #include <uv.h>
 
 #include "coordinator/coordinator.h"
+#include "coordinator/saga.h"
 #include "router/catalog.h"
 #include "router/shardpool.h"
 
@@ -17,6 +18,7 @@ typedef struct router_server {
 	catalog *cat;
 	shard_pool *pool;
 	coordinator *coord;
+	saga_engine *sagas;
 	uint64_t next_txn;      /* last transaction id handed out */
 	uint32_t next_pid;
 	struct session *sessions;  /* all live sessions */

@@ -447,6 +447,7 @@ typedef enum {
 	SQL_STMT_EXPLAIN,
 	SQL_STMT_ADD_SHARD,    /* ALTER CLUSTER ADD SHARD 'host:port' */
 	SQL_STMT_REBALANCE,
+	SQL_STMT_RESOLVE_SAGA, /* RESOLVE SAGA 'id' OVERWRITE | ACCEPT */
 } sql_stmt_kind;
 
 struct sql_stmt {
@@ -460,7 +461,8 @@ struct sql_stmt {
 	int max_param;         /* highest $n in the whole top-level statement */
 	sql_stmt *compensate;  /* INSERT/UPDATE/DELETE ... COMPENSATE WITH */
 	bool keyword_alias;    /* END for COMMIT, ABORT for ROLLBACK */
-	const char *prepared_gid; /* COMMIT/ROLLBACK PREPARED 'gid', else NULL */
+	const char *prepared_gid; /* COMMIT/ROLLBACK PREPARED 'gid', RESOLVE SAGA 'id', else NULL */
+	int resolve_mode;      /* RESOLVE SAGA: 1 OVERWRITE, 2 ACCEPT */
 	union {
 		sql_select select;
 		sql_insert insert;

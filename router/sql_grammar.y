@@ -40,6 +40,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "router/sql.h"
 #include "router/sql_grammar.h"
@@ -360,7 +361,7 @@ static void add_table_constraint(parse_ctx *c, sql_create_table *ct,
   ABORT ADD ALTER ANALYZE AT BEGIN BY CLUSTER COMMIT COMMITTED COMPENSATE
   DEFERRABLE DELETE DROP ESCAPE EXISTS EXPLAIN FIRST HASH IF INDEX INSERT
   ISOLATION KEY LAST LEVEL LOCAL NULLS ONLY PARTITION PRECISION PREPARED RANGE READ
-  REBALANCE REPEATABLE RESET ROLLBACK SAGA SERIALIZABLE SESSION SET SHARD
+  REBALANCE REPEATABLE RESET RESOLVE ROLLBACK SAGA SERIALIZABLE SESSION SET SHARD
   SHARE SHOW SPLIT START TIME TRANSACTION UNCOMMITTED UNKNOWN UPDATE VALUES
   VARYING VERBOSE WITHOUT WORK WRITE ZONE.
 
@@ -911,6 +912,17 @@ stmt(A) ::= ABORT(K) trans_opt. { A = new_stmt(ctx, SQL_STMT_ROLLBACK, &K); A->k
 /* The operator's resolution of an in-doubt transaction (docs/transactions.md). */
 stmt(A) ::= COMMIT(K) PREPARED STRING(S). { A = new_stmt(ctx, SQL_STMT_COMMIT, &K); A->prepared_gid = S.val; }
 stmt(A) ::= ROLLBACK(K) PREPARED STRING(S). { A = new_stmt(ctx, SQL_STMT_ROLLBACK, &K); A->prepared_gid = S.val; }
+/* The operator's resolution of a saga that needs attention. */
+stmt(A) ::= RESOLVE(K) SAGA STRING(S) ID(M). {
+	A = new_stmt(ctx, SQL_STMT_RESOLVE_SAGA, &K);
+	A->prepared_gid = S.val;
+	if (strcasecmp(M.val, "overwrite") == 0)
+		A->resolve_mode = 1;
+	else if (strcasecmp(M.val, "accept") == 0)
+		A->resolve_mode = 2;
+	else
+		fail(ctx, "42601", M.off, "RESOLVE SAGA takes OVERWRITE or ACCEPT");
+}
 
 /* ---- SET / RESET / SHOW ------------------------------------------------------------ */
 

@@ -120,6 +120,7 @@ static const keyword keywords[] = {
 	{"references", TK_REFERENCES},
 	{"repeatable", TK_REPEATABLE},
 	{"reset", TK_RESET},
+	{"resolve", TK_RESOLVE},
 	{"returning", TK_RETURNING},
 	{"rollback", TK_ROLLBACK},
 	{"saga", TK_SAGA},

@@ -817,6 +817,11 @@ int sql_render_stmt(sql_buf *b, const sql_stmt *s)
 		return sql_render_string(b, s->add_shard.address, strlen(s->add_shard.address));
 	case SQL_STMT_REBALANCE:
 		return sql_buf_puts(b, "REBALANCE");
+	case SQL_STMT_RESOLVE_SAGA:
+		sql_buf_puts(b, "RESOLVE SAGA ");
+		sql_render_string(b, s->prepared_gid, strlen(s->prepared_gid));
+		sql_buf_puts(b, s->resolve_mode == 1 ? " OVERWRITE" : " ACCEPT");
+		return b->failed ? -1 : 0;
 	}
 	b->failed = true;
 	return -1;

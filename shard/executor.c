@@ -27,6 +27,7 @@
 #include <time.h>
 
 #include "shard/locks.h"
+#include "shard/sagastep.h"
 #include "shard/store.h"
 #include "txn/failpoint.h"
 #include "txn/hmap.h"
@@ -75,10 +76,11 @@ struct shard_executor {
 	shard_req *parked;            /* doubly linked through park_prev/next */
 	shard_txn *touched;
 	int batch_wrote;
-	uint64_t last_sweep_ms, ts_counter;
+	uint64_t last_sweep_ms, ts_counter, last_purge_ms;
 	int batch_prepared, batch_committed_prepared;  /* for failpoints */
 	/* statistics (writer) */
 	uint64_t n_batches, n_fsync_batches, n_requests, n_commits, n_lock_waits, n_wounds;
+	uint64_t n_saga_steps, n_saga_dups, n_saga_undos;
 
 	reader *readers;
 	int nreaders;
@@ -616,6 +618,290 @@ out:
 	return DONE;
 }
 
+/* ---- saga steps (sagastep.h) ------------------------------------------------------------ */
+
+/* Run one statement inside savepoint "step" with its changes recorded.
+ * DONE with the savepoint open and cs/n set (the caller releases it), or
+ * DONE with res failed and the savepoint gone, or PARKED (a transaction
+ * holds one of the rows: run again once it is released). */
+static int run_recorded(shard_executor *ex, shard_req *req, const char *sql, uint32_t len, const wire_value *params,
+			uint32_t nparams, store_result *res, void **cs, int *n)
+{
+	*cs = NULL;
+	*n = 0;
+	store_stmt *s = store_prepare(ex->st, sql, len, res);
+	if (!s)
+		return DONE;
+	if (s->is_ddl) {
+		store_result_error(res, "0A000", "DDL cannot be a saga step");
+		return DONE;
+	}
+	sqlite3 *db = store_db(ex->st);
+	sqlite3_session *sess = NULL;
+	if (internal_exec(ex, "SAVEPOINT step") != 0) {
+		store_result_error(res, "58030", "cannot open a savepoint");
+		return DONE;
+	}
+	if (sqlite3session_create(db, "main", &sess) != SQLITE_OK || sqlite3session_attach(sess, NULL) != SQLITE_OK) {
+		store_result_error(res, "53200", "cannot record changes");
+		goto undo;
+	}
+	if (store_run(ex->st, s, params, nparams, res) != 0)
+		goto undo;
+	if (sqlite3session_changeset(sess, n, cs) != SQLITE_OK) {
+		store_result_error(res, "53200", "cannot record changes");
+		*cs = NULL;
+		goto undo;
+	}
+	sqlite3session_delete(sess);
+	sess = NULL;
+	if (ex->locks.nheld > 0 && *n > 0) {
+		lock_walk w = {.ex = ex, .h = NULL};
+		locks_each_changeset_key(*cs, *n, lock_one, &w);
+		if (w.oom) {
+			store_result_error(res, "53200", "out of memory taking row locks");
+			goto undo;
+		}
+		if (w.conflict) {
+			sqlite3_free(*cs);
+			*cs = NULL;
+			internal_exec(ex, "ROLLBACK TO step");
+			internal_exec(ex, "RELEASE step");
+			store_result_free(res);
+			store_result_init(res);
+			park(ex, req, w.conflict);
+			return PARKED;
+		}
+	}
+	return DONE;
+undo:
+	if (sess)
+		sqlite3session_delete(sess);
+	sqlite3_free(*cs);
+	*cs = NULL;
+	*n = 0;
+	internal_exec(ex, "ROLLBACK TO step");
+	internal_exec(ex, "RELEASE step");
+	return DONE;
+}
+
+static void maybe_purge(shard_executor *ex)
+{
+	uint64_t now = now_ms();
+	if (now - ex->last_purge_ms < 5000)
+		return;
+	ex->last_purge_ms = now;
+	if (sagastep_purge(ex->st) > 0)
+		ex->batch_wrote = 1;
+}
+
+/* SagaStep: run the step once; a step id seen before answers what it did. */
+static int do_saga_step(shard_executor *ex, shard_req *req)
+{
+	wire_request *r = &req->msg.req;
+	FAILPOINT("shard.saga.step");
+	sagastep_row row;
+	if (sagastep_get(ex->st, r->txn, r->step, &row) != 0) {
+		answer_error(req, "58030", "reading the saga record: %s", sqlite3_errmsg(store_db(ex->st)));
+		return DONE;
+	}
+	if (row.state != SS_NONE) {
+		sagastep_state st = row.state;
+		int64_t changes = row.changes;
+		sagastep_row_free(&row);
+		ex->n_saga_dups++;
+		if (st == SS_VOID) {
+			answer_error(req, "40001", "saga %" PRIu64 " step %u was compensated before it ran; not running it",
+				     r->txn, r->step);
+			return DONE;
+		}
+		store_result res;
+		store_result_init(&res);
+		res.resp.changes = changes;   /* already applied: same outcome, no effect */
+		answer(req, &res);
+		store_result_free(&res);
+		return DONE;
+	}
+	store_result res;
+	store_result_init(&res);
+	void *cs = NULL;
+	int n = 0;
+	if (run_recorded(ex, req, r->sql, r->sql_len, r->params, r->nparams, &res, &cs, &n) == PARKED)
+		return PARKED;
+	if (!store_result_failed(&res)) {
+		if (sagastep_record(ex->st, r, cs, n, res.resp.changes) != 0) {
+			store_result_free(&res);
+			store_result_init(&res);
+			store_result_error(&res, "58030", "recording the saga step: %s", sqlite3_errmsg(store_db(ex->st)));
+			internal_exec(ex, "ROLLBACK TO step");
+		} else {
+			ex->batch_wrote = 1;
+			ex->n_saga_steps++;
+		}
+		internal_exec(ex, "RELEASE step");
+	}
+	sqlite3_free(cs);
+	answer(req, &res);
+	store_result_free(&res);
+	return DONE;
+}
+
+static int mark_step(shard_executor *ex, shard_req *req, sagastep_state st, const char *message)
+{
+	wire_request *r = &req->msg.req;
+	if (sagastep_set(ex->st, r->txn, r->step, st, message) != 0) {
+		answer_error(req, "58030", "recording the compensation: %s", sqlite3_errmsg(store_db(ex->st)));
+		return -1;
+	}
+	ex->batch_wrote = 1;
+	return 0;
+}
+
+/* SagaUndo: compensate a step once (see sagastep.h for the states). */
+static int do_saga_undo(shard_executor *ex, shard_req *req)
+{
+	wire_request *r = &req->msg.req;
+	FAILPOINT("shard.saga.undo");
+	maybe_purge(ex);
+	sagastep_row row;
+	if (sagastep_get(ex->st, r->txn, r->step, &row) != 0) {
+		answer_error(req, "58030", "reading the saga record: %s", sqlite3_errmsg(store_db(ex->st)));
+		return DONE;
+	}
+	if (row.state == SS_COMPENSATED || row.state == SS_VOID) {
+		sagastep_row_free(&row);
+		answer_status(req, WIRE_OK);
+		return DONE;
+	}
+	if (row.state == SS_COMMITTED) {
+		sagastep_row_free(&row);
+		answer_error(req, "25000", "saga %" PRIu64 " committed; its step %u cannot be compensated", r->txn, r->step);
+		return DONE;
+	}
+	if (row.state == SS_NONE) {
+		/* never ran here: make sure a late copy never will */
+		if (mark_step(ex, req, SS_VOID, NULL) == 0)
+			answer_status(req, WIRE_OK);
+		return DONE;
+	}
+	ex->n_saga_undos++;
+	if (r->mode == WIRE_UNDO_ACCEPT) {
+		sagastep_row_free(&row);
+		if (mark_step(ex, req, SS_COMPENSATED, "accepted by an operator: rows left as they are") == 0)
+			answer_status(req, WIRE_OK);
+		return DONE;
+	}
+	store_result res;
+	store_result_init(&res);
+	char conflict[1024] = "";
+	int rc = 0;
+	if (row.has_comp) {
+		/* explicit compensation: run it like a step */
+		wire_message m;
+		char err[256];
+		memset(&m, 0, sizeof m);
+		if (!row.comp || wire_decode(row.comp, row.complen, &m, err, sizeof err) != 0 ||
+		    m.kind != WIRE_MSG_REQUEST || !m.req.sql) {
+			rc = 0;  /* an empty compensation: nothing to do */
+			if (row.comp) {
+				store_result_error(&res, "XX001", "saga %" PRIu64 " step %u: stored compensation unreadable: %s",
+						   r->txn, r->step, err);
+				rc = -1;
+			}
+			if (internal_exec(ex, "SAVEPOINT step") != 0)
+				rc = -1;
+		} else {
+			void *cs = NULL;
+			int n = 0;
+			if (run_recorded(ex, req, m.req.sql, m.req.sql_len, m.req.params, m.req.nparams, &res, &cs, &n) ==
+			    PARKED) {
+				wire_message_free(&m);
+				sagastep_row_free(&row);
+				return PARKED;
+			}
+			sqlite3_free(cs);
+			rc = store_result_failed(&res) ? 2 : 0;
+			if (rc == 2)
+				snprintf(conflict, sizeof conflict, "the compensation failed: %s",
+					 res.resp.message ? res.resp.message : "error");
+		}
+		wire_message_free(&m);
+	} else {
+		void *inv = NULL;
+		int invlen = 0;
+		if (row.cslen > 0 && sqlite3changeset_invert(row.cslen, row.changeset, &invlen, &inv) != SQLITE_OK) {
+			store_result_error(&res, "53200", "cannot invert the step's changes");
+			rc = -1;
+		}
+		if (rc == 0 && ex->locks.nheld > 0 && invlen > 0) {
+			lock_walk w = {.ex = ex, .h = NULL};
+			locks_each_changeset_key(inv, invlen, lock_one, &w);
+			if (w.conflict) {
+				sqlite3_free(inv);
+				sagastep_row_free(&row);
+				store_result_free(&res);
+				park(ex, req, w.conflict);
+				return PARKED;
+			}
+		}
+		if (rc == 0 && internal_exec(ex, "SAVEPOINT step") != 0) {
+			store_result_error(&res, "58030", "cannot open a savepoint");
+			rc = -1;
+		}
+		if (rc == 0) {
+			rc = sagastep_apply_inverse(ex->st, inv, invlen, r->mode, conflict, sizeof conflict, &res);
+			if (rc < 0) {
+				internal_exec(ex, "ROLLBACK TO step");
+				internal_exec(ex, "RELEASE step");
+			}
+		}
+		sqlite3_free(inv);
+	}
+	sagastep_row_free(&row);
+	if (rc < 0) {
+		answer(req, &res);
+		store_result_free(&res);
+		return DONE;
+	}
+	if (rc > 0) {
+		/* rows changed since the step (or the compensation failed): undo
+		 * nothing, stop, and say which rows */
+		if (rc == 1) {  /* a failed explicit compensation has no savepoint left */
+			internal_exec(ex, "ROLLBACK TO step");
+			internal_exec(ex, "RELEASE step");
+		}
+		store_result_free(&res);
+		char msg[1200];
+		snprintf(msg, sizeof msg, "%s", conflict[0] ? conflict : "rows changed since the step");
+		if (mark_step(ex, req, SS_ATTENTION, msg) == 0)
+			answer_error(req, "SL002", "saga %" PRIu64 " step %u needs attention: %s", r->txn, r->step, msg);
+		return DONE;
+	}
+	store_result_free(&res);
+	const char *note = r->mode == WIRE_UNDO_OVERWRITE && conflict[0] ? conflict : NULL;
+	if (mark_step(ex, req, SS_COMPENSATED, note) != 0) {
+		internal_exec(ex, "ROLLBACK TO step");
+		internal_exec(ex, "RELEASE step");
+		return DONE;
+	}
+	internal_exec(ex, "RELEASE step");
+	answer_status(req, WIRE_OK);
+	return DONE;
+}
+
+static int do_saga_end(shard_executor *ex, shard_req *req)
+{
+	maybe_purge(ex);
+	if (sagastep_end(ex->st, req->msg.req.txn) != 0) {
+		answer_error(req, "58030", "ending the saga: %s", sqlite3_errmsg(store_db(ex->st)));
+		return DONE;
+	}
+	if (sqlite3_changes(store_db(ex->st)) > 0)
+		ex->batch_wrote = 1;
+	answer_status(req, WIRE_OK);
+	return DONE;
+}
+
 /* Does any table the changeset touches have a secondary UNIQUE index? */
 static int needs_unique_check(shard_executor *ex, void *cs, int len)
 {
@@ -783,7 +1069,13 @@ static int do_status(shard_executor *ex, shard_req *req)
 	const char *cells[6];
 	for (int i = 0; i < 6; i++)
 		cells[i] = a[i];
-	if (r->sql && strcmp(r->sql, "stats") == 0) {
+	if (r->sql && strcmp(r->sql, "sagas") == 0) {
+		if (sagastep_list(ex->st, &res) != 0) {
+			store_result_free(&res);
+			store_result_init(&res);
+			store_result_error(&res, "58030", "listing saga steps: %s", sqlite3_errmsg(store_db(ex->st)));
+		}
+	} else if (r->sql && strcmp(r->sql, "stats") == 0) {
 		static const char *cols[] = {"name", "value"};
 		store_result_columns(&res, 2, cols);
 		struct { const char *n; uint64_t v; } st[] = {
@@ -793,6 +1085,8 @@ static int do_status(shard_executor *ex, shard_req *req)
 			{"transactions", ex->txns.count}, {"locks_held", ex->locks.nheld},
 			{"checkpoints", ex->n_checkpoints},
 			{"map_epoch", ex->map_epoch},
+			{"saga_steps", ex->n_saga_steps}, {"saga_duplicates", ex->n_saga_dups},
+			{"saga_compensations", ex->n_saga_undos},
 		};
 		for (size_t i = 0; i < sizeof st / sizeof st[0]; i++) {
 			snprintf(a[0], sizeof a[0], "%s", st[i].n);
@@ -906,6 +1200,23 @@ static int handle(shard_executor *ex, shard_req *req, shard_req **done)
 	}
 	if (r->op == WIRE_OP_ASSIGN)
 		return do_assign(ex, req);
+	if (r->op == WIRE_OP_SAGA_STEP || r->op == WIRE_OP_SAGA_UNDO || r->op == WIRE_OP_SAGA_END) {
+		if (r->txn == 0) {
+			answer_error(req, "08P01", "%s needs a saga id", wire_op_name(r->op));
+			return DONE;
+		}
+		if (r->op != WIRE_OP_SAGA_END && r->step == 0) {
+			answer_error(req, "08P01", "%s needs a step number", wire_op_name(r->op));
+			return DONE;
+		}
+		if (r->op == WIRE_OP_SAGA_STEP && !r->sql) {
+			answer_error(req, "08P01", "SagaStep needs sql");
+			return DONE;
+		}
+		return r->op == WIRE_OP_SAGA_STEP ? do_saga_step(ex, req)
+		       : r->op == WIRE_OP_SAGA_UNDO ? do_saga_undo(ex, req)
+						    : do_saga_end(ex, req);
+	}
 	if (r->txn == 0) {
 		answer_error(req, "08P01", "%s needs a transaction id", wire_op_name(r->op));
 		return DONE;
@@ -1105,7 +1416,9 @@ static void sweep(shard_executor *ex)
 				if (t && t->parked == p)
 					t->parked = NULL;
 			}
-			answer_error(p, "40001", "could not obtain a row lock within %u ms (lock wait timeout)",
+			/* a saga step is retried by the router: lock_not_available */
+			answer_error(p, p->msg.req.op >= WIRE_OP_SAGA_STEP ? "55P03" : "40001",
+				     "could not obtain a row lock within %u ms (lock wait timeout)",
 				     ex->cfg.lock_timeout_ms);
 			p->next = done;
 			done = p;
@@ -1293,6 +1606,8 @@ static int recover(shard_executor *ex, char *err, size_t errlen)
 		       " txn INTEGER PRIMARY KEY, ts INTEGER NOT NULL,"
 		       " changeset BLOB NOT NULL, prepared_at INTEGER NOT NULL)",
 		       err, errlen) != 0)
+		return -1;
+	if (sagastep_init(ex->st, err, errlen) != 0)
 		return -1;
 	if (store_exec(ex->st, "CREATE TABLE IF NOT EXISTS _sl_map(bucket INTEGER PRIMARY KEY)", err, errlen) != 0 ||
 	    store_exec(ex->st, "CREATE TABLE IF NOT EXISTS _sl_meta(key TEXT PRIMARY KEY, value)", err, errlen) != 0)

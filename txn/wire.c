@@ -45,6 +45,7 @@ enum { ROW_VALUES = 0 };
 enum {
 	REQ_ID = 0, REQ_OP = 1, REQ_TXN = 2, REQ_TS = 3, REQ_SQL = 4,
 	REQ_PARAMS = 5, REQ_READONLY = 6, REQ_EPOCH = 7, REQ_BUCKETS = 8, REQ_BEGIN = 9,
+	REQ_STEP = 10, REQ_COMP = 11, REQ_COMP_PARAMS = 12, REQ_MODE = 13,
 };
 enum {
 	RESP_ID = 0, RESP_STATUS = 1, RESP_SQLSTATE = 2, RESP_MESSAGE = 3,
@@ -54,6 +55,7 @@ enum {
 static const char *const op_names[] = {
 	"Ping", "Exec", "Begin", "Prepare", "CommitPrepared",
 	"RollbackPrepared", "Commit", "Rollback", "Status", "Assign",
+	"SagaStep", "SagaUndo", "SagaEnd",
 };
 static const char *const type_names[] = { "Null", "Int", "Real", "Text", "Blob" };
 static const char *const status_names[] = { "Ok", "Error", "NotFound", "ReadOnly" };
@@ -129,21 +131,33 @@ int wire_encode_request(const wire_request *r, uint8_t **out, size_t *outlen)
 	*out = NULL;
 	*outlen = 0;
 	if ((unsigned)r->op > WIRE_OP_MAX || (!r->sql && r->sql_len) ||
-	    (!r->params && r->nparams) || (!r->buckets && r->nbuckets))
+	    (!r->params && r->nparams) || (!r->buckets && r->nbuckets) ||
+	    (!r->comp && r->comp_len) || (!r->comp_params && r->ncomp_params))
 		return -1;
 	for (uint32_t i = 0; i < r->nparams; i++)
 		if (!value_ok(&r->params[i]))
+			return -1;
+	for (uint32_t i = 0; i < r->ncomp_params; i++)
+		if (!value_ok(&r->comp_params[i]))
 			return -1;
 
 	fb_builder b;
 	fb_builder_init(&b, FRAME_MAX);
 	fb_ref sql = r->sql ? fb_create_string(&b, r->sql, r->sql_len) : 0;
-	fb_ref params = 0, buckets = 0;
+	fb_ref comp = r->comp ? fb_create_string(&b, r->comp, r->comp_len) : 0;
+	fb_ref params = 0, buckets = 0, comp_params = 0;
 	if (r->nparams) {
 		fb_ref *refs = malloc(r->nparams * sizeof(*refs));
 		if (!refs)
 			goto fail;
 		params = encode_values(&b, r->params, r->nparams, refs);
+		free(refs);
+	}
+	if (r->ncomp_params) {
+		fb_ref *refs = malloc(r->ncomp_params * sizeof(*refs));
+		if (!refs)
+			goto fail;
+		comp_params = encode_values(&b, r->comp_params, r->ncomp_params, refs);
 		free(refs);
 	}
 	if (r->nbuckets)
@@ -157,9 +171,13 @@ int wire_encode_request(const wire_request *r, uint8_t **out, size_t *outlen)
 	fb_add_ref(&b, REQ_SQL, sql);
 	fb_add_ref(&b, REQ_PARAMS, params);
 	fb_add_ref(&b, REQ_BUCKETS, buckets);
+	fb_add_ref(&b, REQ_COMP, comp);
+	fb_add_ref(&b, REQ_COMP_PARAMS, comp_params);
+	fb_add_u32(&b, REQ_STEP, r->step, 0);
 	fb_add_u8(&b, REQ_OP, (uint8_t)r->op, WIRE_OP_PING);
 	fb_add_u8(&b, REQ_READONLY, r->readonly ? 1 : 0, 0);
 	fb_add_u8(&b, REQ_BEGIN, r->begin ? 1 : 0, 0);
+	fb_add_u8(&b, REQ_MODE, r->mode, 0);
 	fb_ref req = fb_table_end(&b);
 	return encode_message(&b, MSG_REQUEST, req, out, outlen);
 fail:
@@ -307,7 +325,11 @@ static int verify_request(fb_verifier *v, const fb_table *t)
 	    fb_verify_scalar(v, t, REQ_READONLY, 1, "readonly") < 0 ||
 	    fb_verify_scalar(v, t, REQ_EPOCH, 8, "epoch") < 0 ||
 	    fb_verify_vector(v, t, REQ_BUCKETS, 4, "buckets", false, &buckets) < 0 ||
-	    fb_verify_scalar(v, t, REQ_BEGIN, 1, "begin") < 0)
+	    fb_verify_scalar(v, t, REQ_BEGIN, 1, "begin") < 0 ||
+	    fb_verify_scalar(v, t, REQ_STEP, 4, "step") < 0 ||
+	    fb_verify_string(v, t, REQ_COMP, "comp", false) < 0 ||
+	    verify_values(v, t, REQ_COMP_PARAMS, "comp_params", false) < 0 ||
+	    fb_verify_scalar(v, t, REQ_MODE, 1, "mode") < 0)
 		return -1;
 	return 0;
 }
@@ -460,9 +482,23 @@ static int decode_request(const fb_table *t, wire_request *r, char *err,
 	r->epoch = fb_table_u64(t, REQ_EPOCH, 0);
 	r->readonly = fb_table_u8(t, REQ_READONLY, 0) != 0;
 	r->begin = fb_table_u8(t, REQ_BEGIN, 0) != 0;
+	r->step = fb_table_u32(t, REQ_STEP, 0);
+	r->mode = fb_table_u8(t, REQ_MODE, 0);
 	if (!fb_table_string(t, REQ_SQL, &r->sql, &r->sql_len)) {
 		r->sql = NULL;
 		r->sql_len = 0;
+	}
+	if (!fb_table_string(t, REQ_COMP, &r->comp, &r->comp_len)) {
+		r->comp = NULL;
+		r->comp_len = 0;
+	}
+	if (fb_table_vec(t, REQ_COMP_PARAMS, &vec) && vec.n) {
+		r->comp_params = calloc(vec.n, sizeof(*r->comp_params));
+		if (!r->comp_params)
+			return decode_fail(err, errlen, "Message.request.comp_params: "
+					   "out of memory for %u values", vec.n);
+		r->ncomp_params = vec.n;
+		decode_values(&vec, r->comp_params);
 	}
 	if (fb_table_vec(t, REQ_PARAMS, &vec) && vec.n) {
 		r->params = calloc(vec.n, sizeof(*r->params));
@@ -611,6 +647,7 @@ void wire_message_free(wire_message *msg)
 {
 	free(msg->req.params);
 	free(msg->req.buckets);
+	free(msg->req.comp_params);
 	free(msg->resp.columns);
 	free(msg->resp.types);
 	free(msg->resp.cells);
@@ -648,10 +685,16 @@ static bool request_equal(const wire_request *a, const wire_request *b)
 	    a->ts != b->ts || a->epoch != b->epoch ||
 	    a->readonly != b->readonly || a->begin != b->begin || a->nparams != b->nparams ||
 	    a->nbuckets != b->nbuckets || !a->sql != !b->sql ||
-	    a->sql_len != b->sql_len)
+	    a->sql_len != b->sql_len || a->step != b->step || a->mode != b->mode ||
+	    !a->comp != !b->comp || a->comp_len != b->comp_len || a->ncomp_params != b->ncomp_params)
 		return false;
 	if (a->sql && a->sql_len && memcmp(a->sql, b->sql, a->sql_len) != 0)
 		return false;
+	if (a->comp && a->comp_len && memcmp(a->comp, b->comp, a->comp_len) != 0)
+		return false;
+	for (uint32_t i = 0; i < a->ncomp_params; i++)
+		if (!value_equal(&a->comp_params[i], &b->comp_params[i]))
+			return false;
 	for (uint32_t i = 0; i < a->nparams; i++)
 		if (!value_equal(&a->params[i], &b->params[i]))
 			return false;

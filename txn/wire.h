@@ -37,8 +37,14 @@ typedef enum {
 	WIRE_OP_ROLLBACK = 7,
 	WIRE_OP_STATUS = 8,
 	WIRE_OP_ASSIGN = 9,
+	WIRE_OP_SAGA_STEP = 10,
+	WIRE_OP_SAGA_UNDO = 11,
+	WIRE_OP_SAGA_END = 12,
 } wire_op;
-#define WIRE_OP_MAX WIRE_OP_ASSIGN
+#define WIRE_OP_MAX WIRE_OP_SAGA_END
+
+/* SagaUndo modes (wire.fbs) */
+enum { WIRE_UNDO_NORMAL = 0, WIRE_UNDO_OVERWRITE = 1, WIRE_UNDO_ACCEPT = 2 };
 
 typedef enum {
 	WIRE_NULL = 0,
@@ -70,6 +76,12 @@ typedef struct {
 	uint32_t *buckets;
 	uint32_t nbuckets;
 	bool begin;        /* Exec opens txn on this shard (see wire.fbs) */
+	uint32_t step;     /* saga step number */
+	const char *comp;  /* SagaStep: explicit compensation SQL, NULL if absent */
+	uint32_t comp_len;
+	wire_value *comp_params;
+	uint32_t ncomp_params;
+	uint8_t mode;      /* SagaUndo: WIRE_UNDO_* */
 } wire_request;
 
 typedef enum {
