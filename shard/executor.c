@@ -800,16 +800,17 @@ static int do_saga_undo(shard_executor *ex, shard_req *req)
 		wire_message m;
 		char err[256];
 		memset(&m, 0, sizeof m);
-		if (!row.comp || wire_decode(row.comp, row.complen, &m, err, sizeof err) != 0 ||
-		    m.kind != WIRE_MSG_REQUEST || !m.req.sql) {
-			rc = 0;  /* an empty compensation: nothing to do */
-			if (row.comp) {
-				store_result_error(&res, "XX001", "saga %" PRIu64 " step %u: stored compensation unreadable: %s",
-						   r->txn, r->step, err);
-				rc = -1;
-			}
-			if (internal_exec(ex, "SAVEPOINT step") != 0)
-				rc = -1;
+		int bad = row.comp && (wire_decode(row.comp, row.complen, &m, err, sizeof err) != 0 ||
+				       m.kind != WIRE_MSG_REQUEST);
+		if (bad) {
+			store_result_error(&res, "XX001", "saga %" PRIu64 " step %u: stored compensation unreadable",
+					   r->txn, r->step);
+			rc = -1;
+		} else if (!row.comp || !m.req.sql || m.req.sql_len == 0) {
+			/* an empty compensation: nothing to do */
+			rc = internal_exec(ex, "SAVEPOINT step") != 0 ? -1 : 0;
+			if (rc < 0)
+				store_result_error(&res, "58030", "cannot open a savepoint");
 		} else {
 			void *cs = NULL;
 			int n = 0;
