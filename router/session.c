@@ -50,6 +50,7 @@ typedef struct prepared {
 	sql_stmt_list *list;     /* owns stmt */
 	sql_stmt *stmt;          /* NULL for an empty query */
 	router_plan *plan;       /* for planned statements */
+	router_plan *comp_plan;  /* its COMPENSATE WITH, planned too */
 	uint32_t *param_types;
 	size_t nparam_types;
 	int refs;                /* portals using it + 1 while named */
@@ -111,6 +112,7 @@ struct session {
 	char saga_cause_msg[512];
 	uint64_t saga_failed;
 	const sql_stmt *comp;    /* the statement's COMPENSATE WITH, for start_plan */
+	const router_plan *comp_plan;  /* ... planned already (a prepared statement's) */
 	int in_commit;           /* the coordinator owns the transaction now */
 	uint64_t last_2pc;       /* our last distributed commit, maybe still in phase two */
 	bool forcing_commit;     /* COMMIT PREPARED (else ROLLBACK PREPARED) running */
@@ -189,6 +191,7 @@ static void free_prepared(prepared *p)
 	if (!p || --p->refs > 0)
 		return;
 	plan_free(p->plan);
+	plan_free(p->comp_plan);
 	sql_stmt_list_free(p->list);
 	free(p->param_types);
 	free(p->name);
@@ -660,7 +663,9 @@ static void start_plan(session *s, const router_plan *p, router_plan *owned, con
 	exec_state *ex = &s->ex;
 	memset(ex, 0, sizeof *ex);
 	const sql_stmt *comp = s->comp;
+	const router_plan *cplan = s->comp_plan;
 	s->comp = NULL;
+	s->comp_plan = NULL;
 	ex->kind = EX_STMT;
 	ex->plan = p;
 	ex->owned_plan = owned;
@@ -712,15 +717,16 @@ static void start_plan(session *s, const router_plan *p, router_plan *owned, con
 		statement_done(s);
 		return;
 	}
-	if (comp && (plan_build(s->srv->cat, comp, NULL, 0, &ex->comp_plan, &err) != 0 ||
-		     plan_requests(ex->comp_plan, s->srv->cat, params, nparams, &ex->comp_batch, &err) != 0)) {
+	if (comp && !cplan && plan_build(s->srv->cat, comp, NULL, 0, &ex->comp_plan, &err) == 0)
+		cplan = ex->comp_plan;
+	if (comp && (!cplan || plan_requests(cplan, s->srv->cat, params, nparams, &ex->comp_batch, &err) != 0)) {
 		abandon_implicit_saga(s);
 		send_sql_error(s, &err);
 		ex_reset(s);
 		statement_done(s);
 		return;
 	}
-	if (comp && !plan_writes(ex->comp_plan)) {
+	if (comp && !plan_writes(cplan)) {
 		abandon_implicit_saga(s);
 		send_error(s, "0A000", "COMPENSATE WITH takes INSERT, UPDATE or DELETE", 0);
 		ex_reset(s);
@@ -1463,6 +1469,8 @@ static void run_stmt(session *s, sql_stmt *st, const router_plan *plan, const wi
 static void statement_done(session *s)
 {
 	s->busy = 0;
+	s->comp = NULL;
+	s->comp_plan = NULL;
 	if (s->closing)
 		return;
 	if (s->in_simple) {
@@ -1564,9 +1572,10 @@ static void handle_parse(session *s, const pgw_parse *m)
 	if (p->stmt && (p->stmt->kind == SQL_STMT_SELECT || p->stmt->kind == SQL_STMT_INSERT ||
 			p->stmt->kind == SQL_STMT_UPDATE || p->stmt->kind == SQL_STMT_DELETE ||
 			p->stmt->kind == SQL_STMT_CREATE_TABLE || p->stmt->kind == SQL_STMT_DROP_TABLE ||
-			p->stmt->kind == SQL_STMT_CREATE_INDEX) &&
-	    !p->stmt->compensate) {
-		if (plan_build(s->srv->cat, p->stmt, p->param_types, p->nparam_types, &p->plan, &err) != 0) {
+			p->stmt->kind == SQL_STMT_CREATE_INDEX)) {
+		if (plan_build(s->srv->cat, p->stmt, p->param_types, p->nparam_types, &p->plan, &err) != 0 ||
+		    (p->stmt->compensate && plan_build(s->srv->cat, p->stmt->compensate, p->param_types,
+						       p->nparam_types, &p->comp_plan, &err) != 0)) {
 			free_prepared(p);
 			ext_error(s, err.sqlstate, err.message, (uint32_t)err.position);
 			return;
@@ -1776,6 +1785,7 @@ static void handle_execute(session *s, const pgw_execute *e)
 	}
 	s->cur_portal = po;
 	s->busy = 1;
+	s->comp_plan = po->ps->comp_plan;
 	run_stmt(s, po->ps->stmt, po->ps->plan, po->params, po->nparams, false);
 }
 

@@ -49,7 +49,7 @@ int sagastep_init(shard_store *st, char *err, size_t errlen)
 		       "CREATE INDEX IF NOT EXISTS _sl_saga_open ON _sl_saga(saga)"
 		       " WHERE state IN ('done', 'attention')",
 		       err, errlen) != 0 ||
-	    store_exec(st, "CREATE INDEX IF NOT EXISTS _sl_saga_at ON _sl_saga(at)", err, errlen) != 0)
+	    store_exec(st, "DROP INDEX IF EXISTS _sl_saga_at", err, errlen) != 0)
 		return -1;
 	return 0;
 }
@@ -176,8 +176,10 @@ int sagastep_end(shard_store *st, uint64_t saga)
 
 int sagastep_purge(shard_store *st)
 {
+	/* saga ids are the router's wall-clock microseconds (router_new_txn):
+	 * old sagas are a range of the primary key */
 	sqlite3_stmt *q = store_internal(st,
-		"DELETE FROM _sl_saga WHERE at < ?1 AND state IN ('compensated', 'void', 'committed')");
+		"DELETE FROM _sl_saga WHERE saga < ?1 AND at < ?1 AND state IN ('compensated', 'void', 'committed')");
 	if (!q)
 		return -1;
 	sqlite3_bind_int64(q, 1, wall_us() - (int64_t)SAGASTEP_KEEP_US);

@@ -21,7 +21,8 @@
  *    `comp` (an explicit compensation: a wire-encoded Request with sql and
  *    params) are kept only while the step is not final.
  *  - Final rows are purged after SAGASTEP_KEEP_US: long after any late copy
- *    of a request could still arrive.
+ *    of a request could still arrive.  Saga ids are the router's wall-clock
+ *    microseconds, so the purge walks a range of the primary key.
  *
  * All functions run on the writer thread inside its batch transaction.
  */
