@@ -102,6 +102,12 @@ struct saga_engine {
 	saga_stats stats;
 	int outstanding;
 	int closing;
+	/* completed sagas waiting for their SagaEnd, sent per shard in one
+	 * request at the next turn of the loop */
+	saga **ending[MAX_SHARDS];
+	size_t nending[MAX_SHARDS], capending[MAX_SHARDS];
+	uv_timer_t end_timer;
+	int end_scheduled;
 };
 
 static uint64_t now_ms(void)
@@ -439,18 +445,23 @@ static void saga_finish(saga *s, int ok)
 	maybe_free_engine(e);
 }
 
-static void on_end_answer(void *arg, shard_answer *a, const char *error)
+static void end_done(saga *s, bool failed)
 {
-	saga *s = arg;
-	if (error || a->msg.resp.status != WIRE_OK)
+	if (failed)
 		s->failed = 1;
-	shard_answer_free(a);
 	if (--s->jobs > 0)
 		return;
 	if (!s->failed)
 		dlog_done(s->e->log, s->id);  /* else the sweep ends it later */
 	s->cb = NULL;                      /* the client heard already */
 	saga_finish(s, 1);
+}
+
+static void on_end_answer(void *arg, shard_answer *a, const char *error)
+{
+	bool failed = error || a->msg.resp.status != WIRE_OK;
+	shard_answer_free(a);
+	end_done(arg, failed);
 }
 
 static size_t distinct_shards(const saga *s, uint16_t *out)
@@ -463,6 +474,64 @@ static size_t distinct_shards(const saga *s, uint16_t *out)
 			out[n++] = (uint16_t)s->steps[i].shard;
 		}
 	return n;
+}
+
+typedef struct {
+	saga **sagas;
+	wire_value *ids;
+	size_t n;
+} end_batch;
+
+static void on_end_batch(void *arg, shard_answer *a, const char *error)
+{
+	end_batch *b = arg;
+	bool failed = error || a->msg.resp.status != WIRE_OK;
+	shard_answer_free(a);
+	for (size_t i = 0; i < b->n; i++)
+		end_done(b->sagas[i], failed);
+	free(b->sagas);
+	free(b->ids);
+	free(b);
+}
+
+static void on_end_timer(uv_timer_t *t)
+{
+	saga_engine *e = t->data;
+	e->end_scheduled = 0;
+	for (size_t sh = 0; sh < MAX_SHARDS; sh++) {
+		if (!e->nending[sh])
+			continue;
+		end_batch *b = calloc(1, sizeof *b);
+		if (!b || !(b->ids = calloc(e->nending[sh], sizeof *b->ids)))
+			abort();
+		b->sagas = e->ending[sh];
+		b->n = e->nending[sh];
+		e->ending[sh] = NULL;
+		e->nending[sh] = e->capending[sh] = 0;
+		for (size_t i = 0; i < b->n; i++) {
+			b->ids[i].type = WIRE_INT;
+			b->ids[i].i = (int64_t)b->sagas[i]->id;
+		}
+		wire_request r = {.op = WIRE_OP_SAGA_END, .params = b->ids, .nparams = (uint32_t)b->n};
+		call_start(e, sh, &r, e->retries + 1, on_end_batch, b);
+	}
+}
+
+static void end_later(saga_engine *e, size_t shard, saga *s)
+{
+	if (e->nending[shard] == e->capending[shard]) {
+		size_t cap = e->capending[shard] ? e->capending[shard] * 2 : 16;
+		saga **n = realloc(e->ending[shard], cap * sizeof *n);
+		if (!n)
+			abort();
+		e->ending[shard] = n;
+		e->capending[shard] = cap;
+	}
+	e->ending[shard][e->nending[shard]++] = s;
+	if (!e->end_scheduled) {
+		e->end_scheduled = 1;
+		uv_timer_start(&e->end_timer, on_end_timer, 0, 0);
+	}
 }
 
 static void on_logged(void *arg, int status)
@@ -483,10 +552,8 @@ static void on_logged(void *arg, int status)
 	uint16_t shards[MAX_SHARDS];
 	size_t n = distinct_shards(s, shards);
 	s->jobs = (int)n;
-	for (size_t i = 0; i < n; i++) {
-		wire_request r = {.op = WIRE_OP_SAGA_END, .txn = s->id};
-		call_start(e, shards[i], &r, e->retries + 1, on_end_answer, s);
-	}
+	for (size_t i = 0; i < n; i++)
+		end_later(e, shards[i], s);
 }
 
 void saga_commit(saga_engine *e, saga *s, saga_done_cb cb, void *arg)
@@ -989,6 +1056,8 @@ saga_engine *saga_open(uv_loop_t *loop, shard_pool *pool, const catalog *cat, co
 	hmap_init(&e->busy);
 	uv_timer_init(loop, &e->sweep);
 	e->sweep.data = e;
+	uv_timer_init(loop, &e->end_timer);
+	e->end_timer.data = e;
 	uv_timer_start(&e->sweep, on_sweep, 0, SWEEP_MS);
 	return e;
 }
@@ -1016,6 +1085,8 @@ void saga_close(saga_engine *e)
 	e->closing = 1;
 	uv_timer_stop(&e->sweep);
 	uv_close((uv_handle_t *)&e->sweep, NULL);
+	uv_timer_stop(&e->end_timer);
+	uv_close((uv_handle_t *)&e->end_timer, NULL);
 	for (size_t i = 0; i < MAX_SHARDS; i++)
 		if (e->br[i].timer_init) {
 			uv_timer_stop(&e->br[i].timer);

@@ -890,15 +890,20 @@ static int do_saga_undo(shard_executor *ex, shard_req *req)
 	return DONE;
 }
 
+/* SagaEnd: saga txn, or (txn 0) every saga whose id is an Int in params. */
 static int do_saga_end(shard_executor *ex, shard_req *req)
 {
+	wire_request *r = &req->msg.req;
 	maybe_purge(ex);
-	if (sagastep_end(ex->st, req->msg.req.txn) != 0) {
-		answer_error(req, "58030", "ending the saga: %s", sqlite3_errmsg(store_db(ex->st)));
-		return DONE;
+	for (uint32_t i = 0; i < (r->txn ? 1 : r->nparams); i++) {
+		uint64_t id = r->txn ? r->txn : (uint64_t)r->params[i].i;
+		if ((!r->txn && r->params[i].type != WIRE_INT) || sagastep_end(ex->st, id) != 0) {
+			answer_error(req, "58030", "ending saga %" PRIu64 ": %s", id, sqlite3_errmsg(store_db(ex->st)));
+			return DONE;
+		}
+		if (sqlite3_changes(store_db(ex->st)) > 0)
+			ex->batch_wrote = 1;
 	}
-	if (sqlite3_changes(store_db(ex->st)) > 0)
-		ex->batch_wrote = 1;
 	answer_status(req, WIRE_OK);
 	return DONE;
 }
@@ -1202,7 +1207,7 @@ static int handle(shard_executor *ex, shard_req *req, shard_req **done)
 	if (r->op == WIRE_OP_ASSIGN)
 		return do_assign(ex, req);
 	if (r->op == WIRE_OP_SAGA_STEP || r->op == WIRE_OP_SAGA_UNDO || r->op == WIRE_OP_SAGA_END) {
-		if (r->txn == 0) {
+		if (r->txn == 0 && !(r->op == WIRE_OP_SAGA_END && r->nparams > 0)) {
 			answer_error(req, "08P01", "%s needs a saga id", wire_op_name(r->op));
 			return DONE;
 		}

@@ -18,6 +18,10 @@
  *   sql <string>|null             | row <value>...                 (ncols each)
  *   param <value>       (each)    |
  *   bucket <u32>        (each)    |
+ *   step <u32>          (if not 0)|
+ *   comp <string>       (if set)  |
+ *   comp_param <value>  (each)    |
+ *   mode <u8>           (if not 0)|
  *
  *   value:  null | int <i64> | real <double> | text <string> | blob <string>
  *   string: "..." where bytes outside printable ASCII, '"' and '\' are \xHH
@@ -111,6 +115,20 @@ static void dump(const wire_message *m)
 		}
 		for (uint32_t i = 0; i < r->nbuckets; i++)
 			printf("bucket %" PRIu32 "\n", r->buckets[i]);
+		if (r->step)
+			printf("step %" PRIu32 "\n", r->step);
+		if (r->comp) {
+			fputs("comp ", stdout);
+			put_string(r->comp, r->comp_len);
+			putchar('\n');
+		}
+		for (uint32_t i = 0; i < r->ncomp_params; i++) {
+			fputs("comp_param ", stdout);
+			put_value(&r->comp_params[i]);
+			putchar('\n');
+		}
+		if (r->mode)
+			printf("mode %u\n", (unsigned)r->mode);
 		return;
 	}
 	const wire_response *r = &m->resp;
@@ -370,6 +388,22 @@ static int parse(parser *ps, char *text, wire_message *m)
 					if (b > UINT32_MAX)
 						die(ps, "bucket out of range");
 					q->buckets[q->nbuckets++] = (uint32_t)b;
+				} else if (strcmp(key, "step") == 0) {
+					uint64_t v = u64(ps);
+					if (v > UINT32_MAX)
+						die(ps, "step out of range");
+					q->step = (uint32_t)v;
+				} else if (strcmp(key, "comp") == 0) {
+					q->comp = string(ps, &q->comp_len);
+				} else if (strcmp(key, "comp_param") == 0) {
+					q->comp_params = grow(ps, q->comp_params, q->ncomp_params,
+							      sizeof(*q->comp_params));
+					value(ps, &q->comp_params[q->ncomp_params++]);
+				} else if (strcmp(key, "mode") == 0) {
+					uint64_t v = u64(ps);
+					if (v > 255)
+						die(ps, "mode out of range");
+					q->mode = (uint8_t)v;
 				} else
 					die(ps, "unknown request item '%s'", key);
 			} else {
