@@ -39,7 +39,7 @@
 #define SWEEP_MS 1000
 #define BREAKER_THRESHOLD 3
 #define PROBE_MIN_MS 250
-#define PROBE_MAX_MS 4000
+#define PROBE_MAX_MS 2000
 #define BACKOFF_CAP_MS 1000
 
 typedef enum { SG_RUNNING = 1, SG_COMMITTING, SG_COMPENSATING } sg_state;
@@ -748,6 +748,12 @@ static void on_listing(void *arg, shard_answer *a, const char *error)
 {
 	status_ctx *c = arg;
 	saga_engine *e = c->e;
+	if (!error && c->shard < MAX_SHARDS && e->br[c->shard].open) {
+		/* the shard answers again: the sweep is a probe too */
+		fprintf(stderr, "router: shard %zu answers again; circuit closed\n", c->shard);
+		e->br[c->shard].open = 0;
+		e->br[c->shard].fails = 0;
+	}
 	if (!e->closing && listing_ok(a, error)) {
 		const wire_response *r = &a->msg.resp;
 		uint32_t from = 0;

@@ -30,7 +30,8 @@
  * SHARDLITE_SAGA_BACKOFF_MS (default 20 ms), doubling, capped at 1 s.
  * A circuit breaker per shard opens after 3 consecutive transport
  * failures: steps for that shard then fail at once (08006) while a Ping
- * probes it, every 250 ms doubling to 4 s, until it answers.
+ * probes it, every 250 ms doubling to 2 s, until it (or the sweep's
+ * listing) gets an answer.
  */
 #ifndef SHARDLITE_SAGA_H
 #define SHARDLITE_SAGA_H
