@@ -503,6 +503,8 @@ static void test_transactions_admin(void)
 		{"EXPLAIN SELECT 1", SQL_STMT_EXPLAIN, "EXPLAIN"},
 		{"ALTER CLUSTER ADD SHARD '10.0.0.1:5433'", SQL_STMT_ADD_SHARD, "ALTER CLUSTER"},
 		{"REBALANCE", SQL_STMT_REBALANCE, "REBALANCE"},
+		{"RESOLVE SAGA '17' OVERWRITE", SQL_STMT_RESOLVE_SAGA, "RESOLVE SAGA"},
+		{"resolve saga '17' accept", SQL_STMT_RESOLVE_SAGA, "RESOLVE SAGA"},
 		{"SELECT 1", SQL_STMT_SELECT, "SELECT"},
 		{"INSERT INTO t VALUES (1)", SQL_STMT_INSERT, "INSERT"},
 		{"UPDATE t SET a = 1", SQL_STMT_UPDATE, "UPDATE"},
@@ -522,6 +524,25 @@ static void test_transactions_admin(void)
 	check_render("BEGIN ISOLATION LEVEL SERIALIZABLE", "BEGIN");
 	check_render("COMMIT", "COMMIT");
 	check_render("ROLLBACK", "ROLLBACK");
+	check_render("UPDATE t SET a = a - $1 WHERE id = $2 COMPENSATE WITH UPDATE t SET a = a + $1 WHERE id = $2",
+		     "UPDATE \"t\" SET \"a\" = \"a\" - ?1 WHERE \"id\" = ?2");
+	{
+		/* router-only: rendered for logs, never sent to SQLite */
+		sql_stmt_list *rl = parse("resolve saga '17' Overwrite; RESOLVE SAGA '18' ACCEPT");
+		char *r0 = rl && rl->n == 2 ? render_stmt(rl->items[0]) : NULL;
+		char *r1 = rl && rl->n == 2 ? render_stmt(rl->items[1]) : NULL;
+		ok(r0 && r1 && strcmp(r0, "RESOLVE SAGA '17' OVERWRITE") == 0 && strcmp(r1, "RESOLVE SAGA '18' ACCEPT") == 0 &&
+			   strcmp(rl->items[0]->prepared_gid, "17") == 0 && rl->items[1]->resolve_mode == 2,
+		   "RESOLVE SAGA renders canonically");
+		free(r0);
+		free(r1);
+		sql_stmt_list_free(rl);
+		sql_error e = {0};
+		sql_stmt_list *bad = NULL;
+		ok(sql_parse("RESOLVE SAGA '1' LATER", 22, &bad, &e) != 0 && strcmp(e.sqlstate, "42601") == 0,
+		   "RESOLVE SAGA with another word is a syntax error");
+		sql_stmt_list_free(bad);
+	}
 
 	sql_stmt_list *l = parse("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY NOT DEFERRABLE; "
 				 "START TRANSACTION ISOLATION LEVEL READ UNCOMMITTED READ WRITE DEFERRABLE; "
