@@ -69,6 +69,9 @@ typedef struct {
 	int seconds;
 	bool keep;
 	bool saga;          /* --mode saga: BEGIN SAGA, steps with COMPENSATE WITH */
+	bool seeded;        /* --seed given: the same transfers run after run */
+	uint64_t seed;
+	const char *timeline;  /* --timeline FILE: one line per second */
 } options;
 
 static options opt = {
@@ -494,10 +497,23 @@ static void record_latency(client *cl, double seconds)
 	cl->lat_us[cl->nlat++] = us > 4e9 ? UINT32_MAX : (uint32_t)us;
 }
 
+/* Connect again after the router went away (a crash demo restarts it):
+ * every 100 ms until it answers or the run ends. */
+static PGconn *reconnect(PGconn *(*connect)(void))
+{
+	PGconn *c = connect();
+	while (!c && !atomic_load(&stop)) {
+		struct timespec ts = {0, 100 * 1000000};
+		nanosleep(&ts, NULL);
+		c = connect();
+	}
+	return c;
+}
+
 static void *client_main(void *arg)
 {
 	client *cl = arg;
-	PGconn *c = client_connect();
+	PGconn *c = reconnect(client_connect);
 	while (c && !atomic_load(&stop)) {
 		long from = 1 + (long)(rnd(cl) % (uint64_t)opt.accounts);
 		long to = 1 + (long)(rnd(cl) % (uint64_t)opt.accounts);
@@ -538,7 +554,7 @@ static void *client_main(void *arg)
 		}
 		if (PQstatus(c) != CONNECTION_OK) {
 			PQfinish(c);
-			c = client_connect();
+			c = reconnect(client_connect);
 		}
 	}
 	PQfinish(c);
@@ -572,7 +588,7 @@ static void *auditor_main(void *arg)
 		PQclear(r);
 		if (PQstatus(c) != CONNECTION_OK) {
 			PQfinish(c);
-			c = connect_db();
+			c = reconnect(connect_db);
 		}
 	}
 	PQfinish(c);
@@ -648,7 +664,10 @@ static int run_and_report(PGconn *c)
 	int started = 0;
 	for (int i = 0; i < opt.clients; i++) {
 		cls[i].id = i;
-		cls[i].rng = 0x9E3779B97F4A7C15ULL * (uint64_t)(i + 1) ^ (uint64_t)time(NULL) ^ (uint64_t)getpid();
+		cls[i].rng = 0x9E3779B97F4A7C15ULL * (uint64_t)(i + 1) ^
+			     (opt.seeded ? opt.seed : (uint64_t)time(NULL) ^ (uint64_t)getpid());
+		if (!cls[i].rng)
+			cls[i].rng = 1;
 		if (pthread_create(&cls[i].th, NULL, client_main, &cls[i]) != 0)
 			break;
 		started++;
@@ -658,11 +677,29 @@ static int run_and_report(PGconn *c)
 	int every = tty ? 1 : (opt.seconds >= 5 ? (opt.seconds + 4) / 5 : 1);
 	long committed_before = 0;
 	double last = t0;
+	FILE *tl = opt.timeline ? fopen(opt.timeline, "w") : NULL;
+	if (opt.timeline && !tl)
+		fprintf(stderr, "bank: cannot write %s: %s\n", opt.timeline, strerror(errno));
+	if (tl)
+		fprintf(tl, "second committed wrong_audits audits errors\n");
+	long tl_committed = 0, tl_wrong = 0, tl_audits = 0, tl_errors = 0;
 	for (int sec = 1; sec <= opt.seconds && !interrupted; sec++) {
 		double until = t0 + sec;
 		while (now_s() < until && !interrupted) {
 			struct timespec ts = {0, 20 * 1000000};
 			nanosleep(&ts, NULL);
+		}
+		if (tl) {
+			long cm = atomic_load(&n_committed), w = atomic_load(&n_audits_wrong);
+			long au = atomic_load(&n_audits);
+			long er = atomic_load(&n_errors) + atomic_load(&n_ambiguous) + atomic_load(&n_audit_errors);
+			fprintf(tl, "%d %ld %ld %ld %ld\n", sec, cm - tl_committed, w - tl_wrong, au - tl_audits,
+				er - tl_errors);
+			fflush(tl);
+			tl_committed = cm;
+			tl_wrong = w;
+			tl_audits = au;
+			tl_errors = er;
 		}
 		if (sec % every == 0 || sec == opt.seconds) {
 			double t = now_s();
@@ -671,6 +708,8 @@ static int run_and_report(PGconn *c)
 			last = t;
 		}
 	}
+	if (tl)
+		fclose(tl);
 	atomic_store(&stop, 1);
 	for (int i = 0; i < started; i++)
 		pthread_join(cls[i].th, NULL);
@@ -700,7 +739,11 @@ static int run_and_report(PGconn *c)
 	else
 		nlat = 0;
 
-	/* the final audit, with every client stopped */
+	/* the final audit, with every client stopped, on a fresh connection
+	 * (the first one dies with a router that crashed meanwhile) */
+	PGconn *fresh = connect_db();
+	if (fresh)
+		c = fresh;
 	long long final_sum = -1;
 	long final_count = -1;
 	PGresult *r = PQexec(c, "SELECT sum(balance), count(*) FROM accounts");
@@ -714,6 +757,7 @@ static int run_and_report(PGconn *c)
 	long rows = 0, mismatched = -2; /* -2: not checked */
 	if (atomic_load(&n_ambiguous) == 0)
 		mismatched = check_accounts(c, &rows);
+	PQfinish(fresh);
 
 	long committed = atomic_load(&n_committed), wrong = atomic_load(&n_audits_wrong);
 	printf("\nResults\n");
@@ -816,6 +860,8 @@ static void usage(FILE *f)
 		"  --seconds S       how long the transfers run (default 10)\n"
 		"  --mode 2pc|saga   transfers as two-phase commits (default) or as sagas\n"
 		"                    (BEGIN SAGA, each step with COMPENSATE WITH)\n"
+		"  --seed N          seed the clients' random transfers (default: time and pid)\n"
+		"  --timeline FILE   write per-second counts (committed, wrong audits, audits, errors)\n"
 		"  --keep            leave the cluster running at the end\n"
 		"  --help            this text\n"
 		"\n"
@@ -841,7 +887,8 @@ static void parse_options(int argc, char **argv)
 		{"port", required_argument, NULL, 'p'},      {"shards", required_argument, NULL, 'n'},
 		{"accounts", required_argument, NULL, 'a'},  {"clients", required_argument, NULL, 'c'},
 		{"seconds", required_argument, NULL, 's'},   {"keep", no_argument, NULL, 'k'},
-		{"mode", required_argument, NULL, 'm'},
+		{"mode", required_argument, NULL, 'm'},      {"seed", required_argument, NULL, 'S'},
+		{"timeline", required_argument, NULL, 't'},
 		{"help", no_argument, NULL, 'h'},            {NULL, 0, NULL, 0},
 	};
 	int ch;
@@ -855,6 +902,11 @@ static void parse_options(int argc, char **argv)
 		case 'c': opt.clients = (int)parse_num(optarg, "--clients", 1, MAX_CLIENTS); break;
 		case 's': opt.seconds = (int)parse_num(optarg, "--seconds", 1, 86400); break;
 		case 'k': opt.keep = true; break;
+		case 'S':
+			opt.seeded = true;
+			opt.seed = (uint64_t)parse_num(optarg, "--seed", 0, LONG_MAX);
+			break;
+		case 't': opt.timeline = optarg; break;
 		case 'm':
 			if (strcmp(optarg, "saga") != 0 && strcmp(optarg, "2pc") != 0) {
 				fprintf(stderr, "bank: --mode must be 2pc or saga\n");
