@@ -108,6 +108,7 @@ struct saga_engine {
 	size_t nending[MAX_SHARDS], capending[MAX_SHARDS];
 	uv_timer_t end_timer;
 	int end_scheduled;
+	int nhandles;            /* timers not yet closed (at close) */
 };
 
 static uint64_t now_ms(void)
@@ -1070,18 +1071,33 @@ saga_engine *saga_open(uv_loop_t *loop, shard_pool *pool, const catalog *cat, co
 
 static void maybe_free_engine(saga_engine *e)
 {
-	if (!e->closing || e->outstanding > 0 || e->closing == 2)
+	if (!e->closing || e->outstanding > 0 || e->nhandles > 0 || e->closing == 2)
 		return;
 	e->closing = 2;
 	dlog_close(e->log);
-	e->log = NULL;
+	size_t it;
+	for (hmap_entry *h = hmap_first(&e->running, &it); h; h = hmap_next(&e->running, h, &it)) {
+		saga *s = h->value;  /* left to recovery: the sweep at the next start */
+		free(s->steps);
+		free(s);
+	}
 	hmap_free(&e->running);
 	hmap_free(&e->settled);
 	hmap_free(&e->busy);
 	free(e->orphans);
 	free(e->next_orphans);
-	/* the timers' handles close with the loop; the engine itself is left
-	 * to process exit (handles may still point at it) */
+	for (size_t i = 0; i < MAX_SHARDS; i++)
+		free(e->ending[i]);
+	free(e);
+}
+
+static void on_handle_closed(uv_handle_t *h)
+{
+	saga_engine *e = h->data;
+	if (h->type == UV_TIMER && h != (uv_handle_t *)&e->sweep && h != (uv_handle_t *)&e->end_timer)
+		e = ((breaker *)h->data)->e;  /* a breaker's timer */
+	e->nhandles--;
+	maybe_free_engine(e);
 }
 
 void saga_close(saga_engine *e)
@@ -1089,14 +1105,15 @@ void saga_close(saga_engine *e)
 	if (!e)
 		return;
 	e->closing = 1;
+	e->nhandles = 2;
 	uv_timer_stop(&e->sweep);
-	uv_close((uv_handle_t *)&e->sweep, NULL);
+	uv_close((uv_handle_t *)&e->sweep, on_handle_closed);
 	uv_timer_stop(&e->end_timer);
-	uv_close((uv_handle_t *)&e->end_timer, NULL);
+	uv_close((uv_handle_t *)&e->end_timer, on_handle_closed);
 	for (size_t i = 0; i < MAX_SHARDS; i++)
 		if (e->br[i].timer_init) {
+			e->nhandles++;
 			uv_timer_stop(&e->br[i].timer);
-			uv_close((uv_handle_t *)&e->br[i].timer, NULL);
+			uv_close((uv_handle_t *)&e->br[i].timer, on_handle_closed);
 		}
-	maybe_free_engine(e);
 }

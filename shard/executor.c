@@ -625,7 +625,7 @@ out:
  * DONE with res failed and the savepoint gone, or PARKED (a transaction
  * holds one of the rows: run again once it is released). */
 static int run_recorded(shard_executor *ex, shard_req *req, const char *sql, uint32_t len, const wire_value *params,
-			uint32_t nparams, store_result *res, void **cs, int *n)
+			uint32_t nparams, bool want_cs, store_result *res, void **cs, int *n)
 {
 	*cs = NULL;
 	*n = 0;
@@ -640,6 +640,13 @@ static int run_recorded(shard_executor *ex, shard_req *req, const char *sql, uin
 	sqlite3_session *sess = NULL;
 	if (internal_exec(ex, "SAVEPOINT step") != 0) {
 		store_result_error(res, "58030", "cannot open a savepoint");
+		return DONE;
+	}
+	/* the changes are needed for a derived compensation, and to see
+	 * whether a 2PC transaction holds one of the rows */
+	if (!want_cs && ex->locks.nheld == 0) {
+		if (store_run(ex->st, s, params, nparams, res) != 0)
+			goto undo;
 		return DONE;
 	}
 	if (sqlite3session_create(db, "main", &sess) != SQLITE_OK || sqlite3session_attach(sess, NULL) != SQLITE_OK) {
@@ -726,10 +733,11 @@ static int do_saga_step(shard_executor *ex, shard_req *req)
 	store_result_init(&res);
 	void *cs = NULL;
 	int n = 0;
-	if (run_recorded(ex, req, r->sql, r->sql_len, r->params, r->nparams, &res, &cs, &n) == PARKED)
+	if (run_recorded(ex, req, r->sql, r->sql_len, r->params, r->nparams, r->comp == NULL, &res, &cs, &n) == PARKED)
 		return PARKED;
 	if (!store_result_failed(&res)) {
-		if (sagastep_record(ex->st, r, cs, n, res.resp.changes) != 0) {
+		/* an explicit compensation needs no recorded changes */
+		if (sagastep_record(ex->st, r, r->comp ? NULL : cs, r->comp ? 0 : n, res.resp.changes) != 0) {
 			store_result_free(&res);
 			store_result_init(&res);
 			store_result_error(&res, "58030", "recording the saga step: %s", sqlite3_errmsg(store_db(ex->st)));
@@ -814,8 +822,8 @@ static int do_saga_undo(shard_executor *ex, shard_req *req)
 		} else {
 			void *cs = NULL;
 			int n = 0;
-			if (run_recorded(ex, req, m.req.sql, m.req.sql_len, m.req.params, m.req.nparams, &res, &cs, &n) ==
-			    PARKED) {
+			if (run_recorded(ex, req, m.req.sql, m.req.sql_len, m.req.params, m.req.nparams, false, &res, &cs,
+					 &n) == PARKED) {
 				wire_message_free(&m);
 				sagastep_row_free(&row);
 				return PARKED;

@@ -249,6 +249,9 @@ t "grep: the router logged the circuit closing" 'grep -q "circuit closed" "$dir/
 t "quiet at the end" 'wait_quiet 15'
 t "the total is unchanged at the end" '[ "$(direct_total)" = "$total" ]'
 t "the rows are writable" 'q "UPDATE accounts SET balance = balance WHERE id = $A" >/dev/null'
+# a clean stop lets LeakSanitizer speak in sanitizer builds
+t "cluster stops cleanly" '"$bin" cluster stop --dir "$dir" >/dev/null'
+t "no sanitizer report in the router's and shards' logs" '! grep -l "Sanitizer\|runtime error" "$dir"/*.log'
 
 echo "1..$n"
 exit $failed

@@ -98,12 +98,15 @@ int main(void)
 
 	/* a compensation before its step voids it */
 	ok(undo(c, 12, 1, 0, &r) == WIRE_OK, "compensating a step that never ran succeeds");
-	ok(step(c, 12, 1, "UPDATE acct SET bal = bal - 50 WHERE id = 3", &r) == WIRE_ERROR && bal(c, 3) == 100,
-	   "the step arriving afterwards is refused and not applied: %s", r.message ? r.message : "");
+	int st = step(c, 12, 1, "UPDATE acct SET bal = bal - 50 WHERE id = 3", &r);
+	char msg[512], state[6];
+	snprintf(msg, sizeof msg, "%s", r.message ? r.message : "");
+	ok(st == WIRE_ERROR && bal(c, 3) == 100, "the step arriving afterwards is refused and not applied: %s", msg);
 
 	/* a failing step records nothing */
-	ok(step(c, 13, 1, "UPDATE acct SET bal = bal - 500 WHERE id = 3", &r) == WIRE_ERROR &&
-		   strcmp(r.sqlstate, "23514") == 0 && bal(c, 3) == 100,
+	st = step(c, 13, 1, "UPDATE acct SET bal = bal - 500 WHERE id = 3", &r);
+	snprintf(state, sizeof state, "%s", r.sqlstate ? r.sqlstate : "");
+	ok(st == WIRE_ERROR && strcmp(state, "23514") == 0 && bal(c, 3) == 100,
 	   "a step violating a CHECK fails with 23514 and changes nothing");
 	ok(open_steps(c, 13, states, sizeof states) == 0, "... and leaves no record");
 
@@ -118,10 +121,12 @@ int main(void)
 	/* rows changed since the step: needs attention, then resolved */
 	ok(step(c, 15, 1, "UPDATE acct SET bal = bal + 5 WHERE id = 1", &r) == WIRE_OK, "step changes row 1 to 105");
 	ok(th_status(d, WIRE_OP_EXEC, 0, 0, "UPDATE acct SET bal = 42 WHERE id = 1") == WIRE_OK, "someone else sets it to 42");
-	ok(undo(c, 15, 1, 0, &r) == WIRE_ERROR && strcmp(r.sqlstate, "SL002") == 0 && bal(c, 1) == 42,
-	   "the derived compensation stops and overwrites nothing: %s", r.message ? r.message : "");
-	ok(r.message && strstr(r.message, "acct(1)") && strstr(r.message, "now (1, 42)"),
-	   "the conflict names the row and its values");
+	st = undo(c, 15, 1, 0, &r);
+	snprintf(state, sizeof state, "%s", r.sqlstate ? r.sqlstate : "");
+	snprintf(msg, sizeof msg, "%s", r.message ? r.message : "");
+	ok(st == WIRE_ERROR && strcmp(state, "SL002") == 0 && bal(c, 1) == 42,
+	   "the derived compensation stops and overwrites nothing: %s", msg);
+	ok(strstr(msg, "acct(1)") && strstr(msg, "now (1, 42)"), "the conflict names the row and its values");
 	ok(open_steps(c, 15, states, sizeof states) == 1 && strcmp(states, "1:attention") == 0,
 	   "the step is listed as needing attention");
 	ok(undo(c, 15, 1, 0, &r) == WIRE_ERROR && bal(c, 1) == 42, "asked again, it still refuses");
