@@ -307,6 +307,147 @@ static int cluster_start(cluster *cl)
 	return 0;
 }
 
+/* ---- add-shard: one more shard process, registered through the router ---- */
+
+static int read_full(int fd, void *buf, size_t n)
+{
+	size_t got = 0;
+	while (got < n) {
+		ssize_t r = read(fd, (char *)buf + got, n - got);
+		if (r <= 0)
+			return -1;
+		got += (size_t)r;
+	}
+	return 0;
+}
+
+/* Read backend messages until ReadyForQuery; an ErrorResponse's message
+ * goes to err.  0 when no error was seen. */
+static int pg_until_ready(int fd, char *err, size_t errlen)
+{
+	int failed = 0;
+	for (;;) {
+		unsigned char hdr[5];
+		if (read_full(fd, hdr, 5) != 0) {
+			snprintf(err, errlen, "the router closed the connection");
+			return -1;
+		}
+		uint32_t len = (uint32_t)hdr[1] << 24 | (uint32_t)hdr[2] << 16 | (uint32_t)hdr[3] << 8 | hdr[4];
+		if (len < 4 || len > (1u << 24)) {
+			snprintf(err, errlen, "bad message from the router");
+			return -1;
+		}
+		char *body = malloc(len - 4 + 1);
+		if (!body || read_full(fd, body, len - 4) != 0) {
+			free(body);
+			snprintf(err, errlen, "the router closed the connection");
+			return -1;
+		}
+		body[len - 4] = 0;
+		if (hdr[0] == 'E') {
+			failed = 1;
+			for (char *f = body; *f && f < body + len - 4; f += strlen(f) + 1)
+				if (f[0] == 'M')
+					snprintf(err, errlen, "%s", f + 1);
+		}
+		free(body);
+		if (hdr[0] == 'Z')
+			return failed ? -1 : 0;
+	}
+}
+
+/* Run one SQL statement on the router (simple query protocol). */
+static int router_query(int port, const char *sql, char *err, size_t errlen)
+{
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
+		snprintf(err, errlen, "cannot connect to the router on port %d", port);
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	static const char params[] = "user\0shardlite\0database\0shardlite\0application_name\0shardlite cluster\0";
+	unsigned char msg[256];
+	uint32_t n = (uint32_t)(8 + sizeof params);
+	msg[0] = (unsigned char)(n >> 24), msg[1] = (unsigned char)(n >> 16), msg[2] = (unsigned char)(n >> 8),
+	msg[3] = (unsigned char)n;
+	msg[4] = 0, msg[5] = 3, msg[6] = 0, msg[7] = 0;
+	memcpy(msg + 8, params, sizeof params);
+	int rc = -1;
+	if (write(fd, msg, n) == (ssize_t)n && pg_until_ready(fd, err, errlen) == 0) {
+		size_t ql = strlen(sql) + 1;
+		uint32_t m = (uint32_t)(4 + ql);
+		unsigned char *q = malloc(1 + m);
+		if (q) {
+			q[0] = 'Q';
+			q[1] = (unsigned char)(m >> 24), q[2] = (unsigned char)(m >> 16), q[3] = (unsigned char)(m >> 8),
+			q[4] = (unsigned char)m;
+			memcpy(q + 5, sql, ql);
+			if (write(fd, q, 1 + m) == (ssize_t)(1 + m))
+				rc = pg_until_ready(fd, err, errlen);
+			free(q);
+		}
+	}
+	close(fd);
+	return rc;
+}
+
+static int cluster_add_shard(cluster *cl)
+{
+	if (read_conf(cl) != 0) {
+		fprintf(stderr, "shardlite cluster: %s holds no cluster (run cluster start first)\n", cl->dir);
+		return 1;
+	}
+	if (cl->shards >= 64 || cl->port + 1 + cl->shards > 65535) {
+		fprintf(stderr, "shardlite cluster: no room for another shard\n");
+		return 1;
+	}
+	char self[4096];
+	ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+	if (n <= 0) {
+		fprintf(stderr, "shardlite cluster: cannot find my own binary\n");
+		return 1;
+	}
+	self[n] = 0;
+	int i = cl->shards;
+	pid_t pid = spawn_shard(cl, i, self);
+	if (pid < 0) {
+		fprintf(stderr, "shardlite cluster: cannot start shard %d: %s\n", i, strerror(errno));
+		return 1;
+	}
+	int ok = 0;
+	for (int t = 0; t < 200 && !ok; t++) {
+		if (ping(cl->port + 1 + i) == 0 && alive(pid)) {
+			ok = 1;
+			break;
+		}
+		int st;
+		if (waitpid(pid, &st, WNOHANG) == pid || !alive(pid))
+			break;
+		sleep_ms(50);
+	}
+	if (!ok) {
+		fprintf(stderr, "shardlite cluster: shard %d did not come up; see %s/shard-%d.log\n", i, cl->dir, i);
+		return 1;
+	}
+	cl->shards++;
+	if (write_conf(cl) != 0) {
+		fprintf(stderr, "shardlite cluster: cannot write %s/cluster.conf\n", cl->dir);
+		return 1;
+	}
+	char sql[128], err[512] = "";
+	snprintf(sql, sizeof sql, "ALTER CLUSTER ADD SHARD '127.0.0.1:%d'", cl->port + 1 + i);
+	if (router_query(cl->port, sql, err, sizeof err) != 0) {
+		fprintf(stderr, "shardlite cluster: %s: %s\n", sql, err);
+		return 1;
+	}
+	printf("added shard %d (pid %d) on 127.0.0.1:%d; REBALANCE moves data to it\n", i, (int)pid,
+	       cl->port + 1 + i);
+	return 0;
+}
+
 static void stop_pid(pid_t pid, const char *what)
 {
 	if (!alive(pid))
@@ -385,12 +526,14 @@ static int cluster_status(cluster *cl)
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"usage: shardlite cluster start|stop|status --dir DIR [--shards N] [--port P]\n"
+		"usage: shardlite cluster start|stop|status|add-shard --dir DIR [--shards N] [--port P]\n"
 		"\n"
 		"  start   start the cluster's processes that are not running, in the background,\n"
 		"          and return once they accept connections (ports and data are kept)\n"
 		"  stop    stop them (SIGTERM, then SIGKILL after 10 s)\n"
 		"  status  show each process; exits 1 if any is down\n"
+		"  add-shard  start one more shard and register it with the router\n"
+		"          (ALTER CLUSTER ADD SHARD); REBALANCE then moves data to it\n"
 		"\n"
 		"  --dir DIR     cluster directory (data, logs, pid files)\n"
 		"  --shards N    number of shards at the first start (default 4)\n"
@@ -441,6 +584,8 @@ int cli_cluster(int argc, char **argv)
 		return cluster_stop(&cl);
 	if (strcmp(verb, "status") == 0)
 		return cluster_status(&cl);
+	if (strcmp(verb, "add-shard") == 0)
+		return cluster_add_shard(&cl);
 	fprintf(stderr, "shardlite cluster: unknown action '%s'\n", verb);
 	usage(stderr);
 	return 2;

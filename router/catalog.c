@@ -45,6 +45,7 @@
 #include <string.h>
 
 #include "router/sql.h"
+#include "txn/bucket.h"
 
 #define CATALOG_VERSION 1
 
@@ -59,58 +60,11 @@ struct catalog {
 	uint32_t bucket_shard[CATALOG_BUCKETS];
 };
 
-/* ---- hash ------------------------------------------------------------------
- *
- * MurmurHash3 x86_32 (Austin Appleby's public-domain algorithm), seed 0,
- * 4-byte blocks read little-endian.  Written from the algorithm's
- * description; docs/routing.md has the exact steps and test vectors. */
-
-static uint32_t rotl32(uint32_t x, int r)
-{
-	return (x << r) | (x >> (32 - r));
-}
+/* ---- hash: txn/bucket.c (shared with the shards' sl_bucket()) ------------- */
 
 uint32_t catalog_hash(const void *bytes, size_t len)
 {
-	const unsigned char *p = bytes;
-	const uint32_t c1 = 0xcc9e2d51u, c2 = 0x1b873593u;
-	uint32_t h = 0;
-	size_t nblocks = len / 4;
-
-	for (size_t i = 0; i < nblocks; i++) {
-		const unsigned char *b = p + 4 * i;
-		uint32_t k = (uint32_t)b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16 |
-			     (uint32_t)b[3] << 24;
-		k *= c1;
-		k = rotl32(k, 15);
-		k *= c2;
-		h ^= k;
-		h = rotl32(h, 13);
-		h = h * 5 + 0xe6546b64u;
-	}
-	const unsigned char *tail = p + 4 * nblocks;
-	uint32_t k = 0;
-	switch (len & 3) {
-	case 3:
-		k ^= (uint32_t)tail[2] << 16;
-		/* fall through */
-	case 2:
-		k ^= (uint32_t)tail[1] << 8;
-		/* fall through */
-	case 1:
-		k ^= tail[0];
-		k *= c1;
-		k = rotl32(k, 15);
-		k *= c2;
-		h ^= k;
-	}
-	h ^= (uint32_t)len;
-	h ^= h >> 16;
-	h *= 0x85ebca6bu;
-	h ^= h >> 13;
-	h *= 0xc2b2ae35u;
-	h ^= h >> 16;
-	return h;
+	return sl_hash32(bytes, len);
 }
 
 /* ---- type facts ------------------------------------------------------------ */
@@ -526,7 +480,9 @@ static const char schema_sql[] =
 	"CREATE TABLE IF NOT EXISTS sl_splits(tbl TEXT NOT NULL, idx INTEGER NOT NULL, "
 	"value, PRIMARY KEY(tbl, idx));"
 	"CREATE TABLE IF NOT EXISTS sl_buckets(bucket INTEGER PRIMARY KEY, shard INTEGER "
-	"NOT NULL);";
+	"NOT NULL);"
+	"CREATE TABLE IF NOT EXISTS sl_moves(id INTEGER PRIMARY KEY, src INTEGER NOT NULL, "
+	"dst INTEGER NOT NULL, phase TEXT NOT NULL, buckets TEXT NOT NULL);";
 
 /* A fresh file: schema, meta rows, 4096 buckets owned by shard 0. */
 static int init_schema(catalog *cat, char *err, size_t errlen)
@@ -1138,4 +1094,116 @@ size_t catalog_range_shard(const catalog *cat, size_t range)
 {
 	size_t n = cat->placed > 0 ? cat->placed : cat->nshards;
 	return n > 0 ? range % n : 0;
+}
+
+/* ---- bucket moves (the rebalancer's durable log) --------------------------------- */
+
+static int buckets_text(const uint32_t *b, size_t n, char **out)
+{
+	char *t = malloc(n * 6 + 1);
+	if (!t)
+		return -1;
+	size_t len = 0;
+	t[0] = 0;
+	for (size_t i = 0; i < n; i++)
+		len += (size_t)snprintf(t + len, 7, "%s%u", i ? "," : "", b[i] % CATALOG_BUCKETS);
+	*out = t;
+	return 0;
+}
+
+int catalog_move_put(catalog *cat, int64_t *id, const char *phase, size_t src, size_t dst, const uint32_t *buckets,
+		     size_t n, sql_error *err)
+{
+	char *text = NULL;
+	if (buckets_text(buckets, n, &text) != 0) {
+		sql_error_set(err, "53200", 0, "out of memory");
+		return -1;
+	}
+	if (begin(cat, err) != 0) {
+		free(text);
+		return -1;
+	}
+	int rc;
+	if (*id == 0)
+		rc = run(cat->db, NULL, "INSERT INTO sl_moves(src, dst, phase, buckets) VALUES (?, ?, ?, ?)", "iitt",
+			 (int64_t)src, (int64_t)dst, phase, text);
+	else
+		rc = run(cat->db, NULL, "UPDATE sl_moves SET phase = ? WHERE id = ?", "ti", phase, *id);
+	free(text);
+	if (rc != SQLITE_DONE || sqlite3_exec(cat->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
+		db_error(cat, err);
+		rollback(cat);
+		return -1;
+	}
+	if (*id == 0)
+		*id = sqlite3_last_insert_rowid(cat->db);
+	return 0;
+}
+
+int catalog_move_switch(catalog *cat, int64_t id, size_t dst, const uint32_t *buckets, size_t n, sql_error *err)
+{
+	if (dst >= cat->nshards) {
+		sql_error_set(err, "22023", 0, "shard %zu does not exist", dst);
+		return -1;
+	}
+	if (begin(cat, err) != 0)
+		return -1;
+	if (run(cat->db, NULL, "UPDATE sl_moves SET phase = 'switch' WHERE id = ?", "i", id) != SQLITE_DONE)
+		goto dbfail;
+	for (size_t i = 0; i < n; i++)
+		if (run(cat->db, NULL, "UPDATE sl_buckets SET shard = ? WHERE bucket = ?", "ii", (int64_t)dst,
+			(int64_t)(buckets[i] % CATALOG_BUCKETS)) != SQLITE_DONE)
+			goto dbfail;
+	uint64_t epoch;
+	if (commit_change(cat, &epoch, err) != 0)
+		return -1;
+	cat->epoch = epoch;
+	for (size_t i = 0; i < n; i++)
+		cat->bucket_shard[buckets[i] % CATALOG_BUCKETS] = (uint32_t)dst;
+	return 0;
+dbfail:
+	db_error(cat, err);
+	rollback(cat);
+	return -1;
+}
+
+size_t catalog_moves_load(catalog *cat, catalog_move **out)
+{
+	*out = NULL;
+	sqlite3_stmt *st;
+	if (sqlite3_prepare_v2(cat->db,
+			       "SELECT id, src, dst, phase, buckets FROM sl_moves "
+			       "WHERE phase NOT IN ('done', 'cancelled') ORDER BY id",
+			       -1, &st, NULL) != SQLITE_OK)
+		return 0;
+	size_t n = 0, cap = 0;
+	catalog_move *v = NULL;
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		if (n == cap) {
+			cap = cap ? cap * 2 : 8;
+			catalog_move *nv = realloc(v, cap * sizeof *nv);
+			if (!nv)
+				break;
+			v = nv;
+		}
+		catalog_move *m = &v[n];
+		memset(m, 0, sizeof *m);
+		m->id = sqlite3_column_int64(st, 0);
+		m->src = (size_t)sqlite3_column_int64(st, 1);
+		m->dst = (size_t)sqlite3_column_int64(st, 2);
+		snprintf(m->phase, sizeof m->phase, "%s", (const char *)sqlite3_column_text(st, 3));
+		const char *t = (const char *)sqlite3_column_text(st, 4);
+		m->buckets = malloc(CATALOG_BUCKETS * sizeof *m->buckets);
+		if (!m->buckets)
+			break;
+		while (t && *t && m->nbuckets < CATALOG_BUCKETS) {
+			m->buckets[m->nbuckets++] = (uint32_t)strtoul(t, (char **)&t, 10) % CATALOG_BUCKETS;
+			if (*t == ',')
+				t++;
+		}
+		n++;
+	}
+	sqlite3_finalize(st);
+	*out = v;
+	return n;
 }

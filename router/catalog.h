@@ -92,4 +92,25 @@ size_t catalog_bucket_shard(const catalog *cat, uint32_t bucket);
 size_t catalog_range_of(const catalog_table *t, const wire_value *key);
 size_t catalog_range_shard(const catalog *cat, size_t range);
 
+/*
+ * The rebalancer's durable move log (sl_moves).  A move takes `buckets` from
+ * shard src to shard dst; its phase is "copy" until the cutover flips the
+ * map, "switch" from the durable flip until the data is switched on the
+ * shards, then "done" (or "cancelled").  catalog_move_switch() assigns the
+ * buckets to dst and sets "switch" in one catalog transaction (epoch + 1).
+ */
+typedef struct {
+	int64_t id;
+	size_t src, dst;
+	char phase[16];
+	uint32_t *buckets;     /* malloc'd */
+	size_t nbuckets;
+} catalog_move;
+/* *id == 0: a new move, *id set; else updates the phase only. */
+int catalog_move_put(catalog *cat, int64_t *id, const char *phase, size_t src, size_t dst, const uint32_t *buckets,
+		     size_t n, sql_error *err);
+int catalog_move_switch(catalog *cat, int64_t id, size_t dst, const uint32_t *buckets, size_t n, sql_error *err);
+/* Unfinished moves, oldest first (free each buckets, then the array). */
+size_t catalog_moves_load(catalog *cat, catalog_move **out);
+
 #endif

@@ -17,6 +17,7 @@
 
 #include "coordinator/coordinator.h"
 #include "router/catalog.h"
+#include "router/rebalance.h"
 #include "router/session.h"
 #include "router/shardpool.h"
 
@@ -71,6 +72,8 @@ static void on_signal(uv_signal_t *sig, int signum)
 	rp->srv.stopping = 1;
 	fprintf(stderr, "router: signal %d, shutting down\n", signum);
 	session_close_all(&rp->srv);
+	rebalance_close(rp->srv.rb);
+	rp->srv.rb = NULL;
 	coord_close(rp->srv.coord);
 	saga_close(rp->srv.sagas);
 	uv_close((uv_handle_t *)&rp->listener, NULL);
@@ -129,6 +132,12 @@ int router_run(const router_config *cfg)
 	rp.srv.sagas = saga_open(rp.srv.loop, rp.srv.pool, rp.srv.cat, cfg->data_dir, err, sizeof err);
 	if (!rp.srv.sagas) {
 		fprintf(stderr, "router: saga engine: %s\n", err);
+		catalog_close(rp.srv.cat);
+		return 1;
+	}
+	rp.srv.rb = rebalance_open(&rp.srv);
+	if (!rp.srv.rb) {
+		fprintf(stderr, "router: rebalancer: out of memory\n");
 		catalog_close(rp.srv.cat);
 		return 1;
 	}

@@ -39,6 +39,7 @@
 
 #include "router/pgwire.h"
 #include "router/plan.h"
+#include "router/rebalance.h"
 #include "router/sql.h"
 #include "txn/hmap.h"
 
@@ -85,6 +86,7 @@ typedef struct {
 	coord_read *cut;         /* a multi-shard read's consistent cut */
 	wire_request *cut_reqs;  /* requests waiting for the cut */
 	size_t *cut_shards;
+	bool began[MAX_SHARDS];  /* a request of this statement opened the txn there */
 } exec_state;
 
 struct session {
@@ -124,6 +126,10 @@ struct session {
 		bool describe;
 	} waiting;
 	int handle_closed;       /* libuv closed the socket: free when idle */
+	int parked;              /* waiting at a rebalance gate (s->waiting) */
+	int zombie;              /* counted in srv->zombies */
+	int sl_retries;          /* stale-route retries of the current statement */
+	uint64_t rb_gen, rb_txn; /* drained at gate rb_gen, in transaction rb_txn */
 	char implicit_tag[64];
 	hmap stmts;              /* name -> prepared */
 	hmap portals;            /* name -> portal */
@@ -168,6 +174,8 @@ static void maybe_free(session *s)
 {
 	if (!s->handle_closed || s->busy)
 		return;
+	if (s->zombie)
+		s->srv->zombies--;
 	pgw_reader_free(&s->rd);
 	pgw_buf_free(&s->out);
 	sql_buf_free(&s->fmt);
@@ -184,6 +192,51 @@ static void on_closed(uv_handle_t *h)
 static void session_ignore_answer(void *arg, shard_answer *a, const char *err)
 {
 	shard_answer_free(a);
+}
+
+void session_ignore_shard_answer(void *arg, shard_answer *a, const char *err)
+{
+	(void)arg;
+	(void)err;
+	shard_answer_free(a);
+}
+
+/* ---- the rebalancer's gate ---------------------------------------------------------------- */
+
+static uint64_t txn_ident(const session *s)
+{
+	return s->txn ? s->txn : (uint64_t)(uintptr_t)s->saga;
+}
+
+/* Part of the drain of gate gen: its transaction goes on through the gate. */
+static bool drained_txn(const session *s, uint64_t gen)
+{
+	return gen && s->rb_gen == gen && s->txn_status != 'I' && txn_ident(s) == s->rb_txn;
+}
+
+void session_drain_mark(router_server *srv, size_t src, uint64_t gen)
+{
+	for (session *s = srv->sessions; s; s = s->next) {
+		bool touched = s->saga || (s->txn && src < MAX_SHARDS && s->touched[src]);
+		if (s->txn_status != 'I' && touched) {
+			s->rb_gen = gen;
+			s->rb_txn = txn_ident(s);
+		}
+	}
+}
+
+size_t session_drain_count(router_server *srv, const rebalancer *rb)
+{
+	uint64_t gen = rebalance_gate_gen(rb);
+	size_t n = srv->zombies;
+	for (session *s = srv->sessions; s; s = s->next) {
+		if (drained_txn(s, gen))
+			n++;
+		else if (s->ex.kind == EX_STMT && s->ex.batch.n > 0 && s->ex.plan &&
+			 rebalance_holds(rb, &s->ex.batch, plan_writes(s->ex.plan)))
+			n++;
+	}
+	return n;
 }
 
 static void free_prepared(prepared *p)
@@ -216,6 +269,14 @@ static void session_close(session *s)
 		return;
 	s->closing = 1;
 	router_server *srv = s->srv;
+	if (s->parked) {
+		rebalance_unwait(srv->rb, s);
+		s->parked = 0;
+		s->busy = 0;
+	} else if (s->busy && s->ex.kind == EX_STMT) {
+		s->zombie = 1;
+		srv->zombies++;
+	}
 	if (s->prev)
 		s->prev->next = s->next;
 	else
@@ -466,10 +527,49 @@ static void rollback_touched(session *s)
 static void saga_failed(session *s, const char *sqlstate, const char *msg);
 static void commit_saga(session *s, const char *tag);
 
+static void run_stmt_now(session *s, sql_stmt *st, const router_plan *plan, const wire_value *params,
+			 size_t nparams, bool describe);
+
+/* A shard refused a request routed with a stale map (SL001): the map has
+ * moved on since.  Plan the statement again if nothing of it ran (a read,
+ * or every request refused); otherwise the client gets a retryable 40001. */
+static bool stale_route_retry(session *s)
+{
+	exec_state *ex = &s->ex;
+	size_t refused = 0;
+	for (size_t i = 0; i < ex->n; i++) {
+		const shard_answer *a = ex->answers[i];
+		refused += a && a->msg.resp.status == WIRE_ERROR && a->msg.resp.sqlstate &&
+			   strcmp(a->msg.resp.sqlstate, "SL001") == 0;
+	}
+	bool retry = !s->implicit && !ex->saga_steps && s->sl_retries < 5 && s->waiting.st &&
+		     (!plan_writes(ex->plan) || refused == ex->n);
+	if (!retry) {
+		snprintf(ex->err_state, sizeof ex->err_state, "40001");
+		return false;
+	}
+	/* the refused requests opened nothing on their shards */
+	for (size_t i = 0; i < ex->n; i++) {
+		const shard_answer *a = ex->answers[i];
+		size_t shard = ex->batch.reqs[i].shard;
+		if (a && a->msg.resp.status == WIRE_ERROR && a->msg.resp.sqlstate &&
+		    strcmp(a->msg.resp.sqlstate, "SL001") == 0 && shard < MAX_SHARDS && ex->began[shard]) {
+			s->touched[shard] = false;
+			s->wrote[shard] = false;
+		}
+	}
+	s->sl_retries++;
+	ex_reset(s);
+	run_stmt_now(s, s->waiting.st, s->waiting.plan, s->waiting.params, s->waiting.nparams, s->waiting.describe);
+	return true;
+}
+
 static void finish_stmt(session *s)
 {
 	exec_state *ex = &s->ex;
 	const router_plan *p = ex->plan;
+	if (strcmp(ex->err_state, "SL001") == 0 && stale_route_retry(s))
+		return;
 	if (ex->err_state[0] && ex->saga_steps) {
 		saga_failed(s, ex->err_state, ex->err_msg);
 		return;
@@ -558,9 +658,9 @@ static void on_shard_answer(void *arg, shard_answer *a, const char *error)
 	} else if (a->msg.resp.status == WIRE_ERROR) {
 		if (!ex->err_state[0]) {
 			const char *st = a->msg.resp.sqlstate ? a->msg.resp.sqlstate : "XX000";
-			/* SL001, a stale route, is internal: for the client it is a
-			 * retryable conflict (rebalancing will retry it here) */
-			snprintf(ex->err_state, sizeof ex->err_state, "%s", strcmp(st, "SL001") == 0 ? "40001" : st);
+			/* SL001, a stale route, is internal: finish_stmt() plans
+			 * the statement again with the new map */
+			snprintf(ex->err_state, sizeof ex->err_state, "%s", st);
 			snprintf(ex->err_msg, sizeof ex->err_msg, "%s", a->msg.resp.message ? a->msg.resp.message : "error on a shard");
 		}
 	}
@@ -657,6 +757,8 @@ static void abandon_implicit_saga(session *s)
 	end_txn_state(s);
 }
 
+static void on_gate_open(void *arg);
+
 static void start_plan(session *s, const router_plan *p, router_plan *owned, const wire_value *params,
 		       size_t nparams, bool describe)
 {
@@ -684,6 +786,21 @@ static void start_plan(session *s, const router_plan *p, router_plan *owned, con
 		send_error(s, "0A000", "DDL inside a transaction block is not supported", 0);
 		ex_reset(s);
 		statement_done(s);
+		return;
+	}
+	rebalancer *rb = s->srv->rb;
+	uint64_t gen = rebalance_gate_gen(rb);
+	if (gen && !drained_txn(s, gen) && rebalance_blocks(rb, &ex->batch, writes, ddl)) {
+		/* a bucket this statement needs is being cut over to another
+		 * shard: wait, then plan it again with the new map */
+		ex_reset(s);
+		if (rebalance_wait(rb, on_gate_open, s) != 0) {
+			send_error(s, "53200", "out of memory", 0);
+			statement_done(s);
+			return;
+		}
+		s->parked = 1;
+		s->busy = 1;
 		return;
 	}
 	if (writes && !ddl && s->txn_status == 'I') {
@@ -787,6 +904,8 @@ static void start_plan(session *s, const router_plan *p, router_plan *owned, con
 			reqs[i].txn = s->txn;
 			reqs[i].ts = s->txn;
 			reqs[i].begin = pr->shard < MAX_SHARDS && !s->touched[pr->shard];
+			if (reqs[i].begin)
+				ex->began[pr->shard] = true;
 			if (pr->shard < MAX_SHARDS) {
 				s->touched[pr->shard] = true;
 				if (writes)
@@ -1228,9 +1347,31 @@ static void do_show(session *s, const sql_show *sh)
 		free(cells);
 		return;
 	}
-	case SQL_SHOW_REBALANCE:
-		send_error(s, "0A000", "SHOW REBALANCE: online rebalancing is not built yet", 0);
+	case SQL_SHOW_REBALANCE: {
+		enum { NC = 10, MAXR = 96 };
+		rebalance_row *rows = calloc(MAXR, sizeof *rows);
+		const char **cells = calloc(MAXR * NC, sizeof *cells);
+		if (!rows || !cells) {
+			free(rows);
+			free(cells);
+			send_error(s, "53200", "out of memory", 0);
+			return;
+		}
+		size_t n = rebalance_list(srv->rb, rows, MAXR);
+		for (size_t i = 0; i < n; i++) {
+			const char *v[NC] = {rows[i].id,   rows[i].buckets, rows[i].from,     rows[i].to,
+					     rows[i].phase, rows[i].rows,   rows[i].rate,     rows[i].eta,
+					     rows[i].pause_ms, rows[i].verified};
+			for (size_t c = 0; c < NC; c++)
+				cells[i * NC + c] = v[c][0] ? v[c] : NULL;
+		}
+		const char *names[NC] = {"move", "buckets", "from_shard", "to_shard", "phase",
+					 "rows_copied", "rate", "eta", "pause_ms", "detail"};
+		send_text_table(s, NC, names, n, cells, "SELECT");
+		free(rows);
+		free(cells);
 		return;
+	}
 	}
 }
 
@@ -1337,6 +1478,8 @@ static void resolve_prepared(session *s, const sql_stmt *st)
 }
 
 /* Run one statement.  Completion (sync or async) ends in statement_done(). */
+static void run_admin(session *s, const sql_stmt *st);
+
 static void run_stmt_now(session *s, sql_stmt *st, const router_plan *plan, const wire_value *params,
 			 size_t nparams, bool describe)
 {
@@ -1396,12 +1539,10 @@ static void run_stmt_now(session *s, sql_stmt *st, const router_plan *plan, cons
 		statement_done(s);
 		return;
 	case SQL_STMT_ADD_SHARD:
-		send_error(s, "0A000", "ALTER CLUSTER ADD SHARD: online rebalancing is not built yet", 0);
-		statement_done(s);
-		return;
 	case SQL_STMT_REBALANCE:
-		send_error(s, "0A000", "REBALANCE: online rebalancing is not built yet", 0);
-		statement_done(s);
+	case SQL_STMT_MOVE_BUCKET:
+	case SQL_STMT_CANCEL_REBALANCE:
+		run_admin(s, st);
 		return;
 	case SQL_STMT_RESOLVE_SAGA:
 		resolve_saga(s, st);
@@ -1409,6 +1550,12 @@ static void run_stmt_now(session *s, sql_stmt *st, const router_plan *plan, cons
 	default:
 		break;
 	}
+	/* kept for a re-plan after a rebalance gate or a stale route */
+	s->waiting.st = st;
+	s->waiting.plan = plan;
+	s->waiting.params = params;
+	s->waiting.nparams = nparams;
+	s->waiting.describe = describe;
 	s->comp = st->compensate;
 	router_plan *owned = NULL;
 	if (!plan) {
@@ -1423,6 +1570,71 @@ static void run_stmt_now(session *s, sql_stmt *st, const router_plan *plan, cons
 	start_plan(s, plan, owned, params, nparams, describe);
 }
 
+/* ---- rebalancing statements ---------------------------------------------------------------- */
+
+static void on_admin_done(void *arg, int ok, const char *sqlstate, const char *message)
+{
+	session *s = arg;
+	const char *tag = s->implicit_tag;
+	if (s->closing) {
+		s->busy = 0;
+		maybe_free(s);
+		return;
+	}
+	if (!ok) {
+		send_error(s, sqlstate ? sqlstate : "XX000", message ? message : "failed", 0);
+	} else {
+		if (strcmp(tag, "REBALANCE") == 0 && message) {
+			char msg[160];
+			snprintf(msg, sizeof msg, "%s bucket move(s) planned; SHOW REBALANCE follows them", message);
+			pgw_notice n = {.severity = "NOTICE", .sqlstate = "00000", .message = msg};
+			pgw_put_notice_response(&s->out, &n);
+		}
+		pgw_put_command_complete(&s->out, tag);
+	}
+	statement_done(s);
+}
+
+static void run_admin(session *s, const sql_stmt *st)
+{
+	rebalancer *rb = s->srv->rb;
+	if (s->txn_status != 'I') {
+		send_error(s, "25001", "cluster administration cannot run inside a transaction block", 0);
+		statement_done(s);
+		return;
+	}
+	s->busy = 1;
+	switch (st->kind) {
+	case SQL_STMT_ADD_SHARD:
+		snprintf(s->implicit_tag, sizeof s->implicit_tag, "ALTER CLUSTER");
+		rebalance_add_shard(rb, st->add_shard.address, on_admin_done, s);
+		return;
+	case SQL_STMT_REBALANCE:
+		snprintf(s->implicit_tag, sizeof s->implicit_tag, "REBALANCE");
+		rebalance_start(rb, st->rebalance.table, on_admin_done, s);
+		return;
+	case SQL_STMT_MOVE_BUCKET: {
+		sql_error err = {0};
+		snprintf(s->implicit_tag, sizeof s->implicit_tag, "REBALANCE");
+		if (rebalance_move(rb, st->move.buckets, st->move.nbuckets, st->move.shard, &err) != 0)
+			on_admin_done(s, 0, err.sqlstate, err.message);
+		else
+			on_admin_done(s, 1, NULL, NULL);
+		return;
+	}
+	default: {
+		char msg[96];
+		size_t n = rebalance_cancel(rb);
+		snprintf(msg, sizeof msg, "%zu bucket move(s) cancelled", n);
+		pgw_notice note = {.severity = "NOTICE", .sqlstate = "00000", .message = msg};
+		pgw_put_notice_response(&s->out, &note);
+		snprintf(s->implicit_tag, sizeof s->implicit_tag, "CANCEL REBALANCE");
+		on_admin_done(s, 1, NULL, NULL);
+		return;
+	}
+	}
+}
+
 static void on_applied(void *arg)
 {
 	session *s = arg;
@@ -1433,6 +1645,13 @@ static void on_applied(void *arg)
 	}
 	run_stmt_now(s, s->waiting.st, s->waiting.plan, s->waiting.params, s->waiting.nparams,
 		     s->waiting.describe);
+}
+
+static void on_gate_open(void *arg)
+{
+	session *s = arg;
+	s->parked = 0;
+	on_applied(s);
 }
 
 /* Read-your-writes: a statement that reaches shards first waits until the
@@ -1469,6 +1688,7 @@ static void run_stmt(session *s, sql_stmt *st, const router_plan *plan, const wi
 static void statement_done(session *s)
 {
 	s->busy = 0;
+	s->sl_retries = 0;
 	s->comp = NULL;
 	s->comp_plan = NULL;
 	if (s->closing)

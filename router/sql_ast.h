@@ -431,6 +431,21 @@ typedef struct {
 	size_t pos;
 } sql_add_shard;
 
+typedef struct {
+	uint32_t *items;
+	size_t n;
+} sql_bucket_list;
+
+typedef struct {
+	uint32_t *buckets;     /* MOVE BUCKET b, ... TO SHARD n */
+	size_t nbuckets;
+	uint32_t shard;
+} sql_move_bucket;
+
+typedef struct {
+	const char *table;     /* REBALANCE TABLE t, else NULL */
+} sql_rebalance;
+
 typedef enum {
 	SQL_STMT_SELECT = 1,
 	SQL_STMT_INSERT,
@@ -446,7 +461,9 @@ typedef enum {
 	SQL_STMT_SHOW,
 	SQL_STMT_EXPLAIN,
 	SQL_STMT_ADD_SHARD,    /* ALTER CLUSTER ADD SHARD 'host:port' */
-	SQL_STMT_REBALANCE,
+	SQL_STMT_REBALANCE,    /* REBALANCE [TABLE t] */
+	SQL_STMT_MOVE_BUCKET,
+	SQL_STMT_CANCEL_REBALANCE,
 	SQL_STMT_RESOLVE_SAGA, /* RESOLVE SAGA 'id' OVERWRITE | ACCEPT */
 } sql_stmt_kind;
 
@@ -476,6 +493,8 @@ struct sql_stmt {
 		sql_show show;
 		sql_explain explain;
 		sql_add_shard add_shard;
+		sql_move_bucket move;
+		sql_rebalance rebalance;
 	};
 };
 

@@ -301,6 +301,30 @@ static sql_type mktype(parse_ctx *c, const sql__token *name, const char *word2,
 	return t;
 }
 
+/* A bucket or shard number of MOVE BUCKET: 0..65535 here, checked
+ * against the cluster by the rebalancer. */
+static uint32_t bucket_number(parse_ctx *c, const sql__token *t)
+{
+	char *end = NULL;
+	unsigned long v = strtoul(t->val, &end, 10);
+	if (!end || *end || v > 65535) {
+		fail(c, "22003", t->off, "bucket or shard number out of range: %s", t->val);
+		return 0;
+	}
+	return (uint32_t)v;
+}
+
+static void bucket_push(parse_ctx *c, sql_bucket_list *l, uint32_t b)
+{
+	if (l->n % 16 == 0) {
+		uint32_t *n = ALLOC(c, (l->n + 16) * sizeof *n);
+		if (l->n)
+			memcpy(n, l->items, l->n * sizeof *n);
+		l->items = n;
+	}
+	l->items[l->n++] = b;
+}
+
 static sql_stmt *new_stmt(parse_ctx *c, sql_stmt_kind kind,
 			  const sql__token *first)
 {
@@ -358,9 +382,9 @@ static void add_table_constraint(parse_ctx *c, sql_create_table *ct,
        REFERENCES RETURNING SOME UNION USING WINDOW.
 
 %fallback ID
-  ABORT ADD ALTER ANALYZE AT BEGIN BY CLUSTER COMMIT COMMITTED COMPENSATE
+  ABORT ADD ALTER ANALYZE AT BEGIN BUCKET BY CANCEL CLUSTER COMMIT COMMITTED COMPENSATE
   DEFERRABLE DELETE DROP ESCAPE EXISTS EXPLAIN FIRST HASH IF INDEX INSERT
-  ISOLATION KEY LAST LEVEL LOCAL NULLS ONLY PARTITION PRECISION PREPARED RANGE READ
+  ISOLATION KEY LAST LEVEL LOCAL MOVE NULLS ONLY PARTITION PRECISION PREPARED RANGE READ
   REBALANCE REPEATABLE RESET RESOLVE ROLLBACK SAGA SERIALIZABLE SESSION SET SHARD
   SHARE SHOW SPLIT START TIME TRANSACTION UNCOMMITTED UNKNOWN UPDATE VALUES
   VARYING VERBOSE WITHOUT WORK WRITE ZONE.
@@ -1030,6 +1054,27 @@ stmt(A) ::= ALTER(K) CLUSTER ADD SHARD STRING(S). {
 	A->add_shard.pos = S.off;
 }
 stmt(A) ::= REBALANCE(K). { A = new_stmt(ctx, SQL_STMT_REBALANCE, &K); }
+stmt(A) ::= REBALANCE(K) TABLE nm(N). {
+	A = new_stmt(ctx, SQL_STMT_REBALANCE, &K);
+	A->rebalance.table = N.val;
+}
+stmt(A) ::= CANCEL(K) REBALANCE. { A = new_stmt(ctx, SQL_STMT_CANCEL_REBALANCE, &K); }
+stmt(A) ::= MOVE(K) BUCKET bucketlist(L) TO SHARD INTEGER(S). {
+	A = new_stmt(ctx, SQL_STMT_MOVE_BUCKET, &K);
+	A->move.buckets = L.items;
+	A->move.nbuckets = L.n;
+	A->move.shard = bucket_number(ctx, &S);
+}
+%type bucketlist {sql_bucket_list}
+bucketlist(A) ::= INTEGER(B). {
+	A.n = 0;
+	A.items = NULL;
+	bucket_push(ctx, &A, bucket_number(ctx, &B));
+}
+bucketlist(A) ::= bucketlist(L) COMMA INTEGER(B). {
+	A = L;
+	bucket_push(ctx, &A, bucket_number(ctx, &B));
+}
 
 %code {
 

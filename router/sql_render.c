@@ -816,7 +816,20 @@ int sql_render_stmt(sql_buf *b, const sql_stmt *s)
 		sql_buf_puts(b, "ALTER CLUSTER ADD SHARD ");
 		return sql_render_string(b, s->add_shard.address, strlen(s->add_shard.address));
 	case SQL_STMT_REBALANCE:
-		return sql_buf_puts(b, "REBALANCE");
+		sql_buf_puts(b, "REBALANCE");
+		if (s->rebalance.table) {
+			sql_buf_puts(b, " TABLE ");
+			sql_render_ident(b, s->rebalance.table);
+		}
+		return b->failed ? -1 : 0;
+	case SQL_STMT_MOVE_BUCKET:
+		sql_buf_puts(b, "MOVE BUCKET ");
+		for (size_t i = 0; i < s->move.nbuckets; i++)
+			sql_buf_printf(b, "%s%u", i ? ", " : "", s->move.buckets[i]);
+		sql_buf_printf(b, " TO SHARD %u", s->move.shard);
+		return b->failed ? -1 : 0;
+	case SQL_STMT_CANCEL_REBALANCE:
+		return sql_buf_puts(b, "CANCEL REBALANCE");
 	case SQL_STMT_RESOLVE_SAGA:
 		sql_buf_puts(b, "RESOLVE SAGA ");
 		sql_render_string(b, s->prepared_gid, strlen(s->prepared_gid));

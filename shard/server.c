@@ -307,7 +307,7 @@ static void on_frame(conn *c, const uint8_t *payload, size_t len)
 		shard_req_free(r);
 		return;
 	}
-	if (r->msg.req.nbuckets) {
+	if (r->msg.req.nbuckets && r->msg.req.op != WIRE_OP_ASSIGN) {
 		uint64_t epoch;
 		long foreign = shard_executor_foreign_bucket(s->ex, r->msg.req.buckets, r->msg.req.nbuckets, &epoch);
 		if (foreign >= 0) {

@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "txn/bucket.h"
 #include "txn/hmap.h"
 
 #define STMT_CACHE_MAX 512
@@ -325,6 +326,36 @@ sqlite3 *store_db(shard_store *st)
 	return st->db;
 }
 
+/* sl_bucket(key): the hash bucket of a partition key, as the router computes
+ * it (txn/bucket.h): integers by their int64 value, text by its bytes, an
+ * integral real as that integer; NULL for anything else.  The rebalancer
+ * finds a bucket's rows with it. */
+static void fn_sl_bucket(sqlite3_context *ctx, int argc, sqlite3_value **argv)
+{
+	(void)argc;
+	sqlite3_value *v = argv[0];
+	switch (sqlite3_value_type(v)) {
+	case SQLITE_INTEGER:
+		sqlite3_result_int64(ctx, sl_bucket_of_int(sqlite3_value_int64(v)));
+		return;
+	case SQLITE_TEXT: {
+		const unsigned char *t = sqlite3_value_text(v);
+		sqlite3_result_int64(ctx, sl_bucket_of_bytes(t, (size_t)sqlite3_value_bytes(v)));
+		return;
+	}
+	case SQLITE_FLOAT: {
+		double d = sqlite3_value_double(v);
+		if (d >= -9223372036854775808.0 && d < 9223372036854775808.0 && d == (double)(int64_t)d) {
+			sqlite3_result_int64(ctx, sl_bucket_of_int((int64_t)d));
+			return;
+		}
+	}
+	/* fall through */
+	default:
+		sqlite3_result_null(ctx);
+	}
+}
+
 shard_store *store_open(const char *path, store_role role, char *err, size_t errlen)
 {
 	shard_store *st = calloc(1, sizeof *st);
@@ -360,6 +391,8 @@ shard_store *store_open(const char *path, store_role role, char *err, size_t err
 		store_close(st);
 		return NULL;
 	}
+	sqlite3_create_function(st->db, "sl_bucket", 1, SQLITE_UTF8 | SQLITE_DETERMINISTIC, NULL, fn_sl_bucket,
+				NULL, NULL);
 	sqlite3_set_authorizer(st->db, authorize, st);
 	return st;
 }

@@ -1,0 +1,1744 @@
+/*
+ * rebalance.c — online bucket moves and shard additions (see rebalance.h,
+ * docs/rebalance.md).
+ *
+ * Everything runs on the router's loop as one sequential job at a time:
+ * a job sends a round of shard requests (rb_round), and the round's
+ * continuation runs once every answer is in.  A round's answers are
+ * dropped if the job was abandoned meanwhile (generation check).
+ *
+ * Invariants: rb->busy iff a job (move, shard addition or planning) is
+ * running; the gate is closed only by the running job and always opened
+ * (waking every parked statement) before that job ends; a move's catalog
+ * phase only moves forward (queued/copy -> switch -> done), except that a
+ * cancel turns queued/copy into cancelled.
+ */
+#include "router/rebalance.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <uv.h>
+
+#include "coordinator/coordinator.h"
+#include "router/catalog.h"
+#include "router/session.h"
+#include "router/shardpool.h"
+#include "txn/bucket.h"
+#include "txn/failpoint.h"
+#include "txn/hmap.h"
+
+#define MOVE_CHUNK 64          /* buckets per move planned by REBALANCE */
+#define ROWS_PER_INSERT 400
+#define DRAIN_TIMEOUT_MS 2000
+#define CATCHUP_ROUNDS 4
+#define CATCHUP_SMALL 200      /* rows changed in a round: small enough to cut over */
+#define HISTORY 32
+
+typedef struct move {
+	int64_t id;
+	size_t src, dst;
+	uint32_t *buckets;
+	size_t n;
+	uint64_t mask[SL_BUCKETS / 64];
+	char phase[16];        /* queued copy catchup cutover switch done cancelled */
+	uint64_t rows_copied, rows_src;
+	uint64_t t_start, t_done;
+	double pause_ms;
+	int rounds, attempts;
+	char verified[96];
+	char note[160];
+	struct move *next;
+} move;
+
+typedef struct add_job {
+	char addr[256];
+	size_t idx;
+	rebalance_cb done;
+	void *arg;
+	struct add_job *next;
+} add_job;
+
+typedef struct {
+	char *name, *stage;    /* quoted identifiers */
+	char *key;             /* quoted partition column (hash tables) */
+	char *bkt_index;       /* quoted "_slbkt_<table>": its bucket index */
+	size_t ncols;
+	char **cols;           /* quoted */
+	size_t npk;
+	size_t *pk;            /* column indexes of the primary key */
+} tinfo;
+
+typedef struct waiter {
+	void (*wake)(void *);
+	void *arg;
+	uint64_t since;
+	struct waiter *next;
+} waiter;
+
+typedef enum { GATE_OPEN = 0, GATE_MOVE, GATE_REF } gate_kind;
+
+struct rebalancer {
+	router_server *srv;
+	uv_timer_t timer;
+	int busy;
+	int closing;
+	/* the current round */
+	uint64_t gen;
+	shard_answer **ans;
+	size_t nans, pending;
+	int failed;
+	char err[256];
+	void (*next)(rebalancer *);
+	/* jobs */
+	move *queue;           /* queued moves, running one first */
+	move *cur;
+	move *history;         /* finished, newest first */
+	add_job *adds;
+	add_job *add_cur;
+	int cancel;
+	/* the table set of the running job */
+	tinfo *tabs;
+	size_t ntabs;
+	int final_sync;
+	uint64_t delta;
+	coord_read *cut;
+	uint64_t sync_src_rows;
+	uint64_t src_sum;
+	/* the gate */
+	gate_kind gate;
+	uint64_t gate_gen, gen_counter;
+	size_t gate_src, gate_dst;
+	uint64_t gate_mask[SL_BUCKETS / 64];
+	uint64_t gate_since;
+	waiter *waiters;
+	double max_wait_ms;
+	/* switch transaction */
+	uint64_t switch_txn;
+	size_t switch_at;      /* next table whose rows it switches */
+	shard_answer *schema_ans;  /* shard 0's schema, for a new shard */
+	/* planning */
+	rebalance_cb plan_done;
+	void *plan_arg;
+	char *plan_table;
+};
+
+static uint64_t now_ms(void)
+{
+	return uv_hrtime() / 1000000;
+}
+
+/* ---- rounds of requests ------------------------------------------------------------ */
+
+typedef struct {
+	rebalancer *rb;
+	size_t slot;
+	uint64_t gen;
+} rtoken;
+
+static void round_free(rebalancer *rb)
+{
+	for (size_t i = 0; i < rb->nans; i++)
+		shard_answer_free(rb->ans[i]);
+	free(rb->ans);
+	rb->ans = NULL;
+	rb->nans = rb->pending = 0;
+}
+
+static void on_timer_next(uv_timer_t *t)
+{
+	rebalancer *rb = t->data;
+	void (*next)(rebalancer *) = rb->next;
+	rb->next = NULL;
+	if (next && !rb->closing)
+		next(rb);
+}
+
+static void after(rebalancer *rb, uint64_t ms, void (*next)(rebalancer *))
+{
+	rb->next = next;
+	uv_timer_start(&rb->timer, on_timer_next, ms, 0);
+}
+
+static void fail_round(rebalancer *rb, const char *fmt, const char *a, const char *b)
+{
+	if (rb->failed)
+		return;
+	rb->failed = 1;
+	snprintf(rb->err, sizeof rb->err, fmt, a, b);
+}
+
+static void on_answer(void *arg, shard_answer *a, const char *error)
+{
+	rtoken *t = arg;
+	rebalancer *rb = t->rb;
+	size_t slot = t->slot;
+	uint64_t gen = t->gen;
+	free(t);
+	if (gen != rb->gen || rb->closing) {
+		shard_answer_free(a);
+		return;
+	}
+	if (error)
+		fail_round(rb, "%s%s", error, "");
+	else if (a->msg.resp.status == WIRE_ERROR)
+		fail_round(rb, "%s: %s", a->msg.resp.sqlstate ? a->msg.resp.sqlstate : "XX000",
+			   a->msg.resp.message ? a->msg.resp.message : "error on a shard");
+	rb->ans[slot] = a;
+	if (--rb->pending == 0)
+		after(rb, 0, rb->next);
+}
+
+/* Start a round of n requests; next runs once all are answered. */
+static int round_begin(rebalancer *rb, size_t n, void (*next)(rebalancer *))
+{
+	round_free(rb);
+	rb->gen++;
+	rb->failed = 0;
+	rb->err[0] = 0;
+	rb->ans = calloc(n ? n : 1, sizeof *rb->ans);
+	if (!rb->ans)
+		return -1;
+	rb->nans = n;
+	rb->pending = n;
+	rb->next = next;
+	return 0;
+}
+
+static void round_send(rebalancer *rb, size_t slot, size_t shard, wire_request *r)
+{
+	rtoken *t = malloc(sizeof *t);
+	if (t) {
+		t->rb = rb;
+		t->slot = slot;
+		t->gen = rb->gen;
+	}
+	if (!t || shard_pool_send(rb->srv->pool, shard, r, on_answer, t) != 0) {
+		free(t);
+		fail_round(rb, "cannot reach shard %s%s", "", "");
+		if (--rb->pending == 0)
+			after(rb, 0, rb->next);
+	}
+}
+
+static void round_exec(rebalancer *rb, size_t slot, size_t shard, const char *sql, const wire_value *params,
+		       uint32_t np, bool readonly)
+{
+	wire_request r = {.op = WIRE_OP_EXEC, .sql = sql, .sql_len = (uint32_t)strlen(sql),
+			  .params = (wire_value *)params, .nparams = np, .readonly = readonly};
+	round_send(rb, slot, shard, &r);
+}
+
+/* A round with nothing to send still continues, from the loop. */
+static void round_end_empty(rebalancer *rb)
+{
+	if (rb->pending == 0)
+		after(rb, 0, rb->next);
+}
+
+/* ---- tables ------------------------------------------------------------------------ */
+
+static char *quote(const char *name)
+{
+	sql_buf b;
+	sql_buf_init(&b);
+	sql_render_ident(&b, name);
+	if (b.failed) {
+		sql_buf_free(&b);
+		return NULL;
+	}
+	return b.data;
+}
+
+static void tabs_free(rebalancer *rb)
+{
+	for (size_t i = 0; i < rb->ntabs; i++) {
+		tinfo *t = &rb->tabs[i];
+		free(t->name);
+		free(t->stage);
+		free(t->key);
+		free(t->bkt_index);
+		for (size_t c = 0; c < t->ncols; c++)
+			free(t->cols[c]);
+		free(t->cols);
+		free(t->pk);
+	}
+	free(rb->tabs);
+	rb->tabs = NULL;
+	rb->ntabs = 0;
+}
+
+/* The catalog's HASH tables (hash = true) or reference tables. */
+static int tabs_load(rebalancer *rb, bool hash)
+{
+	tabs_free(rb);
+	const catalog *cat = rb->srv->cat;
+	size_t n = catalog_ntables(cat);
+	rb->tabs = calloc(n ? n : 1, sizeof *rb->tabs);
+	if (!rb->tabs)
+		return -1;
+	for (size_t i = 0; i < n; i++) {
+		const catalog_table *ct = catalog_table_at(cat, i);
+		if (hash ? ct->partition != SQL_PARTITION_HASH : ct->partition != SQL_PARTITION_NONE)
+			continue;
+		tinfo *t = &rb->tabs[rb->ntabs++];
+		char stage[300];
+		snprintf(stage, sizeof stage, "_slmove_%s", ct->name);
+		t->name = quote(ct->name);
+		t->stage = quote(stage);
+		snprintf(stage, sizeof stage, "_slbkt_%s", ct->name);
+		t->bkt_index = quote(stage);
+		t->key = ct->partition_col >= 0 ? quote(ct->cols[ct->partition_col].name) : NULL;
+		t->cols = calloc(ct->ncols, sizeof *t->cols);
+		t->pk = calloc(ct->ncols, sizeof *t->pk);
+		if (!t->name || !t->stage || !t->bkt_index || !t->cols || !t->pk || (ct->partition_col >= 0 && !t->key))
+			return -1;
+		t->ncols = ct->ncols;
+		for (size_t c = 0; c < ct->ncols; c++) {
+			t->cols[c] = quote(ct->cols[c].name);
+			if (!t->cols[c])
+				return -1;
+			if (ct->cols[c].primary_key)
+				t->pk[t->npk++] = c;
+		}
+	}
+	return 0;
+}
+
+static void put_bucket_list(sql_buf *b, const uint32_t *buckets, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		sql_buf_printf(b, "%s%u", i ? ", " : "", buckets[i]);
+}
+
+/* ---- rows: keys, equality, checksums ---------------------------------------------- */
+
+static void key_put(sql_buf *b, const wire_value *v)
+{
+	char tag = (char)('0' + v->type);
+	sql_buf_append(b, &tag, 1);
+	switch (v->type) {
+	case WIRE_INT:
+		sql_buf_append(b, (const char *)&v->i, sizeof v->i);
+		break;
+	case WIRE_REAL:
+		sql_buf_append(b, (const char *)&v->r, sizeof v->r);
+		break;
+	case WIRE_TEXT:
+	case WIRE_BLOB:
+		sql_buf_append(b, (const char *)&v->len, sizeof v->len);
+		sql_buf_append(b, v->p, v->len);
+		break;
+	default:
+		break;
+	}
+}
+
+static bool value_eq(const wire_value *a, const wire_value *b)
+{
+	if (a->type != b->type)
+		return false;
+	switch (a->type) {
+	case WIRE_INT:
+		return a->i == b->i;
+	case WIRE_REAL:
+		return memcmp(&a->r, &b->r, sizeof a->r) == 0;
+	case WIRE_TEXT:
+	case WIRE_BLOB:
+		return a->len == b->len && memcmp(a->p, b->p, a->len) == 0;
+	default:
+		return true;
+	}
+}
+
+static uint64_t fnv(uint64_t h, const void *p, size_t n)
+{
+	const unsigned char *c = p;
+	for (size_t i = 0; i < n; i++) {
+		h ^= c[i];
+		h *= 1099511628211ull;
+	}
+	return h;
+}
+
+/* Order-independent checksum of a row set: the sum of each row's FNV-1a
+ * hash over its encoded values. */
+static uint64_t rows_checksum(const wire_response *r)
+{
+	uint64_t sum = 0;
+	sql_buf b;
+	sql_buf_init(&b);
+	for (uint32_t i = 0; i < r->nrows; i++) {
+		sql_buf_reset(&b);
+		for (uint32_t c = 0; c < r->ncols; c++)
+			key_put(&b, &r->cells[(size_t)i * r->ncols + c]);
+		sum += fnv(1469598103934665603ull, b.data, b.len);
+	}
+	sql_buf_free(&b);
+	return sum;
+}
+
+/* ---- the gate ------------------------------------------------------------------------ */
+
+uint64_t rebalance_gate_gen(const rebalancer *rb)
+{
+	return rb && rb->gate != GATE_OPEN ? rb->gate_gen : 0;
+}
+
+size_t rebalance_gate_src(const rebalancer *rb)
+{
+	return rb->gate_src;
+}
+
+static bool req_in_gate(const rebalancer *rb, const plan_request *r, bool writes)
+{
+	if (rb->gate == GATE_REF)
+		return writes && r->nbuckets == 0;
+	for (uint32_t i = 0; i < r->nbuckets; i++) {
+		uint32_t b = r->buckets[i] % SL_BUCKETS;
+		if (rb->gate_mask[b / 64] & (1ull << (b % 64)))
+			return true;
+	}
+	return writes && r->nbuckets == 0 && (r->shard == rb->gate_src || r->shard == rb->gate_dst);
+}
+
+bool rebalance_blocks(const rebalancer *rb, const plan_batch *b, bool writes, bool ddl)
+{
+	if (!rb || rb->gate == GATE_OPEN)
+		return false;
+	if (ddl)
+		return true;
+	for (size_t i = 0; i < b->n; i++)
+		if (req_in_gate(rb, &b->reqs[i], writes))
+			return true;
+	return false;
+}
+
+bool rebalance_holds(const rebalancer *rb, const plan_batch *b, bool writes)
+{
+	return rebalance_blocks(rb, b, writes, false);
+}
+
+int rebalance_wait(rebalancer *rb, void (*wake)(void *), void *arg)
+{
+	waiter *w = malloc(sizeof *w);
+	if (!w)
+		return -1;
+	w->wake = wake;
+	w->arg = arg;
+	w->since = uv_hrtime();
+	w->next = rb->waiters;
+	rb->waiters = w;
+	return 0;
+}
+
+void rebalance_unwait(rebalancer *rb, void *arg)
+{
+	for (waiter **pp = &rb->waiters; *pp;) {
+		waiter *w = *pp;
+		if (w->arg == arg) {
+			*pp = w->next;
+			free(w);
+		} else {
+			pp = &w->next;
+		}
+	}
+}
+
+double rebalance_max_wait_ms(const rebalancer *rb)
+{
+	return rb->max_wait_ms;
+}
+
+static void gate_close(rebalancer *rb, gate_kind kind, size_t src, size_t dst, const uint64_t *mask)
+{
+	rb->gate = kind;
+	rb->gate_gen = ++rb->gen_counter;
+	rb->gate_src = src;
+	rb->gate_dst = dst;
+	if (mask)
+		memcpy(rb->gate_mask, mask, sizeof rb->gate_mask);
+	else
+		memset(rb->gate_mask, 0, sizeof rb->gate_mask);
+	rb->gate_since = now_ms();
+	session_drain_mark(rb->srv, src, rb->gate_gen);
+}
+
+/* Open the gate; every parked statement runs again (planned anew). */
+static double gate_open(rebalancer *rb)
+{
+	if (rb->gate == GATE_OPEN)
+		return 0;
+	double held = (double)(now_ms() - rb->gate_since);
+	rb->gate = GATE_OPEN;
+	rb->gate_gen = 0;
+	waiter *w = rb->waiters;
+	rb->waiters = NULL;
+	/* oldest first */
+	waiter *rev = NULL;
+	while (w) {
+		waiter *n = w->next;
+		w->next = rev;
+		rev = w;
+		w = n;
+	}
+	uint64_t t = uv_hrtime();
+	while (rev) {
+		waiter *n = rev->next;
+		double ms = (double)(t - rev->since) / 1e6;
+		if (ms > rb->max_wait_ms)
+			rb->max_wait_ms = ms;
+		rev->wake(rev->arg);
+		free(rev);
+		rev = n;
+	}
+	return held;
+}
+
+/* ---- syncing rows: source query -> target table, by diff -------------------------- */
+
+static void sync_diffed(rebalancer *rb);
+static void sync_written(rebalancer *rb);
+static void sync_verified(rebalancer *rb);
+static void move_after_sync(rebalancer *rb);
+static void add_after_sync(rebalancer *rb);
+static void move_failed(rebalancer *rb);
+
+/* The source query of table i: a move's buckets, or everything (reference
+ * tables for a new shard). */
+static void source_sql(rebalancer *rb, size_t i, sql_buf *b)
+{
+	tinfo *t = &rb->tabs[i];
+	sql_buf_printf(b, "SELECT * FROM %s", t->name);
+	if (rb->cur) {
+		sql_buf_printf(b, " WHERE sl_bucket(%s) IN (", t->key);
+		put_bucket_list(b, rb->cur->buckets, rb->cur->n);
+		sql_buf_puts(b, ")");
+	}
+}
+
+static size_t sync_src(const rebalancer *rb)
+{
+	return rb->cur ? rb->cur->src : 0;
+}
+
+static size_t sync_dst(const rebalancer *rb)
+{
+	return rb->cur ? rb->cur->dst : rb->add_cur->idx;
+}
+
+static const char *sync_target(const rebalancer *rb, size_t i)
+{
+	return rb->cur ? rb->tabs[i].stage : rb->tabs[i].name;
+}
+
+static void sync_send_reads(rebalancer *rb)
+{
+	sql_buf b;
+	sql_buf_init(&b);
+	for (size_t i = 0; i < rb->ntabs; i++) {
+		sql_buf_reset(&b);
+		source_sql(rb, i, &b);
+		round_exec(rb, 2 * i, sync_src(rb), b.data, NULL, 0, true);
+		sql_buf_reset(&b);
+		sql_buf_printf(&b, "SELECT * FROM %s", sync_target(rb, i));
+		round_exec(rb, 2 * i + 1, sync_dst(rb), b.data, NULL, 0, true);
+	}
+	sql_buf_free(&b);
+	round_end_empty(rb);
+}
+
+static void on_cut(void *arg)
+{
+	sync_send_reads(arg);
+}
+
+/* Read source and target of every table; the final sync reads the source
+ * at a consistent cut, so it holds every committed transaction whole. */
+static void sync_start(rebalancer *rb, int final)
+{
+	rb->final_sync = final;
+	if (round_begin(rb, 2 * rb->ntabs, sync_diffed) != 0) {
+		fail_round(rb, "%s%s", "out of memory", "");
+		after(rb, 0, rb->cur ? move_failed : add_after_sync);
+		return;
+	}
+	if (final) {
+		rb->cut = coord_read_begin(rb->srv->coord, on_cut, rb);
+		if (rb->cut && coord_read_ready(rb->cut))
+			sync_send_reads(rb);
+		return;
+	}
+	sync_send_reads(rb);
+}
+
+static void end_cut(rebalancer *rb)
+{
+	if (rb->cut) {
+		coord_read_end(rb->srv->coord, rb->cut);
+		rb->cut = NULL;
+	}
+}
+
+/* Writes for one table: upserts of source rows missing or different on the
+ * target, deletes of target rows the source no longer has. */
+static void diff_table(rebalancer *rb, size_t i, const wire_response *src, const wire_response *dst, wire_request **out,
+		       size_t *nout, size_t *cap)
+{
+	tinfo *t = &rb->tabs[i];
+	const char *target = sync_target(rb, i);
+	hmap have;
+	hmap_init(&have);
+	sql_buf k;
+	sql_buf_init(&k);
+	uint32_t nc = dst->ncols;
+	for (uint32_t r = 0; r < dst->nrows; r++) {
+		sql_buf_reset(&k);
+		for (size_t p = 0; p < t->npk; p++)
+			key_put(&k, &dst->cells[(size_t)r * nc + t->pk[p]]);
+		hmap_put(&have, k.data, k.len, (void *)(uintptr_t)(r + 1));
+	}
+	/* upserts */
+	uint32_t *up = malloc((src->nrows + 1) * sizeof *up);
+	size_t nup = 0;
+	for (uint32_t r = 0; up && r < src->nrows; r++) {
+		const wire_value *row = &src->cells[(size_t)r * src->ncols];
+		sql_buf_reset(&k);
+		for (size_t p = 0; p < t->npk; p++)
+			key_put(&k, &row[t->pk[p]]);
+		uintptr_t at = (uintptr_t)hmap_del(&have, k.data, k.len);
+		bool same = false;
+		if (at && src->ncols == nc) {
+			const wire_value *o = &dst->cells[(size_t)(at - 1) * nc];
+			same = true;
+			for (uint32_t c = 0; c < nc && same; c++)
+				same = value_eq(&row[c], &o[c]);
+		}
+		if (!same)
+			up[nup++] = r;
+	}
+	rb->delta += nup + have.count;
+	if (rb->cur)
+		rb->cur->rows_copied += nup;
+	/* upsert statements */
+	size_t per = ROWS_PER_INSERT;
+	if (src->ncols && per * src->ncols > 30000)
+		per = 30000 / src->ncols;
+	for (size_t at = 0; at < nup; at += per) {
+		size_t m = nup - at < per ? nup - at : per;
+		sql_buf b;
+		sql_buf_init(&b);
+		sql_buf_printf(&b, "INSERT OR REPLACE INTO %s VALUES ", target);
+		wire_value *params = malloc(m * src->ncols * sizeof *params + 1);
+		if (!params)
+			break;
+		uint32_t np = 0;
+		for (size_t j = 0; j < m; j++) {
+			sql_buf_puts(&b, j ? ", (" : "(");
+			for (uint32_t c = 0; c < src->ncols; c++) {
+				params[np] = src->cells[(size_t)up[at + j] * src->ncols + c];
+				np++;
+				sql_buf_printf(&b, "%s?%u", c ? ", " : "", np);
+			}
+			sql_buf_puts(&b, ")");
+		}
+		if (*nout == *cap) {
+			*cap = *cap ? *cap * 2 : 16;
+			*out = realloc(*out, *cap * sizeof **out);
+		}
+		wire_request *r = &(*out)[(*nout)++];
+		memset(r, 0, sizeof *r);
+		r->op = WIRE_OP_EXEC;
+		r->sql = b.data;
+		r->sql_len = (uint32_t)b.len;
+		r->params = params;
+		r->nparams = np;
+	}
+	free(up);
+	/* deletes of what is left in `have` */
+	size_t it;
+	hmap_entry *e = hmap_first(&have, &it);
+	while (e) {
+		sql_buf b;
+		sql_buf_init(&b);
+		sql_buf_printf(&b, "DELETE FROM %s WHERE (", target);
+		for (size_t p = 0; p < t->npk; p++)
+			sql_buf_printf(&b, "%s%s", p ? ", " : "", t->cols[t->pk[p]]);
+		sql_buf_puts(&b, ") IN (VALUES ");
+		wire_value *params = malloc(ROWS_PER_INSERT * t->npk * sizeof *params + 1);
+		uint32_t np = 0;
+		size_t m = 0;
+		for (; e && m < ROWS_PER_INSERT && params; m++, e = hmap_next(&have, e, &it)) {
+			uintptr_t at = (uintptr_t)e->value;
+			sql_buf_puts(&b, m ? ", (" : "(");
+			for (size_t p = 0; p < t->npk; p++) {
+				params[np] = dst->cells[(size_t)(at - 1) * nc + t->pk[p]];
+				np++;
+				sql_buf_printf(&b, "%s?%u", p ? ", " : "", np);
+			}
+			sql_buf_puts(&b, ")");
+		}
+		sql_buf_puts(&b, ")");
+		if (!params)
+			break;
+		if (*nout == *cap) {
+			*cap = *cap ? *cap * 2 : 16;
+			*out = realloc(*out, *cap * sizeof **out);
+		}
+		wire_request *r = &(*out)[(*nout)++];
+		memset(r, 0, sizeof *r);
+		r->op = WIRE_OP_EXEC;
+		r->sql = b.data;
+		r->sql_len = (uint32_t)b.len;
+		r->params = params;
+		r->nparams = np;
+	}
+	sql_buf_free(&k);
+	hmap_free(&have);
+}
+
+/* The reads are in: write the differences to the target. */
+static void sync_diffed(rebalancer *rb)
+{
+	if (rb->failed) {
+		end_cut(rb);
+		if (rb->cur)
+			move_failed(rb);
+		else
+			add_after_sync(rb);
+		return;
+	}
+	rb->delta = 0;
+	wire_request *reqs = NULL;
+	size_t n = 0, cap = 0;
+	uint64_t src_rows = 0, src_sum = 0;
+	for (size_t i = 0; i < rb->ntabs; i++) {
+		const wire_response *s = &rb->ans[2 * i]->msg.resp, *d = &rb->ans[2 * i + 1]->msg.resp;
+		src_rows += s->nrows;
+		src_sum += rows_checksum(s);
+		diff_table(rb, i, s, d, &reqs, &n, &cap);
+	}
+	rb->sync_src_rows = src_rows;
+	rb->src_sum = src_sum;
+	if (rb->cur)
+		rb->cur->rows_src = src_rows;
+	/* the answers (and the params pointing into them) live until the
+	 * round below is sent: the requests are encoded at once */
+	shard_answer **keep = rb->ans;
+	size_t nkeep = rb->nans;
+	rb->ans = NULL;
+	rb->nans = 0;
+	if (round_begin(rb, n, sync_written) == 0) {
+		for (size_t i = 0; i < n; i++)
+			round_send(rb, i, sync_dst(rb), &reqs[i]);
+		round_end_empty(rb);
+	} else {
+		fail_round(rb, "%s%s", "out of memory", "");
+		after(rb, 0, sync_written);
+	}
+	for (size_t i = 0; i < n; i++) {
+		free((char *)reqs[i].sql);
+		free(reqs[i].params);
+	}
+	free(reqs);
+	for (size_t i = 0; i < nkeep; i++)
+		shard_answer_free(keep[i]);
+	free(keep);
+	end_cut(rb);
+}
+
+static void sync_written(rebalancer *rb)
+{
+	if (rb->failed) {
+		if (rb->cur)
+			move_failed(rb);
+		else
+			add_after_sync(rb);
+		return;
+	}
+	if (!rb->final_sync) {
+		if (rb->cur)
+			move_after_sync(rb);
+		else
+			add_after_sync(rb);
+		return;
+	}
+	/* verify: the target now holds exactly the source's rows */
+	if (round_begin(rb, rb->ntabs, sync_verified) != 0) {
+		fail_round(rb, "%s%s", "out of memory", "");
+		after(rb, 0, rb->cur ? move_failed : add_after_sync);
+		return;
+	}
+	sql_buf b;
+	sql_buf_init(&b);
+	for (size_t i = 0; i < rb->ntabs; i++) {
+		sql_buf_reset(&b);
+		sql_buf_printf(&b, "SELECT * FROM %s", sync_target(rb, i));
+		round_exec(rb, i, sync_dst(rb), b.data, NULL, 0, true);
+	}
+	sql_buf_free(&b);
+	round_end_empty(rb);
+}
+
+static void sync_verified(rebalancer *rb)
+{
+	if (!rb->failed) {
+		uint64_t rows = 0, sum = 0;
+		for (size_t i = 0; i < rb->ntabs; i++) {
+			rows += rb->ans[i]->msg.resp.nrows;
+			sum += rows_checksum(&rb->ans[i]->msg.resp);
+		}
+		if (rows != rb->sync_src_rows || sum != rb->src_sum) {
+			rb->failed = 1;
+			snprintf(rb->err, sizeof rb->err,
+				 "verification failed: source %" PRIu64 " rows checksum %016" PRIx64
+				 ", target %" PRIu64 " rows checksum %016" PRIx64,
+				 rb->sync_src_rows, rb->src_sum, rows, sum);
+		} else if (rb->cur) {
+			snprintf(rb->cur->verified, sizeof rb->cur->verified, "%" PRIu64 " rows, checksum %016" PRIx64,
+				 rows, sum);
+		}
+	}
+	if (rb->cur) {
+		if (rb->failed)
+			move_failed(rb);
+		else
+			move_after_sync(rb);
+	} else {
+		add_after_sync(rb);
+	}
+}
+
+/* ---- moves ----------------------------------------------------------------------------- */
+
+static void kick(rebalancer *rb);
+static void move_copy(rebalancer *rb);
+static void move_switch(rebalancer *rb);
+static void drain_poll(rebalancer *rb);
+
+static void set_phase(move *m, const char *phase)
+{
+	snprintf(m->phase, sizeof m->phase, "%s", phase);
+}
+
+static void log_phase(rebalancer *rb, move *m, const char *phase)
+{
+	sql_error err = {0};
+	if (catalog_move_put(rb->srv->cat, &m->id, phase, m->src, m->dst, m->buckets, m->n, &err) != 0)
+		fprintf(stderr, "router: rebalance: cannot log move %" PRId64 ": %s\n", m->id, err.message);
+}
+
+static void move_free(move *m)
+{
+	free(m->buckets);
+	free(m);
+}
+
+static void history_add(rebalancer *rb, move *m)
+{
+	m->next = rb->history;
+	rb->history = m;
+	size_t k = 0;
+	for (move *h = rb->history; h; h = h->next)
+		if (++k == HISTORY && h->next) {
+			move *rest = h->next;
+			h->next = NULL;
+			while (rest) {
+				move *n = rest->next;
+				move_free(rest);
+				rest = n;
+			}
+			break;
+		}
+}
+
+/* The running move ends (done or cancelled): next job. */
+static void move_end(rebalancer *rb, const char *phase)
+{
+	move *m = rb->cur;
+	rb->cur = NULL;
+	end_cut(rb);
+	double held = gate_open(rb);
+	if (held > m->pause_ms && strcmp(phase, "done") == 0)
+		m->pause_ms = held;
+	set_phase(m, phase);
+	log_phase(rb, m, phase);
+	m->t_done = now_ms();
+	/* the staging tables are no longer needed */
+	sql_buf b;
+	sql_buf_init(&b);
+	for (size_t i = 0; i < rb->ntabs; i++) {
+		sql_buf_reset(&b);
+		sql_buf_printf(&b, "DROP TABLE IF EXISTS %s", rb->tabs[i].stage);
+		wire_request r = {.op = WIRE_OP_EXEC, .sql = b.data, .sql_len = (uint32_t)b.len};
+		shard_pool_send(rb->srv->pool, m->dst, &r, session_ignore_shard_answer, NULL);
+	}
+	sql_buf_free(&b);
+	fprintf(stderr, "router: rebalance: move %" PRId64 " (%zu buckets, shard %zu -> %zu) %s: %s\n", m->id, m->n,
+		m->src, m->dst, phase, m->verified[0] ? m->verified : m->note);
+	history_add(rb, m);
+	rb->busy = 0;
+	after(rb, 0, kick);
+}
+
+/* Something failed before the switch: open the gate, try again later. */
+static void move_failed(rebalancer *rb)
+{
+	move *m = rb->cur;
+	end_cut(rb);
+	gate_open(rb);
+	m->attempts++;
+	snprintf(m->note, sizeof m->note, "attempt %d failed: %.120s", m->attempts, rb->err);
+	fprintf(stderr, "router: rebalance: move %" PRId64 ": %s\n", m->id, m->note);
+	if (rb->cancel) {
+		move_end(rb, "cancelled");
+		return;
+	}
+	set_phase(m, "copy");
+	after(rb, 1000, move_copy);
+}
+
+/* Set up: the bucket index on the source, staging tables on the target. */
+static void move_prepared(rebalancer *rb)
+{
+	if (rb->failed) {
+		move_failed(rb);
+		return;
+	}
+	rb->cur->rounds = 0;
+	sync_start(rb, 0);
+}
+
+static void move_copy(rebalancer *rb)
+{
+	move *m = rb->cur;
+	if (rb->cancel) {
+		move_end(rb, "cancelled");
+		return;
+	}
+	if (tabs_load(rb, true) != 0) {
+		fail_round(rb, "%s%s", "out of memory", "");
+		move_failed(rb);
+		return;
+	}
+	set_phase(m, "copy");
+	if (round_begin(rb, 2 * rb->ntabs, move_prepared) != 0) {
+		move_failed(rb);
+		return;
+	}
+	sql_buf b;
+	sql_buf_init(&b);
+	for (size_t i = 0; i < rb->ntabs; i++) {
+		tinfo *t = &rb->tabs[i];
+		sql_buf_reset(&b);
+		sql_buf_printf(&b, "CREATE INDEX IF NOT EXISTS %s ON %s(sl_bucket(%s))", t->bkt_index, t->name, t->key);
+		round_exec(rb, 2 * i, m->src, b.data, NULL, 0, false);
+		sql_buf_reset(&b);
+		sql_buf_printf(&b, "CREATE TABLE IF NOT EXISTS %s (", t->stage);
+		for (size_t c = 0; c < t->ncols; c++)
+			sql_buf_printf(&b, "%s%s", c ? ", " : "", t->cols[c]);
+		sql_buf_puts(&b, ", PRIMARY KEY (");
+		for (size_t p = 0; p < t->npk; p++)
+			sql_buf_printf(&b, "%s%s", p ? ", " : "", t->cols[t->pk[p]]);
+		sql_buf_puts(&b, "))");
+		round_exec(rb, 2 * i + 1, m->dst, b.data, NULL, 0, false);
+	}
+	sql_buf_free(&b);
+	round_end_empty(rb);
+}
+
+static void move_cutover(rebalancer *rb)
+{
+	move *m = rb->cur;
+	set_phase(m, "cutover");
+	failpoint_hit("router.rebalance.cutover");
+	gate_close(rb, GATE_MOVE, m->src, m->dst, m->mask);
+	after(rb, 0, drain_poll);
+}
+
+static void move_after_sync(rebalancer *rb)
+{
+	move *m = rb->cur;
+	if (rb->cancel && rb->gate == GATE_OPEN) {
+		move_end(rb, "cancelled");
+		return;
+	}
+	if (rb->final_sync) {
+		move_switch(rb);
+		return;
+	}
+	m->rounds++;
+	if (m->rounds == 1)
+		failpoint_hit("router.rebalance.copied");
+	if (rb->delta > CATCHUP_SMALL && m->rounds < CATCHUP_ROUNDS) {
+		set_phase(m, "catchup");
+		sync_start(rb, 0);
+		return;
+	}
+	move_cutover(rb);
+}
+
+/* The gate is closed: wait until nothing in flight or in an open
+ * transaction can still change B on the source. */
+static void drain_poll(rebalancer *rb)
+{
+	move *m = rb->cur;
+	if (rb->cancel) {
+		move_end(rb, "cancelled");
+		return;
+	}
+	size_t busy = session_drain_count(rb->srv, rb);
+	if (busy == 0) {
+		sync_start(rb, 1);
+		return;
+	}
+	if (now_ms() - rb->gate_since > DRAIN_TIMEOUT_MS) {
+		gate_open(rb);
+		m->attempts++;
+		snprintf(m->note, sizeof m->note,
+			 "cutover attempt %d: %zu transaction(s) on shard %zu did not finish within %d ms; retrying",
+			 m->attempts, busy, m->src, DRAIN_TIMEOUT_MS);
+		set_phase(m, "catchup");
+		after(rb, 200, move_prepared);
+		return;
+	}
+	after(rb, 1, drain_poll);
+}
+
+/* ---- the switch: flip the map, move the rows in one 2PC transaction -------------------- */
+
+static void switch_assigned(rebalancer *rb);
+static void switch_stmt(rebalancer *rb);
+static void switch_committed(void *arg, int committed, const char *sqlstate, const char *message);
+
+static void send_assign(rebalancer *rb, size_t slot, size_t shard)
+{
+	uint32_t *buckets = malloc(SL_BUCKETS * sizeof *buckets);
+	uint32_t k = 0;
+	for (uint32_t b = 0; buckets && b < SL_BUCKETS; b++)
+		if (catalog_bucket_shard(rb->srv->cat, b) == shard)
+			buckets[k++] = b;
+	wire_request r = {.op = WIRE_OP_ASSIGN, .epoch = catalog_epoch(rb->srv->cat), .buckets = buckets,
+			  .nbuckets = k};
+	round_send(rb, slot, shard, &r);
+	free(buckets);
+}
+
+static void move_switch(rebalancer *rb)
+{
+	move *m = rb->cur;
+	if (strcmp(m->phase, "switch") != 0) {
+		failpoint_hit("router.rebalance.before_switch");
+		sql_error err = {0};
+		if (catalog_move_switch(rb->srv->cat, m->id, m->dst, m->buckets, m->n, &err) != 0) {
+			fail_round(rb, "%s%s", err.message, "");
+			move_failed(rb);
+			return;
+		}
+		set_phase(m, "switch");
+		failpoint_hit("router.rebalance.switched");
+	}
+	if (round_begin(rb, 2, switch_assigned) != 0) {
+		after(rb, 500, move_switch);
+		return;
+	}
+	send_assign(rb, 0, m->src);
+	send_assign(rb, 1, m->dst);
+}
+
+static void switch_assigned(rebalancer *rb)
+{
+	if (rb->failed) {
+		snprintf(rb->cur->note, sizeof rb->cur->note, "switch: %.120s; retrying", rb->err);
+		after(rb, 500, move_switch);
+		return;
+	}
+	rb->switch_txn = router_new_txn(rb->srv);
+	rb->switch_at = 0;
+	switch_stmt(rb);
+}
+
+/* One table at a time: delete B's rows on the source, move the staged
+ * rows into the target's table, both in the switch transaction. */
+static void switch_stmt(rebalancer *rb)
+{
+	move *m = rb->cur;
+	if (rb->failed) {
+		snprintf(m->note, sizeof m->note, "switch: %.120s; retrying", rb->err);
+		for (size_t k = 0; k < 2; k++) {
+			wire_request r = {.op = WIRE_OP_ROLLBACK_PREPARED, .txn = rb->switch_txn};
+			shard_pool_send(rb->srv->pool, k ? m->dst : m->src, &r, session_ignore_shard_answer, NULL);
+		}
+		after(rb, 500, move_switch);
+		return;
+	}
+	if (rb->switch_at == rb->ntabs) {
+		size_t shards[2] = {m->src, m->dst};
+		bool wrote[2] = {true, true};
+		failpoint_hit("router.rebalance.commit");
+		coord_commit(rb->srv->coord, rb->switch_txn, rb->switch_txn, shards, wrote, 2, switch_committed, rb);
+		return;
+	}
+	tinfo *t = &rb->tabs[rb->switch_at];
+	if (round_begin(rb, 2, switch_stmt) != 0) {
+		after(rb, 500, move_switch);
+		return;
+	}
+	sql_buf b;
+	sql_buf_init(&b);
+	sql_buf_printf(&b, "DELETE FROM %s WHERE sl_bucket(%s) IN (", t->name, t->key);
+	put_bucket_list(&b, m->buckets, m->n);
+	sql_buf_puts(&b, ")");
+	wire_request r = {.op = WIRE_OP_EXEC, .sql = b.data, .sql_len = (uint32_t)b.len, .txn = rb->switch_txn,
+			  .ts = rb->switch_txn, .begin = rb->switch_at == 0};
+	round_send(rb, 0, m->src, &r);
+	sql_buf_reset(&b);
+	sql_buf_printf(&b, "INSERT INTO %s SELECT * FROM %s WHERE true ON CONFLICT DO NOTHING", t->name, t->stage);
+	r.sql = b.data;
+	r.sql_len = (uint32_t)b.len;
+	round_send(rb, 1, m->dst, &r);
+	sql_buf_free(&b);
+	rb->switch_at++;
+}
+
+static void switch_applied(void *arg)
+{
+	rebalancer *rb = arg;
+	if (rb->closing)
+		return;
+	failpoint_hit("router.rebalance.applied");
+	move_end(rb, "done");
+}
+
+static void switch_committed(void *arg, int committed, const char *sqlstate, const char *message)
+{
+	rebalancer *rb = arg;
+	if (rb->closing)
+		return;
+	move *m = rb->cur;
+	if (!committed) {
+		snprintf(m->note, sizeof m->note, "switch transaction rolled back (%s: %s); retrying", sqlstate ? sqlstate : "",
+			 message ? message : "");
+		after(rb, 500, move_switch);
+		return;
+	}
+	if (coord_on_applied(rb->srv->coord, rb->switch_txn, switch_applied, rb))
+		switch_applied(rb);
+}
+
+/* ---- adding a shard ------------------------------------------------------------------ */
+
+static void add_pinged(rebalancer *rb);
+static void add_schema(rebalancer *rb);
+static void add_indexes(rebalancer *rb);
+static void add_drain(rebalancer *rb);
+
+static void add_finish(rebalancer *rb, int ok, const char *sqlstate, const char *msg)
+{
+	add_job *j = rb->add_cur;
+	rb->add_cur = NULL;
+	gate_open(rb);
+	tabs_free(rb);
+	if (j->done)
+		j->done(j->arg, ok, sqlstate, msg);
+	free(j);
+	rb->busy = 0;
+	after(rb, 0, kick);
+}
+
+static void add_begin(rebalancer *rb)
+{
+	add_job *j = rb->add_cur;
+	j->idx = catalog_nshards(rb->srv->cat);
+	if (j->idx >= 256) {
+		add_finish(rb, 0, "54000", "a cluster has at most 256 shards");
+		return;
+	}
+	for (size_t i = 0; i < j->idx; i++)
+		if (strcmp(catalog_shard_addr(rb->srv->cat, i), j->addr) == 0) {
+			char msg[320];
+			snprintf(msg, sizeof msg, "shard \"%s\" is already in the cluster", j->addr);
+			add_finish(rb, 0, "42710", msg);
+			return;
+		}
+	if (shard_pool_set_addr(rb->srv->pool, j->idx, j->addr) != 0 || round_begin(rb, 2, add_pinged) != 0) {
+		add_finish(rb, 0, "53200", "out of memory");
+		return;
+	}
+	wire_request ping = {.op = WIRE_OP_PING};
+	round_send(rb, 0, j->idx, &ping);
+	round_exec(rb, 1, 0,
+		   "SELECT type, sql FROM sqlite_master WHERE sql IS NOT NULL AND name NOT LIKE '\\_sl%' ESCAPE '\\' "
+		   "AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY type = 'index', rowid",
+		   NULL, 0, true);
+}
+
+static void add_pinged(rebalancer *rb)
+{
+	if (rb->failed) {
+		char msg[768];
+		snprintf(msg, sizeof msg, "cannot add shard %s: %s", rb->add_cur->addr, rb->err);
+		add_finish(rb, 0, "08006", msg);
+		return;
+	}
+	rb->schema_ans = rb->ans[1];
+	rb->ans[1] = NULL;
+	add_schema(rb);
+}
+
+/* "CREATE TABLE t" -> "CREATE TABLE IF NOT EXISTS t" (and indexes). */
+static void idempotent_ddl(sql_buf *b, const char *sql)
+{
+	static const char *const forms[] = {"CREATE TABLE ", "CREATE UNIQUE INDEX ", "CREATE INDEX "};
+	for (size_t f = 0; f < 3; f++) {
+		size_t n = strlen(forms[f]);
+		if (strncasecmp(sql, forms[f], n) == 0 && strncasecmp(sql + n, "IF NOT EXISTS", 13) != 0) {
+			sql_buf_append(b, sql, n);
+			sql_buf_puts(b, "IF NOT EXISTS ");
+			sql_buf_puts(b, sql + n);
+			return;
+		}
+	}
+	sql_buf_puts(b, sql);
+}
+
+static void send_schema(rebalancer *rb, bool indexes, void (*next)(rebalancer *))
+{
+	const wire_response *r = &rb->schema_ans->msg.resp;
+	size_t n = 0;
+	for (uint32_t i = 0; i < r->nrows; i++)
+		n += (strcmp(r->cells[i * r->ncols].p, "index") == 0) == indexes;
+	if (round_begin(rb, n, next) != 0) {
+		add_finish(rb, 0, "53200", "out of memory");
+		return;
+	}
+	sql_buf b;
+	sql_buf_init(&b);
+	size_t k = 0;
+	for (uint32_t i = 0; i < r->nrows; i++) {
+		if ((strcmp(r->cells[i * r->ncols].p, "index") == 0) != indexes)
+			continue;
+		sql_buf_reset(&b);
+		idempotent_ddl(&b, r->cells[i * r->ncols + 1].p);
+		round_exec(rb, k++, rb->add_cur->idx, b.data, NULL, 0, false);
+	}
+	sql_buf_free(&b);
+	round_end_empty(rb);
+}
+
+static void add_schema(rebalancer *rb)
+{
+	send_schema(rb, false, add_indexes);
+}
+
+static void add_indexes(rebalancer *rb)
+{
+	if (rb->failed) {
+		shard_answer_free(rb->schema_ans);
+		rb->schema_ans = NULL;
+		char msg[768];
+		snprintf(msg, sizeof msg, "copying the schema to shard %s: %s", rb->add_cur->addr, rb->err);
+		add_finish(rb, 0, "58030", msg);
+		return;
+	}
+	send_schema(rb, true, add_drain);
+}
+
+/* Reference tables: close the gate for their writes, drain, copy them. */
+static void add_drain(rebalancer *rb)
+{
+	shard_answer_free(rb->schema_ans);
+	rb->schema_ans = NULL;
+	if (rb->failed) {
+		char msg[768];
+		snprintf(msg, sizeof msg, "copying the indexes to shard %s: %s", rb->add_cur->addr, rb->err);
+		add_finish(rb, 0, "58030", msg);
+		return;
+	}
+	if (rb->gate == GATE_OPEN)
+		gate_close(rb, GATE_REF, 0, 0, NULL);
+	if (session_drain_count(rb->srv, rb) != 0) {
+		if (now_ms() - rb->gate_since > DRAIN_TIMEOUT_MS) {
+			add_finish(rb, 0, "55006",
+				   "ALTER CLUSTER ADD SHARD: transactions writing reference tables did not finish in time; "
+				   "try again");
+			return;
+		}
+		after(rb, 1, add_drain);
+		return;
+	}
+	if (tabs_load(rb, false) != 0) {
+		add_finish(rb, 0, "53200", "out of memory");
+		return;
+	}
+	sync_start(rb, 1);
+}
+
+static void add_assigned(rebalancer *rb);
+
+static void add_after_sync(rebalancer *rb)
+{
+	add_job *j = rb->add_cur;
+	if (rb->failed) {
+		char msg[768];
+		snprintf(msg, sizeof msg, "copying reference tables to shard %s: %s", j->addr, rb->err);
+		add_finish(rb, 0, "58030", msg);
+		return;
+	}
+	sql_error err = {0};
+	int idx = catalog_add_shard(rb->srv->cat, j->addr, &err);
+	if (idx < 0 || (size_t)idx != j->idx) {
+		add_finish(rb, 0, err.sqlstate[0] ? err.sqlstate : "XX000", err.message[0] ? err.message : "shard index");
+		return;
+	}
+	size_t n = catalog_nshards(rb->srv->cat);
+	if (round_begin(rb, n, add_assigned) != 0) {
+		add_finish(rb, 0, "53200", "out of memory");
+		return;
+	}
+	for (size_t i = 0; i < n; i++)
+		send_assign(rb, i, i);
+}
+
+static void add_assigned(rebalancer *rb)
+{
+	add_job *j = rb->add_cur;
+	char msg[768];
+	snprintf(msg, sizeof msg, "shard %zu (%s) added", j->idx, j->addr);
+	fprintf(stderr, "router: rebalance: %s\n", msg);
+	add_finish(rb, 1, NULL, msg);
+}
+
+void rebalance_add_shard(rebalancer *rb, const char *addr, rebalance_cb done, void *arg)
+{
+	add_job *j = calloc(1, sizeof *j);
+	if (!j || !addr || !addr[0] || strlen(addr) >= sizeof j->addr || !strchr(addr, ':')) {
+		free(j);
+		done(arg, 0, "22023", "invalid shard address: expected 'host:port'");
+		return;
+	}
+	snprintf(j->addr, sizeof j->addr, "%s", addr);
+	j->done = done;
+	j->arg = arg;
+	add_job **pp = &rb->adds;
+	while (*pp)
+		pp = &(*pp)->next;
+	*pp = j;
+	if (!rb->busy)
+		after(rb, 0, kick);
+}
+
+/* ---- planning (REBALANCE) --------------------------------------------------------------- */
+
+static void plan_counted(rebalancer *rb);
+
+static int queue_move(rebalancer *rb, const uint32_t *buckets, size_t n, size_t src, size_t dst)
+{
+	move *m = calloc(1, sizeof *m);
+	if (!m)
+		return -1;
+	m->buckets = malloc(n * sizeof *m->buckets);
+	if (!m->buckets) {
+		free(m);
+		return -1;
+	}
+	memcpy(m->buckets, buckets, n * sizeof *buckets);
+	m->n = n;
+	m->src = src;
+	m->dst = dst;
+	for (size_t i = 0; i < n; i++)
+		m->mask[buckets[i] / 64] |= 1ull << (buckets[i] % 64);
+	set_phase(m, "queued");
+	log_phase(rb, m, "queued");
+	move **pp = &rb->queue;
+	while (*pp)
+		pp = &(*pp)->next;
+	*pp = m;
+	return 0;
+}
+
+static void plan_begin(rebalancer *rb)
+{
+	if (tabs_load(rb, true) != 0) {
+		rebalance_cb d = rb->plan_done;
+		rb->plan_done = NULL;
+		rb->busy = 0;
+		d(rb->plan_arg, 0, "53200", "out of memory");
+		return;
+	}
+	size_t ns = catalog_nshards(rb->srv->cat);
+	size_t nt = 0;
+	for (size_t i = 0; i < rb->ntabs; i++)
+		nt += !rb->plan_table || strcmp(rb->tabs[i].name, rb->plan_table) == 0;
+	if (round_begin(rb, nt * ns, plan_counted) != 0) {
+		rebalance_cb d = rb->plan_done;
+		rb->plan_done = NULL;
+		rb->busy = 0;
+		d(rb->plan_arg, 0, "53200", "out of memory");
+		return;
+	}
+	sql_buf b;
+	sql_buf_init(&b);
+	size_t k = 0;
+	for (size_t i = 0; i < rb->ntabs; i++) {
+		if (rb->plan_table && strcmp(rb->tabs[i].name, rb->plan_table) != 0)
+			continue;
+		sql_buf_reset(&b);
+		sql_buf_printf(&b, "SELECT sl_bucket(%s), count(*) FROM %s GROUP BY 1", rb->tabs[i].key,
+			       rb->tabs[i].name);
+		for (size_t s = 0; s < ns; s++)
+			round_exec(rb, k++, s, b.data, NULL, 0, true);
+	}
+	sql_buf_free(&b);
+	round_end_empty(rb);
+}
+
+static void plan_counted(rebalancer *rb)
+{
+	rebalance_cb done = rb->plan_done;
+	void *arg = rb->plan_arg;
+	rb->plan_done = NULL;
+	free(rb->plan_table);
+	rb->plan_table = NULL;
+	rb->busy = 0;
+	if (rb->failed) {
+		char msg[300];
+		snprintf(msg, sizeof msg, "REBALANCE: counting rows: %s", rb->err);
+		done(arg, 0, "58030", msg);
+		after(rb, 0, kick);
+		return;
+	}
+	size_t ns = catalog_nshards(rb->srv->cat);
+	double *w = calloc(SL_BUCKETS, sizeof *w);
+	double *load = calloc(ns, sizeof *load);
+	size_t *owner = calloc(SL_BUCKETS, sizeof *owner);
+	uint32_t *chunk = calloc(SL_BUCKETS, sizeof *chunk);
+	size_t *pair_of = calloc(SL_BUCKETS, sizeof *pair_of);
+	if (!w || !load || !owner || !chunk || !pair_of) {
+		free(w), free(load), free(owner), free(chunk), free(pair_of);
+		done(arg, 0, "53200", "out of memory");
+		return;
+	}
+	/* weight: rows, plus a little per bucket so empty buckets spread too */
+	for (size_t i = 0; i < rb->nans; i++) {
+		const wire_response *r = &rb->ans[i]->msg.resp;
+		for (uint32_t j = 0; j < r->nrows; j++) {
+			const wire_value *v = &r->cells[(size_t)j * r->ncols];
+			if (v[0].type == WIRE_INT && v[0].i >= 0 && v[0].i < SL_BUCKETS && v[1].type == WIRE_INT)
+				w[v[0].i] += (double)v[1].i;
+		}
+	}
+	for (uint32_t b = 0; b < SL_BUCKETS; b++) {
+		w[b] += 0.001;
+		owner[b] = catalog_bucket_shard(rb->srv->cat, b);
+		if (owner[b] < ns)
+			load[owner[b]] += w[b];
+	}
+	/* greedy: move a bucket from the heaviest to the lightest shard while
+	 * that narrows the gap */
+	uint32_t *moved = calloc(SL_BUCKETS, sizeof *moved);
+	size_t nmoved = 0;
+	for (int iter = 0; iter < SL_BUCKETS && moved; iter++) {
+		size_t h = 0, l = 0;
+		for (size_t s = 1; s < ns; s++) {
+			if (load[s] > load[h])
+				h = s;
+			if (load[s] < load[l])
+				l = s;
+		}
+		double gap = load[h] - load[l];
+		int best = -1;
+		for (uint32_t b = 0; b < SL_BUCKETS; b++)
+			if (owner[b] == h && w[b] < gap && (best < 0 || w[b] > w[best]) && w[b] <= gap / 2 + 0.002)
+				best = (int)b;
+		if (best < 0)
+			break;
+		owner[best] = l;
+		load[h] -= w[best];
+		load[l] += w[best];
+		moved[nmoved] = (uint32_t)best;
+		pair_of[nmoved++] = catalog_bucket_shard(rb->srv->cat, (uint32_t)best) * 256 + l;
+	}
+	/* group by (from, to) pair, in bucket order, MOVE_CHUNK at a time */
+	size_t nq = 0;
+	for (size_t from = 0; from < ns; from++)
+		for (size_t to = 0; to < ns; to++) {
+			size_t k = 0;
+			for (uint32_t b = 0; b < SL_BUCKETS; b++) {
+				if (catalog_bucket_shard(rb->srv->cat, b) != from || owner[b] != to || from == to)
+					continue;
+				chunk[k++] = b;
+				if (k == MOVE_CHUNK) {
+					nq += queue_move(rb, chunk, k, from, to) == 0;
+					k = 0;
+				}
+			}
+			if (k)
+				nq += queue_move(rb, chunk, k, from, to) == 0;
+		}
+	free(w), free(load), free(owner), free(chunk), free(pair_of), free(moved);
+	round_free(rb);
+	char msg[128];
+	snprintf(msg, sizeof msg, "%zu", nq);
+	done(arg, 1, NULL, msg);
+	after(rb, 0, kick);
+}
+
+void rebalance_start(rebalancer *rb, const char *table, rebalance_cb done, void *arg)
+{
+	if (rb->queue || rb->cur || rb->plan_done) {
+		done(arg, 0, "55000", "a rebalance is already running (SHOW REBALANCE; CANCEL REBALANCE stops it)");
+		return;
+	}
+	if (table && !catalog_table_get(rb->srv->cat, table)) {
+		char msg[300];
+		snprintf(msg, sizeof msg, "relation \"%s\" does not exist", table);
+		done(arg, 0, "42P01", msg);
+		return;
+	}
+	if (table) {
+		const catalog_table *t = catalog_table_get(rb->srv->cat, table);
+		if (t->partition != SQL_PARTITION_HASH) {
+			done(arg, 0, "0A000",
+			     "REBALANCE TABLE: only hash-partitioned tables are rebalanced (range tables do not move yet)");
+			return;
+		}
+		rb->plan_table = quote(table);
+	}
+	rb->plan_done = done;
+	rb->plan_arg = arg;
+	if (!rb->busy)
+		after(rb, 0, kick);
+}
+
+int rebalance_move(rebalancer *rb, const uint32_t *buckets, size_t n, size_t dst, sql_error *err)
+{
+	if (dst >= catalog_nshards(rb->srv->cat)) {
+		sql_error_set(err, "22023", 0, "shard %zu does not exist", dst);
+		return -1;
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (buckets[i] >= SL_BUCKETS) {
+			sql_error_set(err, "22023", 0, "bucket %u out of range 0..%d", buckets[i], SL_BUCKETS - 1);
+			return -1;
+		}
+		for (move *m = rb->queue; m; m = m->next)
+			if (m->mask[buckets[i] / 64] & (1ull << (buckets[i] % 64))) {
+				sql_error_set(err, "55000", 0, "bucket %u is already being moved", buckets[i]);
+				return -1;
+			}
+	}
+	size_t src = catalog_bucket_shard(rb->srv->cat, buckets[0]);
+	for (size_t i = 1; i < n; i++)
+		if (catalog_bucket_shard(rb->srv->cat, buckets[i]) != src) {
+			sql_error_set(err, "0A000", 0, "MOVE BUCKET: the buckets of one move must be on one shard");
+			return -1;
+		}
+	if (src == dst) {
+		sql_error_set(err, "22023", 0, "bucket %u is already on shard %zu", buckets[0], dst);
+		return -1;
+	}
+	if (queue_move(rb, buckets, n, src, dst) != 0) {
+		sql_error_set(err, "53200", 0, "out of memory");
+		return -1;
+	}
+	if (!rb->busy)
+		after(rb, 0, kick);
+	return 0;
+}
+
+size_t rebalance_cancel(rebalancer *rb)
+{
+	size_t n = 0;
+	move **pp = &rb->queue;
+	while (*pp) {
+		move *m = *pp;
+		if (m == rb->cur) {
+			pp = &m->next;
+			continue;
+		}
+		*pp = m->next;
+		set_phase(m, "cancelled");
+		log_phase(rb, m, "cancelled");
+		history_add(rb, m);
+		n++;
+	}
+	if (rb->cur && strcmp(rb->cur->phase, "switch") != 0) {
+		rb->cancel = 1;
+		n++;
+	}
+	return n;
+}
+
+/* ---- the job loop --------------------------------------------------------------------- */
+
+static void kick(rebalancer *rb)
+{
+	if (rb->busy || rb->closing)
+		return;
+	rb->cancel = 0;
+	if (rb->adds) {
+		rb->busy = 1;
+		rb->add_cur = rb->adds;
+		rb->adds = rb->adds->next;
+		add_begin(rb);
+		return;
+	}
+	if (rb->plan_done) {
+		rb->busy = 1;
+		plan_begin(rb);
+		return;
+	}
+	if (rb->queue) {
+		rb->busy = 1;
+		move *m = rb->queue;
+		rb->queue = m->next;
+		m->next = NULL;
+		rb->cur = m;
+		m->t_start = now_ms();
+		if (strcmp(m->phase, "switch") == 0) {
+			/* found switching at start: the gate is closed already */
+			if (tabs_load(rb, true) != 0) {
+				after(rb, 500, kick);
+				rb->busy = 0;
+				rb->queue = m;
+				rb->cur = NULL;
+				return;
+			}
+			move_switch(rb);
+			return;
+		}
+		log_phase(rb, m, "copy");
+		move_copy(rb);
+	}
+}
+
+rebalancer *rebalance_open(router_server *srv)
+{
+	rebalancer *rb = calloc(1, sizeof *rb);
+	if (!rb)
+		return NULL;
+	rb->srv = srv;
+	uv_timer_init(srv->loop, &rb->timer);
+	rb->timer.data = rb;
+	catalog_move *ms = NULL;
+	size_t n = catalog_moves_load(srv->cat, &ms);
+	for (size_t i = 0; i < n; i++) {
+		move *m = calloc(1, sizeof *m);
+		if (!m) {
+			free(ms[i].buckets);
+			continue;
+		}
+		m->id = ms[i].id;
+		m->src = ms[i].src;
+		m->dst = ms[i].dst;
+		m->buckets = ms[i].buckets;
+		m->n = ms[i].nbuckets;
+		for (size_t b = 0; b < m->n; b++)
+			m->mask[m->buckets[b] / 64] |= 1ull << (m->buckets[b] % 64);
+		set_phase(m, strcmp(ms[i].phase, "switch") == 0 ? "switch" : "queued");
+		if (strcmp(m->phase, "switch") == 0) {
+			/* nothing may touch these buckets until the switch is redone */
+			gate_close(rb, GATE_MOVE, m->src, m->dst, m->mask);
+			m->next = rb->queue;
+			rb->queue = m;
+			fprintf(stderr, "router: rebalance: move %" PRId64 " was switching: finishing it\n", m->id);
+		} else {
+			move **pp = &rb->queue;
+			while (*pp)
+				pp = &(*pp)->next;
+			*pp = m;
+			fprintf(stderr, "router: rebalance: move %" PRId64 " resumes from the copy\n", m->id);
+		}
+	}
+	free(ms);
+	if (rb->queue)
+		after(rb, 100, kick);
+	return rb;
+}
+
+static void on_timer_closed(uv_handle_t *h)
+{
+	rebalancer *rb = h->data;
+	move *lists[2] = {rb->queue, rb->history};
+	for (int l = 0; l < 2; l++)
+		while (lists[l]) {
+			move *n = lists[l]->next;
+			move_free(lists[l]);
+			lists[l] = n;
+		}
+	if (rb->cur)
+		move_free(rb->cur);
+	while (rb->adds) {
+		add_job *n = rb->adds->next;
+		free(rb->adds);
+		rb->adds = n;
+	}
+	free(rb->add_cur);
+	while (rb->waiters) {
+		waiter *n = rb->waiters->next;
+		free(rb->waiters);
+		rb->waiters = n;
+	}
+	round_free(rb);
+	tabs_free(rb);
+	free(rb->plan_table);
+	free(rb);
+}
+
+void rebalance_close(rebalancer *rb)
+{
+	if (!rb)
+		return;
+	rb->closing = 1;
+	rb->gen++;
+	if (rb->cut) {
+		coord_read_end(rb->srv->coord, rb->cut);
+		rb->cut = NULL;
+	}
+	shard_answer_free(rb->schema_ans);
+	rb->schema_ans = NULL;
+	uv_timer_stop(&rb->timer);
+	uv_close((uv_handle_t *)&rb->timer, on_timer_closed);
+}
+
+/* ---- SHOW REBALANCE -------------------------------------------------------------------- */
+
+static void row_of(const move *m, rebalance_row *r)
+{
+	memset(r, 0, sizeof *r);
+	snprintf(r->id, sizeof r->id, "%" PRId64, m->id);
+	if (m->n == 1)
+		snprintf(r->buckets, sizeof r->buckets, "%u", m->buckets[0]);
+	else
+		snprintf(r->buckets, sizeof r->buckets, "%u..%u (%zu)", m->buckets[0], m->buckets[m->n - 1], m->n);
+	snprintf(r->from, sizeof r->from, "%zu", m->src);
+	snprintf(r->to, sizeof r->to, "%zu", m->dst);
+	snprintf(r->phase, sizeof r->phase, "%s", m->phase);
+	snprintf(r->rows, sizeof r->rows, "%" PRIu64, m->rows_copied);
+	uint64_t end = m->t_done ? m->t_done : now_ms();
+	double secs = m->t_start ? (double)(end - m->t_start) / 1000.0 : 0;
+	if (secs > 0)
+		snprintf(r->rate, sizeof r->rate, "%.0f rows/s", (double)m->rows_copied / secs);
+	if (m->t_done)
+		snprintf(r->eta, sizeof r->eta, "0 s");
+	else if (m->t_start && m->rows_copied > 0 && m->rows_src > m->rows_copied)
+		snprintf(r->eta, sizeof r->eta, "%.1f s",
+			 (double)(m->rows_src - m->rows_copied) / ((double)m->rows_copied / (secs > 0 ? secs : 1)));
+	if (m->pause_ms > 0)
+		snprintf(r->pause_ms, sizeof r->pause_ms, "%.1f", m->pause_ms);
+	snprintf(r->verified, sizeof r->verified, "%.159s", m->verified[0] ? m->verified : m->note);
+}
+
+size_t rebalance_list(rebalancer *rb, rebalance_row *rows, size_t max)
+{
+	size_t n = 0;
+	if (rb->cur && n < max)
+		row_of(rb->cur, &rows[n++]);
+	for (move *m = rb->queue; m && n < max; m = m->next)
+		row_of(m, &rows[n++]);
+	for (move *m = rb->history; m && n < max; m = m->next)
+		row_of(m, &rows[n++]);
+	return n;
+}

@@ -1,0 +1,90 @@
+/*
+ * rebalance.h — online rebalancing inside the router: adding shards and
+ * moving hash buckets between shards while transactions run.
+ *
+ * A move takes a set of buckets B of every HASH table from shard S to shard
+ * T (docs/rebalance.md):
+ *
+ *   copy      rows of B on S are copied into private staging tables on T
+ *             ("_slmove_<table>"), invisible to every query; then caught up
+ *             again (a row-by-row diff of S against the staging copy);
+ *   cutover   the gate closes for B: statements that would reach B (and
+ *             scatter writes and DDL) wait in the router; transactions that
+ *             already touched S finish; a final diff runs at a consistent cut
+ *             and the staging copy is verified (row count and checksum equal
+ *             to S's);
+ *   switch    the catalog gives B to T (durably, epoch + 1), both shards get
+ *             their new bucket lists, and one two-phase transaction deletes
+ *             B's rows on S and moves the staging rows into T's tables, so
+ *             no reader ever sees them twice or not at all;
+ *   done      the gate opens; waiting statements are planned again with the
+ *             new map and go to T.
+ *
+ * Crash safety: the move is logged in the catalog (sl_moves).  A move found
+ * in "copy" at start begins again (copying is idempotent); one found in
+ * "switch" keeps its buckets gated and redoes the switch, whose statements
+ * are idempotent, until it commits.
+ *
+ * Invariants: at most one move runs at a time; while the gate is closed no
+ * statement reaches B except those of transactions that touched S before
+ * it closed, and the switch starts only once those have ended.
+ */
+#ifndef SHARDLITE_REBALANCE_H
+#define SHARDLITE_REBALANCE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "router/plan.h"
+#include "router/sql.h"
+
+struct router_server;
+typedef struct rebalancer rebalancer;
+
+rebalancer *rebalance_open(struct router_server *srv);
+void rebalance_close(rebalancer *rb);
+
+/* ---- the gate ---------------------------------------------------------------- */
+
+/* Nonzero while a cutover holds its gate closed: the generation sessions use
+ * to tell whether they were part of the drain (session.c). */
+uint64_t rebalance_gate_gen(const rebalancer *rb);
+/* The shard being drained while the gate is closed. */
+size_t rebalance_gate_src(const rebalancer *rb);
+/* Would this batch have to wait for the gate? */
+bool rebalance_blocks(const rebalancer *rb, const plan_batch *b, bool writes, bool ddl);
+/* Does an in-flight batch still hold the cutover back? */
+bool rebalance_holds(const rebalancer *rb, const plan_batch *b, bool writes);
+/* Park until the gate opens: wake(arg) runs once, later, from the loop.
+ * rebalance_unwait() forgets a parked waiter (its session closed). */
+int rebalance_wait(rebalancer *rb, void (*wake)(void *arg), void *arg);
+void rebalance_unwait(rebalancer *rb, void *arg);
+
+/* ---- administration ------------------------------------------------------------- */
+
+typedef void (*rebalance_cb)(void *arg, int ok, const char *sqlstate, const char *message);
+
+/* ALTER CLUSTER ADD SHARD 'host:port': copies the schema and the reference
+ * tables to the new shard, then registers it (it owns no bucket yet). */
+void rebalance_add_shard(rebalancer *rb, const char *addr, rebalance_cb done, void *arg);
+/* MOVE BUCKET b[, ...] TO SHARD n: queues one move. */
+int rebalance_move(rebalancer *rb, const uint32_t *buckets, size_t n, size_t dst, sql_error *err);
+/* REBALANCE [TABLE t]: plans moves that even out the shards' rows (t's rows
+ * only, if given; buckets count when no table has rows); done() once planned,
+ * with the number of moves in the message. */
+void rebalance_start(rebalancer *rb, const char *table, rebalance_cb done, void *arg);
+/* CANCEL REBALANCE: drops queued moves and stops the running one unless it
+ * is already switching.  Returns how many moves were cancelled. */
+size_t rebalance_cancel(rebalancer *rb);
+
+/* SHOW REBALANCE */
+typedef struct {
+	char id[24], buckets[64], from[8], to[8], phase[24], rows[24], rate[24], eta[24], pause_ms[24],
+		verified[160];
+} rebalance_row;
+size_t rebalance_list(rebalancer *rb, rebalance_row *rows, size_t max);
+/* The longest time a client statement waited at a gate, in ms. */
+double rebalance_max_wait_ms(const rebalancer *rb);
+
+#endif

@@ -1,0 +1,166 @@
+#!/usr/bin/env bash
+# Online rebalancing end to end (router/rebalance.h, docs/rebalance.md):
+#  - a 2-shard cluster under the bank demo's load (2PC, then sagas) grows to
+#    4 shards with `cluster add-shard` and REBALANCE while transfers run:
+#    the bank's own final check (every account holds exactly what the
+#    acknowledged transfers say, the total is exact) must pass, no row is
+#    lost or duplicated, the new shards hold their share, and a static
+#    table's row count and checksum are unchanged;
+#  - MOVE BUCKET with the router killed at each rebalance failpoint (after
+#    the copy, at the cutover, after the map flip, before and after the
+#    switch commit) and with the target shard killed -9 mid-move: after
+#    restart the move ends done, the bucket's rows are on exactly one shard,
+#    totals unchanged;
+#  - errors: MOVE BUCKET to a shard that does not exist, inside a
+#    transaction block, CANCEL REBALANCE.
+set -u
+export LC_ALL=C
+bin=${SHARDLITE:?}
+bank=${BUILDDIR:-.}/examples/bank
+command -v psql >/dev/null || { echo "1..0 # SKIP psql not installed"; exit 0; }
+[ -x "$bank" ] || { echo "1..0 # SKIP examples/bank not built"; exit 0; }
+dir=$(mktemp -d "${TMPDIR:-/tmp}/shardlite-rebalance-XXXXXX")
+source "${SRCDIR:-$(dirname "$0")/..}/tests/lib.sh"
+n=0; failed=0
+t() { n=$((n + 1)); if eval "$2"; then echo "ok $n - $1"; else echo "not ok $n - $1"; failed=1; fi; }
+diag() { echo "# $*"; }
+cdir=""
+cleanup() {
+	for c in "$dir"/c*; do [ -d "$c" ] && "$bin" cluster stop --dir "$c" >/dev/null 2>&1; done
+	grep -h "Sanitizer\|runtime error" "$dir"/c*/*.log 2>/dev/null | head -5
+	rm -rf "$dir"
+}
+trap cleanup EXIT
+export PGHOST=127.0.0.1 PGUSER=tester PGDATABASE=shardlite PGCONNECT_TIMEOUT=5
+q() { timeout 30 psql -X -q -A -t -v ON_ERROR_STOP=1 -c "$1" 2>&1; }
+sq() { timeout 15 "$bin" shard-query "127.0.0.1:$((PGPORT + 1 + $1))" "$2" 2>/dev/null; }
+# every move done (none queued or running), within $1 seconds
+wait_moves() {
+	local i
+	for i in $(seq 1 $(($1 * 5))); do
+		[ "$(q "SHOW REBALANCE" | grep -vc '|done|')" = 0 ] && return 0
+		sleep 0.2
+	done
+	q "SHOW REBALANCE" | sed 's/^/# /' | head -20
+	return 1
+}
+rows_on() { local s=$1; sq "$s" "SELECT count(*) FROM accounts"; }
+
+# ---- 2 -> 4 shards under the bank's load ------------------------------------
+grow_under_load() {
+	local mode=$1
+	cdir=$dir/c$mode
+	PGPORT=$(pick_ports 8) || { echo "Bail out! no free ports"; exit 1; }
+	export PGPORT
+	"$bank" --shardlite "$bin" --dir "$cdir" --port "$PGPORT" --shards 2 --accounts 4000 --clients 4 \
+		--seconds 14 --mode "$mode" --seed 7 --keep >"$dir/bank-$mode.out" 2>&1 &
+	local bpid=$!
+	local i loaded=0
+	for i in $(seq 1 150); do
+		[ "$(q "SELECT count(*) FROM accounts" 2>/dev/null)" = 4000 ] && { loaded=1; break; }
+		sleep 0.2
+	done
+	t "$mode: the bank loaded its 4000 accounts on 2 shards" '[ $loaded = 1 ]'
+	q "CREATE TABLE ledger (id BIGINT PRIMARY KEY, note TEXT NOT NULL) PARTITION BY HASH (id)" >/dev/null
+	q "INSERT INTO ledger SELECT 1, 'x'" >/dev/null 2>&1
+	local vals
+	vals=$(seq 1 1500 | awk '{printf "%s(%d, '\''note %d'\'')", (NR > 1 ? ", " : ""), $1, $1 * 7}')
+	q "INSERT INTO ledger VALUES $vals" >/dev/null
+	local before
+	before=$(q "SELECT count(*), sum(id), sum(length(note) * id), min(note), max(note) FROM ledger")
+	sleep 1
+	t "$mode: cluster add-shard starts shard 2 and registers it" \
+		'"$bin" cluster add-shard --dir "$cdir" >/dev/null 2>"$dir/add.err" || { cat "$dir/add.err"; false; }'
+	t "$mode: cluster add-shard starts shard 3 and registers it" \
+		'"$bin" cluster add-shard --dir "$cdir" >/dev/null 2>"$dir/add.err" || { cat "$dir/add.err"; false; }'
+	t "$mode: the new shards got the schema (ledger exists on shard 3, empty)" '[ "$(sq 3 "SELECT count(*) FROM ledger")" = 0 ]'
+	local out
+	out=$(q "REBALANCE")
+	t "$mode: REBALANCE plans moves while transfers run" '[ $? = 0 ] && ! echo "$out" | grep -q ERROR'
+	t "$mode: every move is done within 60 s" 'wait_moves 60'
+	t "$mode: the bank was still running during the moves" 'kill -0 $bpid 2>/dev/null'
+	wait $bpid
+	local brc=$?
+	t "$mode: the bank's final check passes (no transfer lost or applied twice, total exact)" \
+		'[ $brc = 0 ] || { tail -15 "$dir/bank-$mode.out" | sed "s/^/# /"; false; }'
+	grep -E "transfers/s|audits|total" "$dir/bank-$mode.out" | head -4 | sed 's/^/# /'
+	local c0 c1 c2 c3
+	c0=$(rows_on 0); c1=$(rows_on 1); c2=$(rows_on 2); c3=$(rows_on 3)
+	diag "$mode: accounts per shard: $c0 $c1 $c2 $c3"
+	t "$mode: no row lost or duplicated (rows on the shards add up to 4000)" '[ $((c0 + c1 + c2 + c3)) = 4000 ]'
+	t "$mode: the router counts 4000 rows" '[ "$(q "SELECT count(*) FROM accounts")" = 4000 ]'
+	t "$mode: the new shards hold their share (>= 600 rows each)" '[ "$c2" -ge 600 ] && [ "$c3" -ge 600 ]'
+	t "$mode: the old shards gave theirs up (<= 1400 rows each)" '[ "$c0" -le 1400 ] && [ "$c1" -le 1400 ]'
+	local after
+	after=$(q "SELECT count(*), sum(id), sum(length(note) * id), min(note), max(note) FROM ledger")
+	t "$mode: the static table's row count and checksum are unchanged ($after)" '[ "$before" = "$after" ]'
+	t "$mode: every move reports a verified checksum" \
+		'[ "$(q "SHOW REBALANCE" | grep -c "rows, checksum")" = "$(q "SHOW REBALANCE" | wc -l)" ]'
+	t "$mode: no staging table is left on the new shards" \
+		'[ "$(sq 2 "SELECT count(*) FROM sqlite_master WHERE name LIKE '\''\\_slmove\\_%'\'' ESCAPE '\''\\'\''")" = 0 ]'
+	"$bin" cluster stop --dir "$cdir" >/dev/null 2>&1
+}
+
+grow_under_load 2pc
+grow_under_load saga
+
+# ---- crashes mid-move -----------------------------------------------------------
+cdir=$dir/ccrash
+PGPORT=$(pick_ports 8) || { echo "Bail out! no free ports"; exit 1; }
+export PGPORT
+"$bin" cluster start --dir "$cdir" --shards 3 --port "$PGPORT" >/dev/null || { echo "Bail out! cluster start"; exit 1; }
+q "CREATE TABLE accounts (id BIGINT PRIMARY KEY, balance BIGINT NOT NULL CHECK (balance >= 0)) PARTITION BY HASH (id)" >/dev/null
+vals=$(seq 1 3000 | awk '{printf "%s(%d, 100)", (NR > 1 ? ", " : ""), $1}')
+q "INSERT INTO accounts VALUES $vals" >/dev/null
+t "crash: 3000 accounts loaded" '[ "$(q "SELECT count(*), sum(balance) FROM accounts")" = "3000|300000" ]'
+owner_of() { q "EXPLAIN SELECT * FROM accounts WHERE id = $1" | sed -n 's/^Shard \([0-9]*\) .*/\1/p'; }
+bucket_of() { q "EXPLAIN SELECT * FROM accounts WHERE id = $1" | sed -n 's/.*bucket \([0-9]*\) -> shard.*/\1/p'; }
+alive() { kill -0 "$1" 2>/dev/null && [ "$(sed 's/^.*) //' "/proc/$1/stat" 2>/dev/null | cut -c1)" != Z ]; }
+key=1
+for fp in router.rebalance.copied router.rebalance.cutover router.rebalance.before_switch \
+	router.rebalance.switched router.rebalance.commit router.rebalance.applied target-kill; do
+	key=$((key + 37))
+	b=$(bucket_of $key); from=$(owner_of $key); to=$(((from + 1) % 3))
+	if [ "$fp" = target-kill ]; then
+		q "UPDATE accounts SET balance = balance + 0 WHERE id = $key" >/dev/null
+		q "MOVE BUCKET $b TO SHARD $to" >/dev/null
+		kill -9 "$(cat "$cdir/shard-$to.pid")" 2>/dev/null
+		sleep 0.5
+		"$bin" cluster start --dir "$cdir" >/dev/null 2>&1
+	else
+		rpid=$(cat "$cdir/router.pid")
+		kill -9 "$rpid"
+		while alive "$rpid"; do sleep 0.05; done
+		SHARDLITE_FAILPOINTS=$fp "$bin" cluster start --dir "$cdir" >/dev/null 2>&1
+		q "MOVE BUCKET $b TO SHARD $to" >/dev/null
+		rpid=$(cat "$cdir/router.pid")
+		for i in $(seq 1 100); do alive "$rpid" || break; sleep 0.05; done
+		t "$fp: the router crashed at the failpoint" '! alive "$rpid" && grep -q "failpoint $fp" "$cdir/router.log"'
+		"$bin" cluster start --dir "$cdir" >/dev/null 2>&1
+	fi
+	t "$fp: the move ends done after restart" 'wait_moves 30'
+	t "$fp: bucket $b is on shard $to now" '[ "$(owner_of $key)" = "$to" ]'
+	t "$fp: row $key is on shard $to only" \
+		'[ "$(sq $to "SELECT count(*) FROM accounts WHERE id = $key")" = 1 ] && [ "$(sq $from "SELECT count(*) FROM accounts WHERE id = $key")" = 0 ]'
+	total=$(( $(sq 0 "SELECT count(*) FROM accounts") + $(sq 1 "SELECT count(*) FROM accounts") + $(sq 2 "SELECT count(*) FROM accounts") ))
+	t "$fp: 3000 rows on the shards, sum unchanged" '[ $total = 3000 ] && [ "$(q "SELECT count(*), sum(balance) FROM accounts")" = "3000|300000" ]'
+	t "$fp: the row is readable and writable" '[ "$(q "UPDATE accounts SET balance = balance + 1 WHERE id = $key; UPDATE accounts SET balance = balance - 1 WHERE id = $key; SELECT balance FROM accounts WHERE id = $key")" = 100 ]'
+done
+
+# ---- errors ------------------------------------------------------------------------
+t "MOVE BUCKET to a shard that does not exist: 22023" \
+	'timeout 10 psql -X -q -v ON_ERROR_STOP=1 -v VERBOSITY=verbose -c "MOVE BUCKET 5 TO SHARD 9" 2>&1 | grep -q 22023'
+t "MOVE BUCKET inside a transaction block: 25001" \
+	'printf "BEGIN;\nMOVE BUCKET 5 TO SHARD 1;\n" | timeout 10 psql -X -q -v VERBOSITY=verbose 2>&1 | grep -q 25001'
+t "MOVE BUCKET of an out-of-range bucket: 22023" \
+	'timeout 10 psql -X -q -v VERBOSITY=verbose -c "MOVE BUCKET 4096 TO SHARD 1" 2>&1 | grep -q 22023'
+t "CANCEL REBALANCE with nothing running cancels nothing" \
+	'timeout 10 psql -X -q -c "CANCEL REBALANCE" 2>&1 | grep -q "0 bucket move"'
+t "ALTER CLUSTER ADD SHARD of a member: 42710" \
+	'timeout 10 psql -X -q -v VERBOSITY=verbose -c "ALTER CLUSTER ADD SHARD '\''127.0.0.1:$((PGPORT + 1))'\''" 2>&1 | grep -q 42710'
+t "ALTER CLUSTER ADD SHARD of nothing listening: 08006, the catalog unchanged" \
+	'timeout 20 psql -X -q -v VERBOSITY=verbose -c "ALTER CLUSTER ADD SHARD '\''127.0.0.1:$((PGPORT + 7))'\''" 2>&1 | grep -q 08006 && [ "$(q "SHOW SHARDS" | wc -l)" = 3 ]'
+"$bin" cluster stop --dir "$cdir" >/dev/null 2>&1
+t "no sanitizer report in the logs" '! grep -l "Sanitizer\|runtime error" "$dir"/c*/*.log >/dev/null 2>&1'
+echo "1..$n"
+exit 0
