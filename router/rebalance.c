@@ -853,6 +853,15 @@ static void history_add(rebalancer *rb, move *m)
 		}
 }
 
+static void on_dropped(void *arg, shard_answer *a, const char *error)
+{
+	(void)arg;
+	if (error || (a && a->msg.resp.status == WIRE_ERROR))
+		fprintf(stderr, "router: rebalance: dropping a staging table: %s\n",
+			error ? error : a->msg.resp.message ? a->msg.resp.message : "error");
+	shard_answer_free(a);
+}
+
 /* The running move ends (done or cancelled): next job. */
 static void move_end(rebalancer *rb, const char *phase)
 {
@@ -872,7 +881,7 @@ static void move_end(rebalancer *rb, const char *phase)
 		sql_buf_reset(&b);
 		sql_buf_printf(&b, "DROP TABLE IF EXISTS %s", rb->tabs[i].stage);
 		wire_request r = {.op = WIRE_OP_EXEC, .sql = b.data, .sql_len = (uint32_t)b.len};
-		shard_pool_send(rb->srv->pool, m->dst, &r, session_ignore_shard_answer, NULL);
+		shard_pool_send(rb->srv->pool, m->dst, &r, on_dropped, NULL);
 	}
 	sql_buf_free(&b);
 	fprintf(stderr, "router: rebalance: move %" PRId64 " (%zu buckets, shard %zu -> %zu) %s: %s\n", m->id, m->n,

@@ -310,8 +310,10 @@ static int authorize(void *ctx, int action, const char *a1, const char *a2,
 			/* IGNORE on a DELETE keeps the delete but turns off SQLite's
 			 * truncate optimization, which would erase the table without
 			 * the pre-update hook: the session would record nothing and
-			 * the row locks would see nothing. */
-			if (action == SQLITE_DELETE)
+			 * the row locks would see nothing.  Not for DROP TABLE, which
+			 * asks about SQLITE_DELETE too (after SQLITE_DROP_TABLE) and
+			 * silently drops nothing when told IGNORE. */
+			if (action == SQLITE_DELETE && !st->is_ddl)
 				return SQLITE_IGNORE;
 		}
 		return SQLITE_OK;

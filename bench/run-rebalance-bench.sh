@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Rebalancing benchmark (issue 6): ACCOUNTS rows on 2 shards under a steady
+# bank load (8 clients, 2PC transfers), then 2 shards added and REBALANCE.
+# Reports the copy rate (rows moved / time from REBALANCE to the last move
+# done), the longest cutover pause (the gate's longest closed time: no
+# client statement waited longer), and the bank's throughput per second
+# before and during the moves (from its timeline).
+#   bench/run-rebalance-bench.sh BUILD_DIR [ACCOUNTS] [SECONDS]
+set -euo pipefail
+build=${1:-build}
+accounts=${2:-1000000}
+seconds=${3:-60}
+bin=$build/shardlite
+dir=$(mktemp -d /tmp/shardlite-rbbench-XXXXXX)
+trap '"$bin" cluster stop --dir "$dir/c" >/dev/null 2>&1; rm -rf "$dir"' EXIT
+port=$(python3 -c 'import random; print(random.randrange(20000, 30000))')
+export PGHOST=127.0.0.1 PGPORT=$port PGUSER=bench PGDATABASE=shardlite
+q() { psql -X -q -A -t -c "$1"; }
+"$build/examples/bank" --shardlite "$bin" --dir "$dir/c" --port "$port" --shards 2 --accounts "$accounts" \
+	--clients 8 --seconds "$seconds" --seed 1 --timeline "$dir/timeline" --keep >"$dir/bank.out" 2>&1 &
+bpid=$!
+until [ "$(q "SELECT count(*) FROM accounts" 2>/dev/null)" = "$accounts" ]; do sleep 0.5; done
+until [ -s "$dir/timeline" ] && [ "$(wc -l <"$dir/timeline")" -ge 8 ]; do sleep 0.5; done
+before=$(wc -l <"$dir/timeline")
+"$bin" cluster add-shard --dir "$dir/c" >/dev/null
+"$bin" cluster add-shard --dir "$dir/c" >/dev/null
+t0=$(date +%s.%N)
+q "REBALANCE" >/dev/null
+until [ "$(q "SHOW REBALANCE" | grep -vc '|done|')" = 0 ]; do sleep 0.1; done
+t1=$(date +%s.%N)
+during=$(wc -l <"$dir/timeline")
+q "SHOW REBALANCE" >"$dir/moves"
+wait $bpid || true
+rows=$(awk -F'|' '{s += $6} END {print s}' "$dir/moves")
+pause=$(awk -F'|' '{if ($9 > m) m = $9} END {print m}' "$dir/moves")
+nmoves=$(wc -l <"$dir/moves")
+echo "rows moved: $rows in $nmoves moves, $(echo "$t1 - $t0" | bc) s: $(echo "$rows / ($t1 - $t0)" | bc) rows/s"
+echo "longest cutover pause: $pause ms"
+echo "shards: $(q "SHOW SHARDS" | awk -F'|' '{printf "%s=%s buckets ", $1, $4}')"
+echo "timeline (second, committed, wrong audits, audits, errors); moves ran from line $before to $during:"
+cat "$dir/timeline"
+grep -E "transfers/s|p50|p99|PASS|FAIL" "$dir/bank.out" | tail -6
