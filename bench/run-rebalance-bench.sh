@@ -31,11 +31,14 @@ t1=$(date +%s.%N)
 during=$(wc -l <"$dir/timeline")
 q "SHOW REBALANCE" >"$dir/moves"
 wait $bpid || true
-rows=$(awk -F'|' '{s += $6} END {print s}' "$dir/moves")
-pause=$(awk -F'|' '{if ($9 > m) m = $9} END {print m}' "$dir/moves")
-nmoves=$(wc -l <"$dir/moves")
+rows=0
+for i in 2 3; do rows=$((rows + $("$bin" shard-query "127.0.0.1:$((port + 1 + i))" "SELECT count(*) FROM accounts"))); done
+pause=$(q "SHOW rebalance_max_pause_ms")
+wait_ms=$(q "SHOW rebalance_max_wait_ms")
+nmoves=$(q "SELECT 1" >/dev/null; awk -F'|' 'NR == 1 {print $1}' "$dir/moves")
 echo "rows moved: $rows in $nmoves moves, $(echo "$t1 - $t0" | bc) s: $(echo "$rows / ($t1 - $t0)" | bc) rows/s"
-echo "longest cutover pause: $pause ms"
+echo "longest cutover pause: $pause ms; longest a client statement waited at a gate: $wait_ms ms"
+echo "moves (the last 5):"; head -5 "$dir/moves" | cut -d"|" -f1-6,9,10
 echo "shards: $(q "SHOW SHARDS" | awk -F'|' '{printf "%s=%s buckets ", $1, $4}')"
 echo "timeline (second, committed, wrong audits, audits, errors); moves ran from line $before to $during:"
 cat "$dir/timeline"

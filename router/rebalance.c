@@ -29,7 +29,9 @@
 #include "txn/failpoint.h"
 #include "txn/hmap.h"
 
-#define MOVE_CHUNK 64          /* buckets per move planned by REBALANCE */
+#define MOVE_CHUNK 64          /* at most this many buckets per planned move */
+#define MOVE_ROWS 2500         /* ... and about this many rows: the cutover pause
+				* grows with a move's rows (docs/rebalance.md) */
 #define ROWS_PER_INSERT 400
 #define DRAIN_TIMEOUT_MS 2000
 #define CATCHUP_ROUNDS 4
@@ -46,6 +48,8 @@ typedef struct move {
 	uint64_t rows_copied, rows_src;
 	uint64_t t_start, t_done;
 	double pause_ms;
+	uint64_t t_mark;       /* cutover: when the last part below began */
+	double drain_ms, sync_ms, flip_ms, commit_ms;  /* the last cutover's parts */
 	int rounds, attempts;
 	char verified[96];
 	char note[160];
@@ -113,7 +117,7 @@ struct rebalancer {
 	uint64_t gate_mask[SL_BUCKETS / 64];
 	uint64_t gate_since;
 	waiter *waiters;
-	double max_wait_ms;
+	double max_wait_ms, max_pause_ms;
 	/* switch transaction */
 	uint64_t switch_txn;
 	size_t switch_at;      /* next table whose rows it switches */
@@ -451,6 +455,11 @@ double rebalance_max_wait_ms(const rebalancer *rb)
 	return rb->max_wait_ms;
 }
 
+double rebalance_max_pause_ms(const rebalancer *rb)
+{
+	return rb->max_pause_ms;
+}
+
 static void gate_close(rebalancer *rb, gate_kind kind, size_t src, size_t dst, const uint64_t *mask)
 {
 	rb->gate = kind;
@@ -471,6 +480,8 @@ static double gate_open(rebalancer *rb)
 	if (rb->gate == GATE_OPEN)
 		return 0;
 	double held = (double)(now_ms() - rb->gate_since);
+	if (held > rb->max_pause_ms)
+		rb->max_pause_ms = held;
 	rb->gate = GATE_OPEN;
 	rb->gate_gen = 0;
 	waiter *w = rb->waiters;
@@ -999,6 +1010,8 @@ static void drain_poll(rebalancer *rb)
 	}
 	size_t busy = session_drain_count(rb->srv, rb);
 	if (busy == 0) {
+		m->drain_ms = (double)(now_ms() - rb->gate_since);
+		m->t_mark = now_ms();
 		sync_start(rb, 1);
 		return;
 	}
@@ -1037,6 +1050,10 @@ static void send_assign(rebalancer *rb, size_t slot, size_t shard)
 static void move_switch(rebalancer *rb)
 {
 	move *m = rb->cur;
+	if (m->t_mark) {
+		m->sync_ms = (double)(now_ms() - m->t_mark);
+		m->t_mark = now_ms();
+	}
 	if (strcmp(m->phase, "switch") != 0) {
 		failpoint_hit("router.rebalance.before_switch");
 		sql_error err = {0};
@@ -1062,6 +1079,11 @@ static void switch_assigned(rebalancer *rb)
 		snprintf(rb->cur->note, sizeof rb->cur->note, "switch: %.120s; retrying", rb->err);
 		after(rb, 500, move_switch);
 		return;
+	}
+	move *m = rb->cur;
+	if (m->t_mark) {
+		m->flip_ms = (double)(now_ms() - m->t_mark);
+		m->t_mark = now_ms();
 	}
 	rb->switch_txn = router_new_txn(rb->srv);
 	rb->switch_at = 0;
@@ -1117,6 +1139,9 @@ static void switch_applied(void *arg)
 	if (rb->closing)
 		return;
 	failpoint_hit("router.rebalance.applied");
+	move *m = rb->cur;
+	if (m->t_mark)
+		m->commit_ms = (double)(now_ms() - m->t_mark);
 	move_end(rb, "done");
 }
 
@@ -1469,7 +1494,16 @@ static void plan_counted(rebalancer *rb)
 		moved[nmoved] = (uint32_t)best;
 		pair_of[nmoved++] = catalog_bucket_shard(rb->srv->cat, (uint32_t)best) * 256 + l;
 	}
-	/* group by (from, to) pair, in bucket order, MOVE_CHUNK at a time */
+	/* group by (from, to) pair, in bucket order, chunk buckets at a time */
+	double total = 0;
+	for (uint32_t b = 0; b < SL_BUCKETS; b++)
+		total += w[b];
+	double per_bucket = total / SL_BUCKETS;
+	size_t chunk_n = per_bucket > 0 ? (size_t)(MOVE_ROWS / per_bucket) : MOVE_CHUNK;
+	if (chunk_n > MOVE_CHUNK)
+		chunk_n = MOVE_CHUNK;
+	if (chunk_n < 1)
+		chunk_n = 1;
 	size_t nq = 0;
 	for (size_t from = 0; from < ns; from++)
 		for (size_t to = 0; to < ns; to++) {
@@ -1478,7 +1512,7 @@ static void plan_counted(rebalancer *rb)
 				if (catalog_bucket_shard(rb->srv->cat, b) != from || owner[b] != to || from == to)
 					continue;
 				chunk[k++] = b;
-				if (k == MOVE_CHUNK) {
+				if (k == chunk_n) {
 					nq += queue_move(rb, chunk, k, from, to) == 0;
 					k = 0;
 				}
@@ -1737,7 +1771,11 @@ static void row_of(const move *m, rebalance_row *r)
 			 (double)(m->rows_src - m->rows_copied) / ((double)m->rows_copied / (secs > 0 ? secs : 1)));
 	if (m->pause_ms > 0)
 		snprintf(r->pause_ms, sizeof r->pause_ms, "%.1f", m->pause_ms);
-	snprintf(r->verified, sizeof r->verified, "%.159s", m->verified[0] ? m->verified : m->note);
+	if (m->verified[0] && strcmp(m->phase, "done") == 0)
+		snprintf(r->verified, sizeof r->verified, "%.90s; pause: drain %.0f + sync %.0f + flip %.0f + switch %.0f ms",
+			 m->verified, m->drain_ms, m->sync_ms, m->flip_ms, m->commit_ms);
+	else
+		snprintf(r->verified, sizeof r->verified, "%.159s", m->verified[0] ? m->verified : m->note);
 }
 
 size_t rebalance_list(rebalancer *rb, rebalance_row *rows, size_t max)

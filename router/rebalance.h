@@ -84,7 +84,10 @@ typedef struct {
 		verified[160];
 } rebalance_row;
 size_t rebalance_list(rebalancer *rb, rebalance_row *rows, size_t max);
-/* The longest time a client statement waited at a gate, in ms. */
+/* The longest time a client statement waited at a gate, and the longest a
+ * gate was closed, in ms, since the router started (SHOW
+ * rebalance_max_wait_ms / rebalance_max_pause_ms). */
 double rebalance_max_wait_ms(const rebalancer *rb);
+double rebalance_max_pause_ms(const rebalancer *rb);
 
 #endif

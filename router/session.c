@@ -1229,6 +1229,15 @@ static const char *show_var(session *s, const char *name)
 		return s->application_name;
 	if (strcmp(name, "max_identifier_length") == 0)
 		return "63";
+	if (strcmp(name, "rebalance_max_pause_ms") == 0 || strcmp(name, "rebalance_max_wait_ms") == 0) {
+		/* the longest cutover (gate closed), and the longest any client
+		 * statement waited at a gate, since the router started */
+		double v = strcmp(name, "rebalance_max_pause_ms") == 0 ? rebalance_max_pause_ms(s->srv->rb)
+							     : rebalance_max_wait_ms(s->srv->rb);
+		sql_buf_reset(&s->fmt);
+		sql_buf_printf(&s->fmt, "%.1f", v);
+		return s->fmt.data;
+	}
 	return NULL;
 }
 
