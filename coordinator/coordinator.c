@@ -679,6 +679,12 @@ static void on_sweep(uv_timer_t *timer)
 	size_t n = catalog_nshards(c->cat);
 	c->sweeping = (int)n;
 	for (size_t i = 0; i < n; i++) {
+		if (catalog_shard_removed(c->cat, i)) {
+			/* a removed shard was drained before it left */
+			if (--c->sweeping == 0)
+				sweep_finish(c);
+			continue;
+		}
 		status_ctx *s = malloc(sizeof *s);
 		wire_request r = {.op = WIRE_OP_STATUS};
 		if (!s || shard_pool_send(c->pool, i, &r, on_status, s) != 0) {

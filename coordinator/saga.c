@@ -814,7 +814,7 @@ static void on_sweep(uv_timer_t *t)
 	size_t n = catalog_nshards(e->cat);
 	e->sweeping = (int)n + 1;  /* +1 until every request is out */
 	for (size_t i = 0; i < n; i++) {
-		status_ctx *c = malloc(sizeof *c);
+		status_ctx *c = catalog_shard_removed(e->cat, i) ? NULL : malloc(sizeof *c);
 		if (!c) {
 			e->sweeping--;
 			continue;
@@ -960,6 +960,10 @@ void saga_resolve(saga_engine *e, uint64_t id, int mode, saga_done_cb cb, void *
 	size_t n = catalog_nshards(e->cat);
 	r->listings = (int)n + 1;
 	for (size_t i = 0; i < n; i++) {
+		if (catalog_shard_removed(e->cat, i)) {
+			r->listings--;
+			continue;
+		}
 		rlist_ctx *c = malloc(sizeof *c);
 		if (!c)
 			abort();

@@ -58,6 +58,7 @@ struct catalog {
 	catalog_table **tables;
 	size_t ntables;
 	uint32_t bucket_shard[CATALOG_BUCKETS];
+	bool *removed;         /* per shard: ALTER CLUSTER REMOVE SHARD done */
 };
 
 /* ---- hash: txn/bucket.c (shared with the shards' sl_bucket()) ------------- */
@@ -481,6 +482,7 @@ static const char schema_sql[] =
 	"value, PRIMARY KEY(tbl, idx));"
 	"CREATE TABLE IF NOT EXISTS sl_buckets(bucket INTEGER PRIMARY KEY, shard INTEGER "
 	"NOT NULL);"
+	"CREATE TABLE IF NOT EXISTS sl_removed(idx INTEGER PRIMARY KEY);"
 	"CREATE TABLE IF NOT EXISTS sl_moves(id INTEGER PRIMARY KEY, src INTEGER NOT NULL, "
 	"dst INTEGER NOT NULL, phase TEXT NOT NULL, buckets TEXT NOT NULL);";
 
@@ -518,6 +520,27 @@ fail:
 
 _Static_assert(CATALOG_BUCKETS == 4096, "init_schema's bucket count");
 
+static int load_removed(catalog *cat, char *err, size_t errlen)
+{
+	cat->removed = calloc(cat->nshards + 1, sizeof *cat->removed);
+	if (!cat->removed) {
+		snprintf(err, errlen, "catalog: out of memory");
+		return -1;
+	}
+	sqlite3_stmt *st;
+	if (sqlite3_prepare_v2(cat->db, "SELECT idx FROM sl_removed", -1, &st, NULL) != SQLITE_OK) {
+		snprintf(err, errlen, "catalog: %s", sqlite3_errmsg(cat->db));
+		return -1;
+	}
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		int64_t i = sqlite3_column_int64(st, 0);
+		if (i >= 0 && (size_t)i < cat->nshards)
+			cat->removed[i] = true;
+	}
+	sqlite3_finalize(st);
+	return 0;
+}
+
 catalog *catalog_open(const char *path, char *err, size_t errlen)
 {
 	catalog *cat = calloc(1, sizeof *cat);
@@ -537,7 +560,8 @@ catalog *catalog_open(const char *path, char *err, size_t errlen)
 		     "PRAGMA foreign_keys=OFF;",
 		     err, errlen) != 0 ||
 	    init_schema(cat, err, errlen) != 0 || load_meta(cat, err, errlen) != 0 ||
-	    load_shards(cat, err, errlen) != 0 || load_buckets(cat, err, errlen) != 0 ||
+	    load_shards(cat, err, errlen) != 0 || load_removed(cat, err, errlen) != 0 ||
+	    load_buckets(cat, err, errlen) != 0 ||
 	    load_tables(cat, err, errlen) != 0)
 		goto fail;
 	return cat;
@@ -556,6 +580,7 @@ void catalog_close(catalog *cat)
 	for (size_t i = 0; i < cat->nshards; i++)
 		free(cat->shards[i]);
 	free(cat->shards);
+	free(cat->removed);
 	sqlite3_close(cat->db);
 	free(cat);
 }
@@ -622,6 +647,11 @@ int catalog_add_shard(catalog *cat, const char *addr, sql_error *err)
 	}
 	if (commit_change(cat, &epoch, err) != 0)
 		goto fail;
+	bool *rm = realloc(cat->removed, (cat->nshards + 2) * sizeof *rm);
+	if (rm) {
+		cat->removed = rm;
+		rm[cat->nshards] = false;
+	}
 	cat->shards[cat->nshards++] = copy;
 	cat->epoch = epoch;
 	if (respread) {
@@ -1206,4 +1236,72 @@ size_t catalog_moves_load(catalog *cat, catalog_move **out)
 	sqlite3_finalize(st);
 	*out = v;
 	return n;
+}
+
+/* ---- removed shards --------------------------------------------------------------- */
+
+bool catalog_shard_removed(const catalog *cat, size_t shard)
+{
+	return shard < cat->nshards && cat->removed && cat->removed[shard];
+}
+
+size_t catalog_first_shard(const catalog *cat)
+{
+	for (size_t i = 0; i < cat->nshards; i++)
+		if (!catalog_shard_removed(cat, i))
+			return i;
+	return 0;
+}
+
+int catalog_remove_check(const catalog *cat, size_t shard, bool buckets_too, sql_error *err)
+{
+	if (shard >= cat->nshards || catalog_shard_removed(cat, shard)) {
+		sql_error_set(err, "22023", 0, "shard %zu is not in the cluster", shard);
+		return -1;
+	}
+	size_t active = 0;
+	for (size_t i = 0; i < cat->nshards; i++)
+		active += !catalog_shard_removed(cat, i);
+	if (active < 2) {
+		sql_error_set(err, "55000", 0, "shard %zu is the cluster's last shard", shard);
+		return -1;
+	}
+	for (size_t i = 0; i < cat->ntables; i++) {
+		const catalog_table *t = cat->tables[i];
+		if (t->partition != SQL_PARTITION_RANGE)
+			continue;
+		for (size_t r = 0; r <= t->nsplits; r++)
+			if (catalog_range_shard(cat, r) == shard) {
+				sql_error_set(err, "0A000", 0,
+					      "shard %zu holds ranges of RANGE table \"%s\": moving ranges is not "
+					      "supported yet, so it cannot be removed", shard, t->name);
+				return -1;
+			}
+	}
+	for (uint32_t b = 0; buckets_too && b < CATALOG_BUCKETS; b++)
+		if (cat->bucket_shard[b] == shard) {
+			sql_error_set(err, "55000", 0, "shard %zu still owns bucket %u", shard, b);
+			return -1;
+		}
+	return 0;
+}
+
+int catalog_remove_shard(catalog *cat, size_t shard, sql_error *err)
+{
+	if (catalog_remove_check(cat, shard, true, err) != 0)
+		return -1;
+	if (begin(cat, err) != 0)
+		return -1;
+	if (run(cat->db, NULL, "INSERT OR IGNORE INTO sl_removed(idx) VALUES (?)", "i", (int64_t)shard) !=
+	    SQLITE_DONE) {
+		db_error(cat, err);
+		rollback(cat);
+		return -1;
+	}
+	uint64_t epoch;
+	if (commit_change(cat, &epoch, err) != 0)
+		return -1;
+	cat->epoch = epoch;
+	cat->removed[shard] = true;
+	return 0;
 }

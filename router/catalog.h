@@ -93,6 +93,18 @@ size_t catalog_range_of(const catalog_table *t, const wire_value *key);
 size_t catalog_range_shard(const catalog *cat, size_t range);
 
 /*
+ * Removed shards (ALTER CLUSTER REMOVE SHARD): they keep their index (so
+ * shard numbers never change) but own nothing and receive no request.
+ * catalog_remove_check(): the shard exists, is not the last, holds no
+ * range of a RANGE table, and (buckets_too) owns no bucket.
+ */
+bool catalog_shard_removed(const catalog *cat, size_t shard);
+/* The lowest-numbered shard not removed (reference reads, SELECT 1). */
+size_t catalog_first_shard(const catalog *cat);
+int catalog_remove_check(const catalog *cat, size_t shard, bool buckets_too, sql_error *err);
+int catalog_remove_shard(catalog *cat, size_t shard, sql_error *err);
+
+/*
  * The rebalancer's durable move log (sl_moves).  A move takes `buckets` from
  * shard src to shard dst; its phase is "copy" until the cutover flips the
  * map, "switch" from the durable flip until the data is switched on the

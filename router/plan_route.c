@@ -245,6 +245,7 @@ int plan__route_extract(plan_ctx *c, router_plan *p, const sql_expr *where)
 /* ---- request time: targets --------------------------------------------------------- */
 
 typedef struct {
+	const catalog *cat;
 	size_t nshards;
 	bool *hit;             /* per shard */
 	uint8_t *bucket_bits;  /* per shard, CATALOG_BUCKETS bits, or NULL */
@@ -253,9 +254,10 @@ typedef struct {
 	bool all;
 } targets;
 
-static int targets_init(targets *t, size_t nshards, bool buckets)
+static int targets_init(targets *t, const catalog *cat, size_t nshards, bool buckets)
 {
 	memset(t, 0, sizeof *t);
+	t->cat = cat;
 	t->nshards = nshards;
 	t->hit = calloc(nshards, sizeof *t->hit);
 	t->nrows = calloc(nshards, sizeof *t->nrows);
@@ -273,10 +275,11 @@ static void targets_free(targets *t)
 	sql_buf_free(&t->why);
 }
 
+/* Every shard that is still in the cluster (not removed). */
 static void hit_all(targets *t)
 {
 	for (size_t i = 0; i < t->nshards; i++)
-		t->hit[i] = true;
+		t->hit[i] = !catalog_shard_removed(t->cat, i);
 	t->all = true;
 }
 
@@ -394,8 +397,8 @@ static int route_hash(const router_plan *p, const catalog *cat, const catalog_ta
 	if (shown > 8)
 		sql_buf_printf(&tg->why, ", ... (%zu values)", shown);
 	if (count_hits(tg) == 0) {
-		tg->hit[0] = true;
-		sql_buf_puts(&tg->why, " no value can match: shard 0");
+		tg->hit[catalog_first_shard(cat)] = true;
+		sql_buf_printf(&tg->why, " no value can match: shard %zu", catalog_first_shard(cat));
 	}
 	return 0;
 }
@@ -671,7 +674,7 @@ int plan_requests(const router_plan *p, const catalog *cat, const wire_value *pa
 			return -1;
 		}
 	}
-	if (targets_init(&tg, nsh, p->target == PLAN_TARGET_HASH) != 0)
+	if (targets_init(&tg, cat, nsh, p->target == PLAN_TARGET_HASH) != 0)
 		goto oom;
 
 	int rc = 0;
@@ -685,13 +688,13 @@ int plan_requests(const router_plan *p, const catalog *cat, const wire_value *pa
 		bool reads = p->kind == PLAN_SELECT;
 		switch (p->target) {
 		case PLAN_TARGET_NONE:
-			tg.hit[0] = true;
-			sql_buf_puts(&tg.why, "no table: shard 0");
+			tg.hit[catalog_first_shard(cat)] = true;
+			sql_buf_printf(&tg.why, "no table: shard %zu", catalog_first_shard(cat));
 			break;
 		case PLAN_TARGET_REFERENCE:
 			if (reads) {
-				tg.hit[0] = true;
-				sql_buf_puts(&tg.why, "reference table: read from shard 0");
+				tg.hit[catalog_first_shard(cat)] = true;
+				sql_buf_printf(&tg.why, "reference table: read from shard %zu", catalog_first_shard(cat));
 			} else {
 				hit_all(&tg);
 				sql_buf_printf(&tg.why, "reference table: write to all %zu shards", nsh);

@@ -81,7 +81,7 @@ typedef struct waiter {
 	struct waiter *next;
 } waiter;
 
-typedef enum { GATE_OPEN = 0, GATE_MOVE, GATE_REF } gate_kind;
+typedef enum { GATE_OPEN = 0, GATE_MOVE, GATE_REF, GATE_SHARD } gate_kind;
 
 struct rebalancer {
 	router_server *srv;
@@ -122,6 +122,8 @@ struct rebalancer {
 	uint64_t switch_txn;
 	size_t switch_at;      /* next table whose rows it switches */
 	shard_answer *schema_ans;  /* shard 0's schema, for a new shard */
+	/* shards being drained for removal, and those whose removal waits */
+	bool draining[256];
 	/* planning */
 	rebalance_cb plan_done;
 	void *plan_arg;
@@ -399,6 +401,8 @@ static bool req_in_gate(const rebalancer *rb, const plan_request *r, bool writes
 {
 	if (rb->gate == GATE_REF)
 		return writes && r->nbuckets == 0;
+	if (rb->gate == GATE_SHARD)
+		return r->shard == rb->gate_src;
 	for (uint32_t i = 0; i < r->nbuckets; i++) {
 		uint32_t b = r->buckets[i] % SL_BUCKETS;
 		if (rb->gate_mask[b / 64] & (1ull << (b % 64)))
@@ -531,7 +535,7 @@ static void source_sql(rebalancer *rb, size_t i, sql_buf *b)
 
 static size_t sync_src(const rebalancer *rb)
 {
-	return rb->cur ? rb->cur->src : 0;
+	return rb->cur ? rb->cur->src : catalog_first_shard(rb->srv->cat);
 }
 
 static size_t sync_dst(const rebalancer *rb)
@@ -1202,7 +1206,7 @@ static void add_begin(rebalancer *rb)
 	}
 	wire_request ping = {.op = WIRE_OP_PING};
 	round_send(rb, 0, j->idx, &ping);
-	round_exec(rb, 1, 0,
+	round_exec(rb, 1, catalog_first_shard(rb->srv->cat),
 		   "SELECT type, sql FROM sqlite_master WHERE sql IS NOT NULL AND name NOT LIKE '\\_sl%' ESCAPE '\\' "
 		   "AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY type = 'index', rowid",
 		   NULL, 0, true);
@@ -1291,7 +1295,7 @@ static void add_drain(rebalancer *rb)
 		return;
 	}
 	if (rb->gate == GATE_OPEN)
-		gate_close(rb, GATE_REF, 0, 0, NULL);
+		gate_close(rb, GATE_REF, catalog_first_shard(rb->srv->cat), 0, NULL);
 	if (session_drain_count(rb->srv, rb) != 0) {
 		if (now_ms() - rb->gate_since > DRAIN_TIMEOUT_MS) {
 			add_finish(rb, 0, "55006",
@@ -1474,13 +1478,17 @@ static void plan_counted(rebalancer *rb)
 	uint32_t *moved = calloc(SL_BUCKETS, sizeof *moved);
 	size_t nmoved = 0;
 	for (int iter = 0; iter < SL_BUCKETS && moved; iter++) {
-		size_t h = 0, l = 0;
-		for (size_t s = 1; s < ns; s++) {
-			if (load[s] > load[h])
+		size_t h = SIZE_MAX, l = SIZE_MAX;
+		for (size_t s = 0; s < ns; s++) {
+			if (catalog_shard_removed(rb->srv->cat, s) || rebalance_draining(rb, s))
+				continue;
+			if (h == SIZE_MAX || load[s] > load[h])
 				h = s;
-			if (load[s] < load[l])
+			if (l == SIZE_MAX || load[s] < load[l])
 				l = s;
 		}
+		if (h == SIZE_MAX)
+			break;
 		double gap = load[h] - load[l];
 		int best = -1;
 		for (uint32_t b = 0; b < SL_BUCKETS; b++)
@@ -1557,7 +1565,8 @@ void rebalance_start(rebalancer *rb, const char *table, rebalance_cb done, void 
 
 int rebalance_move(rebalancer *rb, const uint32_t *buckets, size_t n, size_t dst, sql_error *err)
 {
-	if (dst >= catalog_nshards(rb->srv->cat)) {
+	if (dst >= catalog_nshards(rb->srv->cat) || catalog_shard_removed(rb->srv->cat, dst) ||
+	    rebalance_draining(rb, dst)) {
 		sql_error_set(err, "22023", 0, "shard %zu does not exist", dst);
 		return -1;
 	}
@@ -1614,6 +1623,136 @@ size_t rebalance_cancel(rebalancer *rb)
 	return n;
 }
 
+/* ---- removing a shard ------------------------------------------------------------------- */
+
+bool rebalance_draining(const rebalancer *rb, size_t shard)
+{
+	return shard < 256 && rb->draining[shard];
+}
+
+void rebalance_remove_shard(rebalancer *rb, size_t shard, rebalance_cb done, void *arg)
+{
+	const catalog *cat = rb->srv->cat;
+	sql_error err = {0};
+	if (catalog_remove_check(cat, shard, false, &err) != 0) {
+		done(arg, 0, err.sqlstate, err.message);
+		return;
+	}
+	if (shard >= 256 || rb->draining[shard]) {
+		done(arg, 0, "55000", "that shard is being removed already");
+		return;
+	}
+	for (move *m = rb->queue; m; m = m->next)
+		if (m->dst == shard) {
+			done(arg, 0, "55000", "bucket moves to that shard are queued: CANCEL REBALANCE first");
+			return;
+		}
+	size_t ns = catalog_nshards(cat);
+	size_t count[256] = {0};
+	bool usable[256] = {0};
+	size_t nusable = 0;
+	for (size_t i = 0; i < ns && i < 256; i++) {
+		usable[i] = i != shard && !catalog_shard_removed(cat, i) && !rb->draining[i];
+		nusable += usable[i];
+	}
+	if (nusable == 0) {
+		done(arg, 0, "55000", "no other shard can take its buckets");
+		return;
+	}
+	for (uint32_t b = 0; b < SL_BUCKETS; b++) {
+		size_t o = catalog_bucket_shard(cat, b);
+		if (o < 256)
+			count[o]++;
+	}
+	/* each bucket to the shard with the fewest, in chunks per target */
+	uint32_t *mine[256] = {0};
+	size_t nmine[256] = {0};
+	size_t nq = 0;
+	for (uint32_t b = 0; b < SL_BUCKETS; b++) {
+		if (catalog_bucket_shard(cat, b) != shard)
+			continue;
+		size_t best = SIZE_MAX;
+		for (size_t i = 0; i < ns && i < 256; i++)
+			if (usable[i] && (best == SIZE_MAX || count[i] < count[best]))
+				best = i;
+		count[best]++;
+		if (!mine[best])
+			mine[best] = malloc(SL_BUCKETS * sizeof *mine[best]);
+		if (!mine[best])
+			continue;
+		mine[best][nmine[best]++] = b;
+		if (nmine[best] == 16) {
+			nq += queue_move(rb, mine[best], nmine[best], shard, best) == 0;
+			nmine[best] = 0;
+		}
+	}
+	for (size_t i = 0; i < 256; i++) {
+		if (mine[i] && nmine[i])
+			nq += queue_move(rb, mine[i], nmine[i], shard, i) == 0;
+		free(mine[i]);
+	}
+	rb->draining[shard] = true;
+	char msg[200];
+	snprintf(msg, sizeof msg,
+		 "draining shard %zu: %zu bucket move(s) queued; it leaves the cluster once they are done (SHOW SHARDS)",
+		 shard, nq);
+	done(arg, 1, NULL, msg);
+	if (!rb->busy)
+		after(rb, 0, kick);
+}
+
+static void remove_drain(rebalancer *rb);
+
+static void remove_end(rebalancer *rb, size_t shard)
+{
+	gate_open(rb);
+	rb->draining[shard] = false;
+	rb->busy = 0;
+	after(rb, 0, kick);
+}
+
+/* All its buckets are gone: stop everything reaching it, drain, remove. */
+static bool remove_next(rebalancer *rb)
+{
+	for (size_t i = 0; i < 256 && i < catalog_nshards(rb->srv->cat); i++) {
+		if (!rb->draining[i])
+			continue;
+		sql_error err = {0};
+		if (catalog_remove_check(rb->srv->cat, i, true, &err) != 0) {
+			fprintf(stderr, "router: rebalance: shard %zu is not removed: %s\n", i, err.message);
+			rb->draining[i] = false;
+			continue;
+		}
+		rb->busy = 1;
+		gate_close(rb, GATE_SHARD, i, i, NULL);
+		after(rb, 0, remove_drain);
+		return true;
+	}
+	return false;
+}
+
+static void remove_drain(rebalancer *rb)
+{
+	size_t shard = rb->gate_src;
+	if (session_drain_count(rb->srv, rb) != 0) {
+		if (now_ms() - rb->gate_since > DRAIN_TIMEOUT_MS) {
+			/* retry later: open the gate meanwhile */
+			gate_open(rb);
+			rb->busy = 0;
+			after(rb, 1000, kick);
+			return;
+		}
+		after(rb, 1, remove_drain);
+		return;
+	}
+	sql_error err = {0};
+	if (catalog_remove_shard(rb->srv->cat, shard, &err) != 0)
+		fprintf(stderr, "router: rebalance: removing shard %zu: %s\n", shard, err.message);
+	else
+		fprintf(stderr, "router: rebalance: shard %zu removed from the cluster\n", shard);
+	remove_end(rb, shard);
+}
+
 /* ---- the job loop --------------------------------------------------------------------- */
 
 static void kick(rebalancer *rb)
@@ -1654,7 +1793,9 @@ static void kick(rebalancer *rb)
 		}
 		log_phase(rb, m, "copy");
 		move_copy(rb);
+		return;
 	}
+	remove_next(rb);
 }
 
 rebalancer *rebalance_open(router_server *srv)

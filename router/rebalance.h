@@ -68,6 +68,12 @@ typedef void (*rebalance_cb)(void *arg, int ok, const char *sqlstate, const char
 /* ALTER CLUSTER ADD SHARD 'host:port': copies the schema and the reference
  * tables to the new shard, then registers it (it owns no bucket yet). */
 void rebalance_add_shard(rebalancer *rb, const char *addr, rebalance_cb done, void *arg);
+/* ALTER CLUSTER REMOVE SHARD n: queues moves of all its buckets to the other
+ * shards (fewest buckets first); once they are done, the shard is drained
+ * (nothing may reach it, transactions that touched it finish) and marked
+ * removed in the catalog.  done() once the moves are queued. */
+void rebalance_remove_shard(rebalancer *rb, size_t shard, rebalance_cb done, void *arg);
+bool rebalance_draining(const rebalancer *rb, size_t shard);
 /* MOVE BUCKET b[, ...] TO SHARD n: queues one move. */
 int rebalance_move(rebalancer *rb, const uint32_t *buckets, size_t n, size_t dst, sql_error *err);
 /* REBALANCE [TABLE t]: plans moves that even out the shards' rows (t's rows

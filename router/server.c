@@ -45,6 +45,8 @@ static void assign_buckets(router_server *srv)
 	if (!buckets)
 		return;
 	for (size_t i = 0; i < n; i++) {
+		if (catalog_shard_removed(srv->cat, i))
+			continue;
 		uint32_t k = 0;
 		for (uint32_t b = 0; b < CATALOG_BUCKETS; b++)
 			if (catalog_bucket_shard(srv->cat, b) == i)

@@ -1304,7 +1304,8 @@ static void do_show(session *s, const sql_show *sh)
 			snprintf(bufs[i * 2 + 1], 32, "%zu", buckets ? buckets[i] : 0);
 			cells[i * 4] = bufs[i * 2];
 			cells[i * 4 + 1] = catalog_shard_addr(cat, i);
-			cells[i * 4 + 2] = "active";
+			cells[i * 4 + 2] = catalog_shard_removed(cat, i) ? "removed"
+					   : rebalance_draining(srv->rb, i) ? "draining" : "active";
 			cells[i * 4 + 3] = bufs[i * 2 + 1];
 		}
 		const char *names[] = {"id", "address", "state", "buckets"};
@@ -1548,6 +1549,7 @@ static void run_stmt_now(session *s, sql_stmt *st, const router_plan *plan, cons
 		statement_done(s);
 		return;
 	case SQL_STMT_ADD_SHARD:
+	case SQL_STMT_REMOVE_SHARD:
 	case SQL_STMT_REBALANCE:
 	case SQL_STMT_MOVE_BUCKET:
 	case SQL_STMT_CANCEL_REBALANCE:
@@ -1593,9 +1595,12 @@ static void on_admin_done(void *arg, int ok, const char *sqlstate, const char *m
 	if (!ok) {
 		send_error(s, sqlstate ? sqlstate : "XX000", message ? message : "failed", 0);
 	} else {
-		if (strcmp(tag, "REBALANCE") == 0 && message) {
-			char msg[160];
-			snprintf(msg, sizeof msg, "%s bucket move(s) planned; SHOW REBALANCE follows them", message);
+		if (message && (strcmp(tag, "REBALANCE") == 0 || strncmp(message, "draining", 8) == 0)) {
+			char msg[200];
+			if (strcmp(tag, "REBALANCE") == 0)
+				snprintf(msg, sizeof msg, "%s bucket move(s) planned; SHOW REBALANCE follows them", message);
+			else
+				snprintf(msg, sizeof msg, "%s", message);
 			pgw_notice n = {.severity = "NOTICE", .sqlstate = "00000", .message = msg};
 			pgw_put_notice_response(&s->out, &n);
 		}
@@ -1621,6 +1626,10 @@ static void run_admin(session *s, const sql_stmt *st)
 	case SQL_STMT_REBALANCE:
 		snprintf(s->implicit_tag, sizeof s->implicit_tag, "REBALANCE");
 		rebalance_start(rb, st->rebalance.table, on_admin_done, s);
+		return;
+	case SQL_STMT_REMOVE_SHARD:
+		snprintf(s->implicit_tag, sizeof s->implicit_tag, "ALTER CLUSTER");
+		rebalance_remove_shard(rb, st->move.shard, on_admin_done, s);
 		return;
 	case SQL_STMT_MOVE_BUCKET: {
 		sql_error err = {0};

@@ -121,6 +121,7 @@ static const keyword keywords[] = {
 	{"read", TK_READ},
 	{"rebalance", TK_REBALANCE},
 	{"references", TK_REFERENCES},
+	{"remove", TK_REMOVE},
 	{"repeatable", TK_REPEATABLE},
 	{"reset", TK_RESET},
 	{"resolve", TK_RESOLVE},

@@ -830,6 +830,9 @@ int sql_render_stmt(sql_buf *b, const sql_stmt *s)
 		return b->failed ? -1 : 0;
 	case SQL_STMT_CANCEL_REBALANCE:
 		return sql_buf_puts(b, "CANCEL REBALANCE");
+	case SQL_STMT_REMOVE_SHARD:
+		sql_buf_printf(b, "ALTER CLUSTER REMOVE SHARD %u", s->move.shard);
+		return b->failed ? -1 : 0;
 	case SQL_STMT_RESOLVE_SAGA:
 		sql_buf_puts(b, "RESOLVE SAGA ");
 		sql_render_string(b, s->prepared_gid, strlen(s->prepared_gid));

@@ -11,6 +11,8 @@
 #    switch commit) and with the target shard killed -9 mid-move: after
 #    restart the move ends done, the bucket's rows are on exactly one shard,
 #    totals unchanged;
+#  - ALTER CLUSTER REMOVE SHARD under the 2PC load: the shard is drained
+#    and removed, nothing lost;
 #  - errors: MOVE BUCKET to a shard that does not exist, inside a
 #    transaction block, CANCEL REBALANCE.
 set -u
@@ -53,7 +55,7 @@ grow_under_load() {
 	PGPORT=$(pick_ports 8) || { echo "Bail out! no free ports"; exit 1; }
 	export PGPORT
 	"$bank" --shardlite "$bin" --dir "$cdir" --port "$PGPORT" --shards 2 --accounts 4000 --clients 4 \
-		--seconds 14 --mode "$mode" --seed 7 --keep >"$dir/bank-$mode.out" 2>&1 &
+		--seconds 18 --mode "$mode" --seed 7 --keep >"$dir/bank-$mode.out" 2>&1 &
 	local bpid=$!
 	local i loaded=0
 	for i in $(seq 1 150); do
@@ -79,6 +81,19 @@ grow_under_load() {
 	t "$mode: REBALANCE plans moves while transfers run" '[ $? = 0 ] && ! echo "$out" | grep -q ERROR'
 	t "$mode: every move is done within 60 s" 'wait_moves 60'
 	t "$mode: the bank was still running during the moves" 'kill -0 $bpid 2>/dev/null'
+	local removed=none
+	if [ "$mode" = 2pc ]; then
+		removed=3
+		out=$(q "ALTER CLUSTER REMOVE SHARD 3")
+		t "$mode: ALTER CLUSTER REMOVE SHARD 3 drains it while transfers run" '! echo "$out" | grep -q ERROR'
+		local i gone=0
+		for i in $(seq 1 150); do
+			q "SHOW SHARDS" | grep -q '^3|.*|removed|0$' && { gone=1; break; }
+			sleep 0.2
+		done
+		t "$mode: shard 3 is removed once its buckets moved (SHOW SHARDS)" '[ $gone = 1 ]'
+		t "$mode: the bank was still running during the removal" 'kill -0 $bpid 2>/dev/null'
+	fi
 	wait $bpid
 	local brc=$?
 	t "$mode: the bank's final check passes (no transfer lost or applied twice, total exact)" \
@@ -89,8 +104,13 @@ grow_under_load() {
 	diag "$mode: accounts per shard: $c0 $c1 $c2 $c3"
 	t "$mode: no row lost or duplicated (rows on the shards add up to 4000)" '[ $((c0 + c1 + c2 + c3)) = 4000 ]'
 	t "$mode: the router counts 4000 rows" '[ "$(q "SELECT count(*) FROM accounts")" = 4000 ]'
-	t "$mode: the new shards hold their share (>= 600 rows each)" '[ "$c2" -ge 600 ] && [ "$c3" -ge 600 ]'
-	t "$mode: the old shards gave theirs up (<= 1400 rows each)" '[ "$c0" -le 1400 ] && [ "$c1" -le 1400 ]'
+	if [ $removed = 3 ]; then
+		t "$mode: the removed shard holds nothing, the new one its share" '[ "$c3" = 0 ] && [ "$c2" -ge 800 ]'
+		t "$mode: the old shards gave theirs up (<= 1800 rows each)" '[ "$c0" -le 1800 ] && [ "$c1" -le 1800 ]'
+	else
+		t "$mode: the new shards hold their share (>= 600 rows each)" '[ "$c2" -ge 600 ] && [ "$c3" -ge 600 ]'
+		t "$mode: the old shards gave theirs up (<= 1400 rows each)" '[ "$c0" -le 1400 ] && [ "$c1" -le 1400 ]'
+	fi
 	local after
 	after=$(q "SELECT count(*), sum(id), sum(length(note) * id), min(note), max(note) FROM ledger")
 	t "$mode: the static table's row count and checksum are unchanged ($after)" '[ "$before" = "$after" ]'
