@@ -120,7 +120,6 @@ struct rebalancer {
 	double max_wait_ms, max_pause_ms;
 	/* switch transaction */
 	uint64_t switch_txn;
-	size_t switch_at;      /* next table whose rows it switches */
 	shard_answer *schema_ans;  /* shard 0's schema, for a new shard */
 	/* shards being drained for removal, and those whose removal waits */
 	bool draining[256];
@@ -1034,8 +1033,7 @@ static void drain_poll(rebalancer *rb)
 
 /* ---- the switch: flip the map, move the rows in one 2PC transaction -------------------- */
 
-static void switch_assigned(rebalancer *rb);
-static void switch_stmt(rebalancer *rb);
+static void switch_sent(rebalancer *rb);
 static void switch_committed(void *arg, int committed, const char *sqlstate, const char *message);
 
 static void send_assign(rebalancer *rb, size_t slot, size_t shard)
@@ -1069,34 +1067,46 @@ static void move_switch(rebalancer *rb)
 		set_phase(m, "switch");
 		failpoint_hit("router.rebalance.switched");
 	}
-	if (round_begin(rb, 2, switch_assigned) != 0) {
+	if (m->t_mark) {
+		m->flip_ms = (double)(now_ms() - m->t_mark);
+		m->t_mark = now_ms();
+	}
+	/* One round, pipelined on each shard's connection (its writer runs
+	 * them in order): the new bucket lists, then every table's switch
+	 * statement in the switch transaction.  Anything failing (a statement
+	 * that had to wait for a lock, say) rolls it back and the switch is
+	 * tried again: every step is idempotent. */
+	rb->switch_txn = router_new_txn(rb->srv);
+	if (round_begin(rb, 2 + 2 * rb->ntabs, switch_sent) != 0) {
 		after(rb, 500, move_switch);
 		return;
 	}
 	send_assign(rb, 0, m->src);
 	send_assign(rb, 1, m->dst);
+	sql_buf b;
+	sql_buf_init(&b);
+	for (size_t i = 0; i < rb->ntabs; i++) {
+		tinfo *t = &rb->tabs[i];
+		sql_buf_reset(&b);
+		sql_buf_printf(&b, "DELETE FROM %s WHERE sl_bucket(%s) IN (", t->name, t->key);
+		put_bucket_list(&b, m->buckets, m->n);
+		sql_buf_puts(&b, ")");
+		wire_request r = {.op = WIRE_OP_EXEC, .sql = b.data, .sql_len = (uint32_t)b.len, .txn = rb->switch_txn,
+				  .ts = rb->switch_txn, .begin = i == 0};
+		round_send(rb, 2 + 2 * i, m->src, &r);
+		sql_buf_reset(&b);
+		sql_buf_printf(&b, "INSERT INTO %s SELECT * FROM %s WHERE true ON CONFLICT DO NOTHING", t->name,
+			       t->stage);
+		r.sql = b.data;
+		r.sql_len = (uint32_t)b.len;
+		round_send(rb, 3 + 2 * i, m->dst, &r);
+	}
+	sql_buf_free(&b);
+	round_end_empty(rb);
 }
 
-static void switch_assigned(rebalancer *rb)
-{
-	if (rb->failed) {
-		snprintf(rb->cur->note, sizeof rb->cur->note, "switch: %.120s; retrying", rb->err);
-		after(rb, 500, move_switch);
-		return;
-	}
-	move *m = rb->cur;
-	if (m->t_mark) {
-		m->flip_ms = (double)(now_ms() - m->t_mark);
-		m->t_mark = now_ms();
-	}
-	rb->switch_txn = router_new_txn(rb->srv);
-	rb->switch_at = 0;
-	switch_stmt(rb);
-}
-
-/* One table at a time: delete B's rows on the source, move the staged
- * rows into the target's table, both in the switch transaction. */
-static void switch_stmt(rebalancer *rb)
+/* The switch statements ran on both shards: commit them together. */
+static void switch_sent(rebalancer *rb)
 {
 	move *m = rb->cur;
 	if (rb->failed) {
@@ -1108,33 +1118,10 @@ static void switch_stmt(rebalancer *rb)
 		after(rb, 500, move_switch);
 		return;
 	}
-	if (rb->switch_at == rb->ntabs) {
-		size_t shards[2] = {m->src, m->dst};
-		bool wrote[2] = {true, true};
-		failpoint_hit("router.rebalance.commit");
-		coord_commit(rb->srv->coord, rb->switch_txn, rb->switch_txn, shards, wrote, 2, switch_committed, rb);
-		return;
-	}
-	tinfo *t = &rb->tabs[rb->switch_at];
-	if (round_begin(rb, 2, switch_stmt) != 0) {
-		after(rb, 500, move_switch);
-		return;
-	}
-	sql_buf b;
-	sql_buf_init(&b);
-	sql_buf_printf(&b, "DELETE FROM %s WHERE sl_bucket(%s) IN (", t->name, t->key);
-	put_bucket_list(&b, m->buckets, m->n);
-	sql_buf_puts(&b, ")");
-	wire_request r = {.op = WIRE_OP_EXEC, .sql = b.data, .sql_len = (uint32_t)b.len, .txn = rb->switch_txn,
-			  .ts = rb->switch_txn, .begin = rb->switch_at == 0};
-	round_send(rb, 0, m->src, &r);
-	sql_buf_reset(&b);
-	sql_buf_printf(&b, "INSERT INTO %s SELECT * FROM %s WHERE true ON CONFLICT DO NOTHING", t->name, t->stage);
-	r.sql = b.data;
-	r.sql_len = (uint32_t)b.len;
-	round_send(rb, 1, m->dst, &r);
-	sql_buf_free(&b);
-	rb->switch_at++;
+	size_t shards[2] = {m->src, m->dst};
+	bool wrote[2] = {true, true};
+	failpoint_hit("router.rebalance.commit");
+	coord_commit(rb->srv->coord, rb->switch_txn, rb->switch_txn, shards, wrote, 2, switch_committed, rb);
 }
 
 static void switch_applied(void *arg)
