@@ -1241,6 +1241,128 @@ static const char *show_var(session *s, const char *name)
 	return NULL;
 }
 
+/* SHOW SHARDS: id, address, state, buckets, and the rows each shard holds
+ * (every table's, counted on the shard: asynchronous). */
+typedef struct {
+	session *s;
+	size_t n, pending;
+	shard_answer **ans;
+} shards_show;
+
+static void show_shards_done(shards_show *c)
+{
+	session *s = c->s;
+	const catalog *cat = s->srv->cat;
+	size_t n = c->n;
+	if (s->closing) {
+		s->busy = 0;
+		maybe_free(s);
+	} else {
+		const char **cells = calloc(n * 5 + 1, sizeof *cells);
+		char (*bufs)[32] = calloc(n * 3 + 1, sizeof *bufs);
+		size_t *buckets = calloc(n + 1, sizeof *buckets);
+		if (!cells || !bufs || !buckets) {
+			send_error(s, "53200", "out of memory", 0);
+		} else {
+			for (uint32_t b = 0; b < CATALOG_BUCKETS; b++) {
+				size_t sh = catalog_bucket_shard(cat, b);
+				if (sh < n)
+					buckets[sh]++;
+			}
+			for (size_t i = 0; i < n; i++) {
+				const shard_answer *a = c->ans[i];
+				snprintf(bufs[i * 3], 32, "%zu", i);
+				snprintf(bufs[i * 3 + 1], 32, "%zu", buckets[i]);
+				cells[i * 5] = bufs[i * 3];
+				cells[i * 5 + 1] = catalog_shard_addr(cat, i);
+				cells[i * 5 + 2] = catalog_shard_removed(cat, i) ? "removed"
+						   : rebalance_draining(s->srv->rb, i) ? "draining"
+						   : a ? "active" : "unreachable";
+				cells[i * 5 + 3] = bufs[i * 3 + 1];
+				if (a && a->msg.resp.status == WIRE_OK && a->msg.resp.nrows == 1 && a->msg.resp.ncols == 1 &&
+				    a->msg.resp.cells[0].type == WIRE_INT) {
+					snprintf(bufs[i * 3 + 2], 32, "%" PRId64, a->msg.resp.cells[0].i);
+					cells[i * 5 + 4] = bufs[i * 3 + 2];
+				}
+			}
+			const char *names[] = {"id", "address", "state", "buckets", "rows"};
+			send_text_table(s, 5, names, n, cells, "SELECT");
+		}
+		free(cells);
+		free(bufs);
+		free(buckets);
+	}
+	for (size_t i = 0; i < n; i++)
+		shard_answer_free(c->ans[i]);
+	free(c->ans);
+	free(c);
+	if (!s->closing)
+		statement_done(s);
+}
+
+typedef struct {
+	shards_show *c;
+	size_t i;
+} shards_token;
+
+static void on_shard_rows(void *arg, shard_answer *a, const char *err)
+{
+	shards_token *t = arg;
+	shards_show *c = t->c;
+	if (!err && a && a->msg.resp.status == WIRE_OK)
+		c->ans[t->i] = a;
+	else
+		shard_answer_free(a);
+	free(t);
+	if (--c->pending == 0)
+		show_shards_done(c);
+}
+
+static void show_shards(session *s)
+{
+	const catalog *cat = s->srv->cat;
+	shards_show *c = calloc(1, sizeof *c);
+	size_t n = catalog_nshards(cat);
+	if (c)
+		c->ans = calloc(n + 1, sizeof *c->ans);
+	if (!c || !c->ans) {
+		free(c);
+		send_error(s, "53200", "out of memory", 0);
+		statement_done(s);
+		return;
+	}
+	c->s = s;
+	c->n = n;
+	c->pending = 1;  /* until every request is out */
+	sql_buf q;
+	sql_buf_init(&q);
+	sql_buf_puts(&q, "SELECT 0");
+	for (size_t i = 0; i < catalog_ntables(cat); i++) {
+		sql_buf_puts(&q, " + (SELECT count(*) FROM ");
+		sql_render_ident(&q, catalog_table_at(cat, i)->name);
+		sql_buf_puts(&q, ")");
+	}
+	s->busy = 1;
+	for (size_t i = 0; i < n && !q.failed; i++) {
+		if (catalog_shard_removed(cat, i))
+			continue;
+		shards_token *t = malloc(sizeof *t);
+		if (!t)
+			continue;
+		t->c = c;
+		t->i = i;
+		wire_request r = {.op = WIRE_OP_EXEC, .sql = q.data, .sql_len = (uint32_t)q.len, .readonly = true};
+		c->pending++;
+		if (shard_pool_send(s->srv->pool, i, &r, on_shard_rows, t) != 0) {
+			free(t);
+			c->pending--;
+		}
+	}
+	sql_buf_free(&q);
+	if (--c->pending == 0)
+		show_shards_done(c);
+}
+
 static void do_show(session *s, const sql_show *sh)
 {
 	router_server *srv = s->srv;
@@ -1283,38 +1405,8 @@ static void do_show(session *s, const sql_show *sh)
 		free(bufs);
 		return;
 	}
-	case SQL_SHOW_SHARDS: {
-		size_t n = catalog_nshards(cat);
-		const char **cells = calloc(n * 4 + 1, sizeof *cells);
-		char (*bufs)[32] = calloc(n * 2 + 1, sizeof *bufs);
-		if (!cells || !bufs) {
-			free(cells);
-			free(bufs);
-			send_error(s, "53200", "out of memory", 0);
-			return;
-		}
-		size_t *buckets = calloc(n + 1, sizeof *buckets);
-		for (uint32_t b = 0; buckets && b < CATALOG_BUCKETS; b++) {
-			size_t sh2 = catalog_bucket_shard(cat, b);
-			if (sh2 < n)
-				buckets[sh2]++;
-		}
-		for (size_t i = 0; i < n; i++) {
-			snprintf(bufs[i * 2], 32, "%zu", i);
-			snprintf(bufs[i * 2 + 1], 32, "%zu", buckets ? buckets[i] : 0);
-			cells[i * 4] = bufs[i * 2];
-			cells[i * 4 + 1] = catalog_shard_addr(cat, i);
-			cells[i * 4 + 2] = catalog_shard_removed(cat, i) ? "removed"
-					   : rebalance_draining(srv->rb, i) ? "draining" : "active";
-			cells[i * 4 + 3] = bufs[i * 2 + 1];
-		}
-		const char *names[] = {"id", "address", "state", "buckets"};
-		send_text_table(s, 4, names, n, cells, "SELECT");
-		free(buckets);
-		free(cells);
-		free(bufs);
-		return;
-	}
+	case SQL_SHOW_SHARDS:
+		return;  /* show_shards(), asynchronous */
 	case SQL_SHOW_TRANSACTIONS: {
 		coord_row rows[256];
 		size_t n = coord_list(srv->coord, rows, 256);
@@ -1541,6 +1633,10 @@ static void run_stmt_now(session *s, sql_stmt *st, const router_plan *plan, cons
 		statement_done(s);
 		return;
 	case SQL_STMT_SHOW:
+		if (st->show.what == SQL_SHOW_SHARDS) {
+			show_shards(s);
+			return;
+		}
 		do_show(s, &st->show);
 		statement_done(s);
 		return;
