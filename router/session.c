@@ -83,8 +83,8 @@ typedef struct {
 	router_plan *comp_plan;  /* COMPENSATE WITH's plan and requests */
 	plan_batch comp_batch;
 	coord_read *cut;         /* a multi-shard read's consistent cut */
-	wire_request *cut_reqs;  /* requests waiting for the cut */
-	size_t *cut_shards;
+	wire_request *cut_reqs;  /* requests waiting for the cut, or for */
+	size_t *cut_shards;      /* ... earlier commits (coord_on_visible) */
 } exec_state;
 
 struct session {
@@ -114,15 +114,7 @@ struct session {
 	const sql_stmt *comp;    /* the statement's COMPENSATE WITH, for start_plan */
 	const router_plan *comp_plan;  /* ... planned already (a prepared statement's) */
 	int in_commit;           /* the coordinator owns the transaction now */
-	uint64_t last_2pc;       /* our last distributed commit, maybe still in phase two */
 	bool forcing_commit;     /* COMMIT PREPARED (else ROLLBACK PREPARED) running */
-	struct {                 /* a statement waiting for last_2pc to be applied */
-		sql_stmt *st;
-		const router_plan *plan;
-		const wire_value *params;
-		size_t nparams;
-		bool describe;
-	} waiting;
 	int handle_closed;       /* libuv closed the socket: free when idle */
 	char implicit_tag[64];
 	hmap stmts;              /* name -> prepared */
@@ -634,6 +626,8 @@ static void send_now(session *s, wire_request *reqs, const size_t *shards, size_
 	}
 }
 
+/* The statement's requests waited (for its cut, or for commits
+ * acknowledged earlier to be applied on its shards): send them. */
 static void on_cut_ready(void *arg)
 {
 	session *s = arg;
@@ -812,6 +806,13 @@ static void start_plan(session *s, const router_plan *p, router_plan *owned, con
 		}
 		return;
 	}
+	if (!coord_on_visible(s->srv->coord, shards, n, on_cut_ready, s)) {
+		ex->cut_reqs = reqs;
+		ex->cut_shards = shards;
+		ex->n = n;
+		s->busy = 1;
+		return;
+	}
 	send_now(s, reqs, shards, n);
 	free(reqs);
 	free(shards);
@@ -863,8 +864,6 @@ static void on_coord_done(void *arg, int committed, const char *sqlstate, const 
 {
 	session *s = arg;
 	s->in_commit = 0;
-	if (committed)
-		s->last_2pc = s->txn;
 	if (s->closing) {
 		s->busy = 0;
 		maybe_free(s);
@@ -1337,8 +1336,8 @@ static void resolve_prepared(session *s, const sql_stmt *st)
 }
 
 /* Run one statement.  Completion (sync or async) ends in statement_done(). */
-static void run_stmt_now(session *s, sql_stmt *st, const router_plan *plan, const wire_value *params,
-			 size_t nparams, bool describe)
+static void run_stmt(session *s, sql_stmt *st, const router_plan *plan, const wire_value *params,
+		     size_t nparams, bool describe)
 {
 	if (s->txn_status == 'E' && st->kind != SQL_STMT_COMMIT && st->kind != SQL_STMT_ROLLBACK) {
 		send_error(s, "25P02", "current transaction is aborted, commands ignored until end of transaction block", 0);
@@ -1421,44 +1420,6 @@ static void run_stmt_now(session *s, sql_stmt *st, const router_plan *plan, cons
 		plan = owned;
 	}
 	start_plan(s, plan, owned, params, nparams, describe);
-}
-
-static void on_applied(void *arg)
-{
-	session *s = arg;
-	if (s->closing) {
-		s->busy = 0;
-		maybe_free(s);
-		return;
-	}
-	run_stmt_now(s, s->waiting.st, s->waiting.plan, s->waiting.params, s->waiting.nparams,
-		     s->waiting.describe);
-}
-
-/* Read-your-writes: a statement that reaches shards first waits until the
- * session's last distributed commit is applied on every participant (the
- * client was told "COMMIT" as soon as the decision was durable). */
-static void run_stmt(session *s, sql_stmt *st, const router_plan *plan, const wire_value *params,
-		     size_t nparams, bool describe)
-{
-	bool reaches_shards = st->kind == SQL_STMT_SELECT || st->kind == SQL_STMT_INSERT ||
-			      st->kind == SQL_STMT_UPDATE || st->kind == SQL_STMT_DELETE ||
-			      st->kind == SQL_STMT_CREATE_TABLE || st->kind == SQL_STMT_DROP_TABLE ||
-			      st->kind == SQL_STMT_CREATE_INDEX;
-	if (s->last_2pc && reaches_shards) {
-		uint64_t txn = s->last_2pc;
-		s->last_2pc = 0;
-		if (!coord_on_applied(s->srv->coord, txn, on_applied, s)) {
-			s->waiting.st = st;
-			s->waiting.plan = plan;
-			s->waiting.params = params;
-			s->waiting.nparams = nparams;
-			s->waiting.describe = describe;
-			s->busy = 1;
-			return;
-		}
-	}
-	run_stmt_now(s, st, plan, params, nparams, describe);
 }
 
 /* ---- simple query ----------------------------------------------------------------------- */
