@@ -7,7 +7,10 @@
  *    answer; the sweep never resolves an inflight txn;
  *  - a COMMIT record exists (dlog_is_committed) from before the client is
  *    told "committed" until every participant acknowledged COMMIT PREPARED;
- *  - every callback to the session runs exactly once.
+ *  - every callback to the session runs exactly once;
+ *  - a txn with acked != 0 (its client was told "committed", or it was
+ *    recovered from the log) is counted in `unapplied` until it is freed;
+ *    its participants still to apply it are those with vote V_OK.
  */
 #include "coordinator/coordinator.h"
 
@@ -43,7 +46,9 @@ static const char *state_name(cstate s)
 	return "?";
 }
 
-enum { V_NONE = 0, V_OK, V_READONLY, V_NO };
+/* V_APPLIED: a V_OK participant that answered COMMIT PREPARED (or was given
+ * up on after COMMIT_RETRIES). */
+enum { V_NONE = 0, V_OK, V_READONLY, V_NO, V_APPLIED };
 
 typedef struct ctxn {
 	coordinator *c;
@@ -63,15 +68,19 @@ typedef struct ctxn {
 	size_t next_commit;   /* sequential phase two (failpoint testing) */
 	int commit_failures;
 	uint64_t epoch;       /* set when the decision is durable */
+	uint64_t acked;       /* order of acknowledgment, 0 before */
 	struct ctxn *held_next;
-	struct applied_waiter *applied;  /* coord_on_applied() callers */
 } ctxn;
 
-typedef struct applied_waiter {
-	struct applied_waiter *next;
+/* A statement waiting for earlier commits to be applied on its shards. */
+typedef struct visible_waiter {
+	struct visible_waiter *next;
+	uint64_t upto;        /* commits acknowledged up to this one */
+	size_t *shards;
+	size_t n;
 	coord_read_cb cb;
 	void *arg;
-} applied_waiter;
+} visible_waiter;
 
 struct coord_read {
 	coord_read *next;
@@ -102,6 +111,10 @@ struct coordinator {
 	coord_read *reads;    /* reads begun and not yet ended */
 	ctxn *held;           /* committed, phase two waiting for older reads */
 	size_t committing;    /* transactions in phase two */
+	/* visibility of acknowledged commits (coord_on_visible) */
+	uint64_t acked;       /* the last ctxn.acked given */
+	size_t unapplied;     /* acknowledged, phase two not over */
+	visible_waiter *visible;
 };
 
 typedef struct {
@@ -119,13 +132,8 @@ static uint64_t now_ms(void)
 static void ctxn_free(ctxn *t)
 {
 	hmap_del(&t->c->inflight, &t->txn, sizeof t->txn);
-	/* phase two (or the abort) is over: whoever waits may go on */
-	for (applied_waiter *w = t->applied; w;) {
-		applied_waiter *n = w->next;
-		w->cb(w->arg);
-		free(w);
-		w = n;
-	}
+	if (t->acked)
+		t->c->unapplied--;
 	free(t->shards);
 	free(t->vote);
 	free(t);
@@ -253,6 +261,67 @@ void coord_read_end(coordinator *c, coord_read *r)
 	}
 }
 
+/* ---- visibility of acknowledged commits ---------------------------------------- */
+
+/* Is a commit acknowledged up to `upto` still to be applied on one of
+ * shards[0..n)? */
+static int unapplied_on(const coordinator *c, uint64_t upto, const size_t *shards, size_t n)
+{
+	if (c->unapplied == 0)
+		return 0;
+	size_t it;
+	for (hmap_entry *en = hmap_first(&c->inflight, &it); en; en = hmap_next(&c->inflight, en, &it)) {
+		const ctxn *t = en->value;
+		if (!t->acked || t->acked > upto)
+			continue;
+		for (size_t i = 0; i < t->n; i++) {
+			if (t->vote[i] != V_OK)
+				continue;
+			for (size_t j = 0; j < n; j++)
+				if (shards[j] == t->shards[i])
+					return 1;
+		}
+	}
+	return 0;
+}
+
+static void wake_visible(coordinator *c)
+{
+	for (visible_waiter **pp = &c->visible; *pp; pp = &(*pp)->next) {
+		visible_waiter *w = *pp;
+		if (unapplied_on(c, w->upto, w->shards, w->n))
+			continue;
+		*pp = w->next;
+		w->cb(w->arg);
+		free(w->shards);
+		free(w);
+		/* the callback may have added waiters: start over */
+		wake_visible(c);
+		return;
+	}
+}
+
+bool coord_on_visible(coordinator *c, const size_t *shards, size_t n, coord_read_cb ready, void *arg)
+{
+	if (!unapplied_on(c, c->acked, shards, n))
+		return true;
+	visible_waiter *w = calloc(1, sizeof *w);
+	if (w)
+		w->shards = malloc(n * sizeof *shards);
+	if (!w || !w->shards) {
+		free(w);
+		return true;  /* cannot wait: go on (the statement may then miss a commit) */
+	}
+	memcpy(w->shards, shards, n * sizeof *shards);
+	w->n = n;
+	w->upto = c->acked;
+	w->cb = ready;
+	w->arg = arg;
+	w->next = c->visible;
+	c->visible = w;
+	return false;
+}
+
 /* ---- phase two ---------------------------------------------------------------- */
 
 static void on_commit_answer(void *arg, shard_answer *a, const char *error);
@@ -318,19 +387,22 @@ static void on_commit_answer(void *arg, shard_answer *a, const char *error)
 				"leaving it to the recovery sweep\n", t->txn, t->shards[i], why);
 	}
 	shard_answer_free(a);
+	t->vote[i] = V_APPLIED;
 	FAILPOINT("coord-between-commits");
+	coordinator *c = t->c;
 	if (--t->pending > 0) {
 		if (failpoints_armed)
 			commit_next(t);
+		wake_visible(c);
 		return;
 	}
 	/* The decision stays in the log; the sweep retires it once no shard
 	 * holds the transaction prepared (and commits it where one still does). */
 	FAILPOINT("coord-after-commits");
-	coordinator *c = t->c;
 	c->committing--;
 	ctxn_free(t);
 	wake_reads(c);
+	wake_visible(c);
 }
 
 static void phase_two(ctxn *t)
@@ -358,15 +430,21 @@ static void on_durable(void *arg, int status)
 	coordinator *c = t->c;
 	FAILPOINT("coord-after-decision");
 	t->epoch = c->epoch;
-	t->cb(t->arg, 1, NULL, NULL);
+	t->acked = ++c->acked;
+	c->unapplied++;
+	coord_done_cb cb = t->cb;
+	void *cb_arg = t->arg;
 	t->cb = NULL;
 	if (older_read_running(c, t->epoch)) {
 		t->state = C_HELD;
 		t->held_next = c->held;
 		c->held = t;
-		return;
+	} else {
+		phase_two(t);
 	}
-	phase_two(t);
+	/* Only now, held or in phase two, is t seen by what the client sends
+	 * next, even from inside this callback: its reads wait for t. */
+	cb(cb_arg, 1, NULL, NULL);
 }
 
 /* ---- abort ------------------------------------------------------------------- */
@@ -722,6 +800,8 @@ static void recover_decision(coordinator *c, const dlog_decision *d)
 		t->vote[i] = V_OK;
 	}
 	t->epoch = 0;
+	t->acked = ++c->acked;  /* perhaps acknowledged before the restart */
+	c->unapplied++;
 	t->started_ms = now_ms();
 	phase_two(t);
 }
@@ -847,21 +927,6 @@ size_t coord_list(coordinator *c, coord_row *rows, size_t max)
 		snprintf(r->age_ms, sizeof r->age_ms, "?");
 	}
 	return n;
-}
-
-bool coord_on_applied(coordinator *c, uint64_t txn, coord_read_cb applied, void *arg)
-{
-	ctxn *t = hmap_get(&c->inflight, &txn, sizeof txn);
-	if (!t)
-		return true;
-	applied_waiter *w = malloc(sizeof *w);
-	if (!w)
-		return true;  /* cannot wait: go on (a read may then miss it) */
-	w->cb = applied;
-	w->arg = arg;
-	w->next = t->applied;
-	t->applied = w;
-	return false;
 }
 
 typedef struct {

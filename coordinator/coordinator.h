@@ -79,10 +79,20 @@ coord_read *coord_read_begin(coordinator *c, coord_read_cb ready, void *arg);
 bool coord_read_ready(const coord_read *r);
 void coord_read_end(coordinator *c, coord_read *r);
 
-/* Read-your-writes: the client hears "committed" before phase two is done.
- * Returns true if txn's phase two is over (or it is not ours); otherwise
- * false, and applied(arg) runs once it is over. */
-bool coord_on_applied(coordinator *c, uint64_t txn, coord_read_cb applied, void *arg);
+/*
+ * Visibility of acknowledged commits.  A client hears "committed" before
+ * phase two is done, so a statement that starts afterwards, in any session,
+ * could reach a participant that still holds the transaction prepared: it
+ * would miss the transaction's rows there, and a write would miss them
+ * without waiting for their locks (an UPDATE of a row the transaction
+ * inserts finds no row), which can commit half of a transfer.
+ *
+ * coord_on_visible() returns true if every commit acknowledged so far is
+ * applied on shards[0..n); otherwise false, and ready(arg) runs once, when
+ * those commits (not later ones) are.  A read at a consistent cut needs no
+ * such wait: its cut covers every acknowledged commit.
+ */
+bool coord_on_visible(coordinator *c, const size_t *shards, size_t n, coord_read_cb ready, void *arg);
 
 /*
  * Operator resolution, `COMMIT PREPARED 'txn'` / `ROLLBACK PREPARED 'txn'`.

@@ -1148,7 +1148,10 @@ static void switch_committed(void *arg, int committed, const char *sqlstate, con
 		after(rb, 500, move_switch);
 		return;
 	}
-	if (coord_on_applied(rb->srv->coord, rb->switch_txn, switch_applied, rb))
+	/* the gate opens once the switch is applied on both shards (statements
+	 * would wait for that anyway: coord_on_visible) */
+	size_t shards[2] = {m->src, m->dst};
+	if (coord_on_visible(rb->srv->coord, shards, 2, switch_applied, rb))
 		switch_applied(rb);
 }
 

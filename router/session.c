@@ -84,8 +84,8 @@ typedef struct {
 	router_plan *comp_plan;  /* COMPENSATE WITH's plan and requests */
 	plan_batch comp_batch;
 	coord_read *cut;         /* a multi-shard read's consistent cut */
-	wire_request *cut_reqs;  /* requests waiting for the cut */
-	size_t *cut_shards;
+	wire_request *cut_reqs;  /* requests waiting for the cut, or for */
+	size_t *cut_shards;      /* ... earlier commits (coord_on_visible) */
 	bool began[MAX_SHARDS];  /* a request of this statement opened the txn there */
 } exec_state;
 
@@ -116,17 +116,17 @@ struct session {
 	const sql_stmt *comp;    /* the statement's COMPENSATE WITH, for start_plan */
 	const router_plan *comp_plan;  /* ... planned already (a prepared statement's) */
 	int in_commit;           /* the coordinator owns the transaction now */
-	uint64_t last_2pc;       /* our last distributed commit, maybe still in phase two */
 	bool forcing_commit;     /* COMMIT PREPARED (else ROLLBACK PREPARED) running */
-	struct {                 /* a statement waiting for last_2pc to be applied */
+	int handle_closed;       /* libuv closed the socket: free when idle */
+	int parked;              /* waiting at a rebalance gate (s->replan) */
+	struct {                 /* the running statement, to plan it again after a
+				  * rebalance gate or a stale route (SL001) */
 		sql_stmt *st;
 		const router_plan *plan;
 		const wire_value *params;
 		size_t nparams;
 		bool describe;
-	} waiting;
-	int handle_closed;       /* libuv closed the socket: free when idle */
-	int parked;              /* waiting at a rebalance gate (s->waiting) */
+	} replan;
 	int zombie;              /* counted in srv->zombies */
 	int sl_retries;          /* stale-route retries of the current statement */
 	uint64_t rb_gen, rb_txn; /* drained at gate rb_gen, in transaction rb_txn */
@@ -527,7 +527,7 @@ static void rollback_touched(session *s)
 static void saga_failed(session *s, const char *sqlstate, const char *msg);
 static void commit_saga(session *s, const char *tag);
 
-static void run_stmt_now(session *s, sql_stmt *st, const router_plan *plan, const wire_value *params,
+static void run_stmt(session *s, sql_stmt *st, const router_plan *plan, const wire_value *params,
 			 size_t nparams, bool describe);
 
 /* A shard refused a request routed with a stale map (SL001): the map has
@@ -542,7 +542,7 @@ static bool stale_route_retry(session *s)
 		refused += a && a->msg.resp.status == WIRE_ERROR && a->msg.resp.sqlstate &&
 			   strcmp(a->msg.resp.sqlstate, "SL001") == 0;
 	}
-	bool retry = !s->implicit && !ex->saga_steps && s->sl_retries < 5 && s->waiting.st &&
+	bool retry = !s->implicit && !ex->saga_steps && s->sl_retries < 5 && s->replan.st &&
 		     (!plan_writes(ex->plan) || refused == ex->n);
 	if (!retry) {
 		snprintf(ex->err_state, sizeof ex->err_state, "40001");
@@ -560,7 +560,7 @@ static bool stale_route_retry(session *s)
 	}
 	s->sl_retries++;
 	ex_reset(s);
-	run_stmt_now(s, s->waiting.st, s->waiting.plan, s->waiting.params, s->waiting.nparams, s->waiting.describe);
+	run_stmt(s, s->replan.st, s->replan.plan, s->replan.params, s->replan.nparams, s->replan.describe);
 	return true;
 }
 
@@ -734,6 +734,8 @@ static void send_now(session *s, wire_request *reqs, const size_t *shards, size_
 	}
 }
 
+/* The statement's requests waited (for its cut, or for commits
+ * acknowledged earlier to be applied on its shards): send them. */
 static void on_cut_ready(void *arg)
 {
 	session *s = arg;
@@ -931,6 +933,13 @@ static void start_plan(session *s, const router_plan *p, router_plan *owned, con
 		}
 		return;
 	}
+	if (!coord_on_visible(s->srv->coord, shards, n, on_cut_ready, s)) {
+		ex->cut_reqs = reqs;
+		ex->cut_shards = shards;
+		ex->n = n;
+		s->busy = 1;
+		return;
+	}
 	send_now(s, reqs, shards, n);
 	free(reqs);
 	free(shards);
@@ -982,8 +991,6 @@ static void on_coord_done(void *arg, int committed, const char *sqlstate, const 
 {
 	session *s = arg;
 	s->in_commit = 0;
-	if (committed)
-		s->last_2pc = s->txn;
 	if (s->closing) {
 		s->busy = 0;
 		maybe_free(s);
@@ -1582,8 +1589,8 @@ static void resolve_prepared(session *s, const sql_stmt *st)
 /* Run one statement.  Completion (sync or async) ends in statement_done(). */
 static void run_admin(session *s, const sql_stmt *st);
 
-static void run_stmt_now(session *s, sql_stmt *st, const router_plan *plan, const wire_value *params,
-			 size_t nparams, bool describe)
+static void run_stmt(session *s, sql_stmt *st, const router_plan *plan, const wire_value *params,
+		     size_t nparams, bool describe)
 {
 	if (s->txn_status == 'E' && st->kind != SQL_STMT_COMMIT && st->kind != SQL_STMT_ROLLBACK) {
 		send_error(s, "25P02", "current transaction is aborted, commands ignored until end of transaction block", 0);
@@ -1658,11 +1665,11 @@ static void run_stmt_now(session *s, sql_stmt *st, const router_plan *plan, cons
 		break;
 	}
 	/* kept for a re-plan after a rebalance gate or a stale route */
-	s->waiting.st = st;
-	s->waiting.plan = plan;
-	s->waiting.params = params;
-	s->waiting.nparams = nparams;
-	s->waiting.describe = describe;
+	s->replan.st = st;
+	s->replan.plan = plan;
+	s->replan.params = params;
+	s->replan.nparams = nparams;
+	s->replan.describe = describe;
 	s->comp = st->compensate;
 	router_plan *owned = NULL;
 	if (!plan) {
@@ -1749,49 +1756,17 @@ static void run_admin(session *s, const sql_stmt *st)
 	}
 }
 
-static void on_applied(void *arg)
+/* The rebalance gate opened: plan the parked statement again. */
+static void on_gate_open(void *arg)
 {
 	session *s = arg;
+	s->parked = 0;
 	if (s->closing) {
 		s->busy = 0;
 		maybe_free(s);
 		return;
 	}
-	run_stmt_now(s, s->waiting.st, s->waiting.plan, s->waiting.params, s->waiting.nparams,
-		     s->waiting.describe);
-}
-
-static void on_gate_open(void *arg)
-{
-	session *s = arg;
-	s->parked = 0;
-	on_applied(s);
-}
-
-/* Read-your-writes: a statement that reaches shards first waits until the
- * session's last distributed commit is applied on every participant (the
- * client was told "COMMIT" as soon as the decision was durable). */
-static void run_stmt(session *s, sql_stmt *st, const router_plan *plan, const wire_value *params,
-		     size_t nparams, bool describe)
-{
-	bool reaches_shards = st->kind == SQL_STMT_SELECT || st->kind == SQL_STMT_INSERT ||
-			      st->kind == SQL_STMT_UPDATE || st->kind == SQL_STMT_DELETE ||
-			      st->kind == SQL_STMT_CREATE_TABLE || st->kind == SQL_STMT_DROP_TABLE ||
-			      st->kind == SQL_STMT_CREATE_INDEX;
-	if (s->last_2pc && reaches_shards) {
-		uint64_t txn = s->last_2pc;
-		s->last_2pc = 0;
-		if (!coord_on_applied(s->srv->coord, txn, on_applied, s)) {
-			s->waiting.st = st;
-			s->waiting.plan = plan;
-			s->waiting.params = params;
-			s->waiting.nparams = nparams;
-			s->waiting.describe = describe;
-			s->busy = 1;
-			return;
-		}
-	}
-	run_stmt_now(s, st, plan, params, nparams, describe);
+	run_stmt(s, s->replan.st, s->replan.plan, s->replan.params, s->replan.nparams, s->replan.describe);
 }
 
 /* ---- simple query ----------------------------------------------------------------------- */
