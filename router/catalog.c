@@ -223,6 +223,7 @@ static void table_free(catalog_table *t)
 		if (t->splits[i].type == WIRE_TEXT)
 			free((void *)t->splits[i].p);
 	free(t->splits);
+	free(t->range_shard);
 	free((char *)t->name);
 	free(t);
 }
@@ -241,6 +242,15 @@ static int set_text_value(wire_value *v, const char *s, size_t len)
 }
 
 static const catalog_table *find_table(const catalog *cat, const char *name)
+{
+	for (size_t i = 0; i < cat->ntables; i++)
+		if (strcmp(cat->tables[i]->name, name) == 0)
+			return cat->tables[i];
+	return NULL;
+}
+
+/* The same, to change it (ranges split or moved). */
+static catalog_table *find_table_mut(catalog *cat, const char *name)
 {
 	for (size_t i = 0; i < cat->ntables; i++)
 		if (strcmp(cat->tables[i]->name, name) == 0)
@@ -484,7 +494,9 @@ static const char schema_sql[] =
 	"NOT NULL);"
 	"CREATE TABLE IF NOT EXISTS sl_removed(idx INTEGER PRIMARY KEY);"
 	"CREATE TABLE IF NOT EXISTS sl_moves(id INTEGER PRIMARY KEY, src INTEGER NOT NULL, "
-	"dst INTEGER NOT NULL, phase TEXT NOT NULL, buckets TEXT NOT NULL);";
+	"dst INTEGER NOT NULL, phase TEXT NOT NULL, buckets TEXT NOT NULL, tbl TEXT, rng INTEGER);"
+	"CREATE TABLE IF NOT EXISTS sl_ranges(tbl TEXT NOT NULL, idx INTEGER NOT NULL, "
+	"shard INTEGER NOT NULL, PRIMARY KEY(tbl, idx));";
 
 /* A fresh file: schema, meta rows, 4096 buckets owned by shard 0. */
 static int init_schema(catalog *cat, char *err, size_t errlen)
@@ -541,6 +553,47 @@ static int load_removed(catalog *cat, char *err, size_t errlen)
 	return 0;
 }
 
+static int range_shards_materialize(const catalog *cat, catalog_table *t)
+{
+	if (t->range_shard)
+		return 0;
+	t->range_shard = malloc((t->nsplits + 1) * sizeof *t->range_shard);
+	if (!t->range_shard)
+		return -1;
+	for (size_t r = 0; r <= t->nsplits; r++)
+		t->range_shard[r] = (uint32_t)catalog_range_shard(cat, NULL, r);
+	return 0;
+}
+
+/* sl_ranges: owners of ranges that were split or moved. */
+static int load_ranges(catalog *cat, char *err, size_t errlen)
+{
+	sqlite3_stmt *st;
+	if (sqlite3_prepare_v2(cat->db, "SELECT tbl, idx, shard FROM sl_ranges", -1, &st, NULL) != SQLITE_OK) {
+		snprintf(err, errlen, "catalog: %s", sqlite3_errmsg(cat->db));
+		return -1;
+	}
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		catalog_table *t = find_table_mut(cat, (const char *)sqlite3_column_text(st, 0));
+		int64_t i = sqlite3_column_int64(st, 1), sh = sqlite3_column_int64(st, 2);
+		if (!t || t->partition != SQL_PARTITION_RANGE || i < 0 || (size_t)i > t->nsplits || sh < 0 ||
+		    (size_t)sh >= cat->nshards) {
+			snprintf(err, errlen, "catalog: corrupt range owner (%s, %lld)",
+				 (const char *)sqlite3_column_text(st, 0), (long long)i);
+			sqlite3_finalize(st);
+			return -1;
+		}
+		if (range_shards_materialize(cat, t) != 0) {
+			sqlite3_finalize(st);
+			snprintf(err, errlen, "catalog: out of memory");
+			return -1;
+		}
+		t->range_shard[i] = (uint32_t)sh;
+	}
+	sqlite3_finalize(st);
+	return 0;
+}
+
 catalog *catalog_open(const char *path, char *err, size_t errlen)
 {
 	catalog *cat = calloc(1, sizeof *cat);
@@ -562,7 +615,7 @@ catalog *catalog_open(const char *path, char *err, size_t errlen)
 	    init_schema(cat, err, errlen) != 0 || load_meta(cat, err, errlen) != 0 ||
 	    load_shards(cat, err, errlen) != 0 || load_removed(cat, err, errlen) != 0 ||
 	    load_buckets(cat, err, errlen) != 0 ||
-	    load_tables(cat, err, errlen) != 0)
+	    load_tables(cat, err, errlen) != 0 || load_ranges(cat, err, errlen) != 0)
 		goto fail;
 	return cat;
 fail:
@@ -975,7 +1028,8 @@ int catalog_table_drop(catalog *cat, const char *name, sql_error *err)
 		return -1;
 	if (run(cat->db, NULL, "DELETE FROM sl_tables WHERE name = ?", "t", name) != SQLITE_DONE ||
 	    run(cat->db, NULL, "DELETE FROM sl_columns WHERE tbl = ?", "t", name) != SQLITE_DONE ||
-	    run(cat->db, NULL, "DELETE FROM sl_splits WHERE tbl = ?", "t", name) != SQLITE_DONE) {
+	    run(cat->db, NULL, "DELETE FROM sl_splits WHERE tbl = ?", "t", name) != SQLITE_DONE ||
+	    run(cat->db, NULL, "DELETE FROM sl_ranges WHERE tbl = ?", "t", name) != SQLITE_DONE) {
 		db_error(cat, err);
 		rollback(cat);
 		return -1;
@@ -1120,10 +1174,110 @@ size_t catalog_range_of(const catalog_table *t, const wire_value *key)
 	return lo;
 }
 
-size_t catalog_range_shard(const catalog *cat, size_t range)
+size_t catalog_range_shard(const catalog *cat, const catalog_table *t, size_t range)
 {
+	if (t && t->range_shard && range <= t->nsplits)
+		return t->range_shard[range];
 	size_t n = cat->placed > 0 ? cat->placed : cat->nshards;
 	return n > 0 ? range % n : 0;
+}
+
+/* Rewrite a table's split points and range owners (inside a transaction). */
+static int persist_ranges(catalog *cat, const catalog_table *t)
+{
+	if (run(cat->db, NULL, "DELETE FROM sl_splits WHERE tbl = ?", "t", t->name) != SQLITE_DONE ||
+	    run(cat->db, NULL, "DELETE FROM sl_ranges WHERE tbl = ?", "t", t->name) != SQLITE_DONE)
+		return -1;
+	for (size_t i = 0; i < t->nsplits; i++) {
+		const wire_value *v = &t->splits[i];
+		int rc = v->type == WIRE_INT ? run(cat->db, NULL, "INSERT INTO sl_splits VALUES (?, ?, ?)", "tii",
+						   t->name, (int64_t)i, v->i)
+					     : run(cat->db, NULL, "INSERT INTO sl_splits VALUES (?, ?, ?)", "tit",
+						   t->name, (int64_t)i, (const char *)v->p);
+		if (rc != SQLITE_DONE)
+			return -1;
+	}
+	for (size_t r = 0; t->range_shard && r <= t->nsplits; r++)
+		if (run(cat->db, NULL, "INSERT INTO sl_ranges VALUES (?, ?, ?)", "tii", t->name, (int64_t)r,
+			(int64_t)t->range_shard[r]) != SQLITE_DONE)
+			return -1;
+	return 0;
+}
+
+int catalog_split_range(catalog *cat, const char *table, const sql_expr *value, sql_error *err)
+{
+	catalog_table *t = find_table_mut(cat, table);
+	if (!t) {
+		sql_error_set(err, "42P01", 0, "relation \"%s\" does not exist", table);
+		return -1;
+	}
+	if (t->partition != SQL_PARTITION_RANGE) {
+		sql_error_set(err, "42P16", 0, "table \"%s\" is not partitioned by range", table);
+		return -1;
+	}
+	wire_value v;
+	if (split_value(value, t->cols[t->partition_col].type.kind, &v, err) != 0)
+		return -1;
+	size_t r = catalog_range_of(t, &v);
+	if (r > 0 && compare_values(&t->splits[r - 1], &v) == 0) {
+		sql_error_set(err, "42P16", 0, "%s is a split point of \"%s\" already",
+			      v.type == WIRE_INT ? "the value" : "the text", table);
+		return -1;
+	}
+	wire_value copy = v;
+	if (v.type == WIRE_TEXT && set_text_value(&copy, v.p, v.len) != 0)
+		goto oom;
+	if (range_shards_materialize(cat, t) != 0)
+		goto oom_copy;
+	wire_value *ns = malloc((t->nsplits + 1) * sizeof *ns);
+	uint32_t *nr = malloc((t->nsplits + 2) * sizeof *nr);
+	if (!ns || !nr) {
+		free(ns);
+		free(nr);
+		goto oom_copy;
+	}
+	/* splits: v goes at index r; ranges: r splits into r and r + 1 */
+	for (size_t i = 0, j = 0; i <= t->nsplits; i++) {
+		if (i == r)
+			ns[j++] = copy;
+		if (i < t->nsplits)
+			ns[j++] = t->splits[i];
+	}
+	for (size_t i = 0, j = 0; i <= t->nsplits; i++) {
+		nr[j++] = t->range_shard[i];
+		if (i == r)
+			nr[j++] = t->range_shard[i];
+	}
+	wire_value *old_s = t->splits;
+	uint32_t *old_r = t->range_shard;
+	size_t old_n = t->nsplits;
+	t->splits = ns;
+	t->range_shard = nr;
+	t->nsplits++;
+	uint64_t epoch;
+	if (begin(cat, err) != 0 || persist_ranges(cat, t) != 0 || commit_change(cat, &epoch, err) != 0) {
+		if (!err->sqlstate[0])
+			db_error(cat, err);
+		rollback(cat);
+		t->splits = old_s;
+		t->range_shard = old_r;
+		t->nsplits = old_n;
+		free(ns);
+		free(nr);
+		if (copy.type == WIRE_TEXT)
+			free((void *)copy.p);
+		return -1;
+	}
+	cat->epoch = epoch;
+	free(old_s);
+	free(old_r);
+	return 0;
+oom_copy:
+	if (copy.type == WIRE_TEXT)
+		free((void *)copy.p);
+oom:
+	sql_error_set(err, "53200", 0, "out of memory");
+	return -1;
 }
 
 /* ---- bucket moves (the rebalancer's durable log) --------------------------------- */
@@ -1142,7 +1296,7 @@ static int buckets_text(const uint32_t *b, size_t n, char **out)
 }
 
 int catalog_move_put(catalog *cat, int64_t *id, const char *phase, size_t src, size_t dst, const uint32_t *buckets,
-		     size_t n, sql_error *err)
+		     size_t n, const char *table, size_t range, sql_error *err)
 {
 	char *text = NULL;
 	if (buckets_text(buckets, n, &text) != 0) {
@@ -1155,8 +1309,11 @@ int catalog_move_put(catalog *cat, int64_t *id, const char *phase, size_t src, s
 	}
 	int rc;
 	if (*id == 0)
-		rc = run(cat->db, NULL, "INSERT INTO sl_moves(src, dst, phase, buckets) VALUES (?, ?, ?, ?)", "iitt",
-			 (int64_t)src, (int64_t)dst, phase, text);
+		rc = table ? run(cat->db, NULL,
+				 "INSERT INTO sl_moves(src, dst, phase, buckets, tbl, rng) VALUES (?, ?, ?, ?, ?, ?)",
+				 "iittti", (int64_t)src, (int64_t)dst, phase, text, table, (int64_t)range)
+			   : run(cat->db, NULL, "INSERT INTO sl_moves(src, dst, phase, buckets) VALUES (?, ?, ?, ?)",
+				 "iitt", (int64_t)src, (int64_t)dst, phase, text);
 	else
 		rc = run(cat->db, NULL, "UPDATE sl_moves SET phase = ? WHERE id = ?", "ti", phase, *id);
 	free(text);
@@ -1170,16 +1327,37 @@ int catalog_move_put(catalog *cat, int64_t *id, const char *phase, size_t src, s
 	return 0;
 }
 
-int catalog_move_switch(catalog *cat, int64_t id, size_t dst, const uint32_t *buckets, size_t n, sql_error *err)
+int catalog_move_switch(catalog *cat, int64_t id, size_t dst, const uint32_t *buckets, size_t n, const char *table,
+			size_t range, sql_error *err)
 {
 	if (dst >= cat->nshards) {
 		sql_error_set(err, "22023", 0, "shard %zu does not exist", dst);
+		return -1;
+	}
+	catalog_table *t = table ? find_table_mut(cat, table) : NULL;
+	if (table && (!t || range > t->nsplits || range_shards_materialize(cat, t) != 0)) {
+		sql_error_set(err, "42P01", 0, "range %zu of \"%s\" does not exist", range, table);
 		return -1;
 	}
 	if (begin(cat, err) != 0)
 		return -1;
 	if (run(cat->db, NULL, "UPDATE sl_moves SET phase = 'switch' WHERE id = ?", "i", id) != SQLITE_DONE)
 		goto dbfail;
+	if (t) {
+		uint32_t old = t->range_shard[range];
+		t->range_shard[range] = (uint32_t)dst;
+		uint64_t e2;
+		if (persist_ranges(cat, t) != 0) {
+			t->range_shard[range] = old;
+			goto dbfail;
+		}
+		if (commit_change(cat, &e2, err) != 0) {
+			t->range_shard[range] = old;
+			return -1;
+		}
+		cat->epoch = e2;
+		return 0;
+	}
 	for (size_t i = 0; i < n; i++)
 		if (run(cat->db, NULL, "UPDATE sl_buckets SET shard = ? WHERE bucket = ?", "ii", (int64_t)dst,
 			(int64_t)(buckets[i] % CATALOG_BUCKETS)) != SQLITE_DONE)
@@ -1202,7 +1380,7 @@ size_t catalog_moves_load(catalog *cat, catalog_move **out)
 	*out = NULL;
 	sqlite3_stmt *st;
 	if (sqlite3_prepare_v2(cat->db,
-			       "SELECT id, src, dst, phase, buckets FROM sl_moves "
+			       "SELECT id, src, dst, phase, buckets, tbl, rng FROM sl_moves "
 			       "WHERE phase NOT IN ('done', 'cancelled') ORDER BY id",
 			       -1, &st, NULL) != SQLITE_OK)
 		return 0;
@@ -1222,6 +1400,10 @@ size_t catalog_moves_load(catalog *cat, catalog_move **out)
 		m->src = (size_t)sqlite3_column_int64(st, 1);
 		m->dst = (size_t)sqlite3_column_int64(st, 2);
 		snprintf(m->phase, sizeof m->phase, "%s", (const char *)sqlite3_column_text(st, 3));
+		if (sqlite3_column_type(st, 5) == SQLITE_TEXT) {
+			m->table = strdup((const char *)sqlite3_column_text(st, 5));
+			m->range = (size_t)sqlite3_column_int64(st, 6);
+		}
 		const char *t = (const char *)sqlite3_column_text(st, 4);
 		m->buckets = malloc(CATALOG_BUCKETS * sizeof *m->buckets);
 		if (!m->buckets)
@@ -1271,10 +1453,10 @@ int catalog_remove_check(const catalog *cat, size_t shard, bool buckets_too, sql
 		if (t->partition != SQL_PARTITION_RANGE)
 			continue;
 		for (size_t r = 0; r <= t->nsplits; r++)
-			if (catalog_range_shard(cat, r) == shard) {
-				sql_error_set(err, "0A000", 0,
-					      "shard %zu holds ranges of RANGE table \"%s\": moving ranges is not "
-					      "supported yet, so it cannot be removed", shard, t->name);
+			if (catalog_range_shard(cat, t, r) == shard) {
+				sql_error_set(err, "55000", 0,
+					      "shard %zu holds range %zu of RANGE table \"%s\": move it first "
+					      "(ALTER TABLE %s MOVE RANGE %zu TO SHARD n)", shard, r, t->name, t->name, r);
 				return -1;
 			}
 	}

@@ -52,6 +52,8 @@ typedef struct {
 	int partition_col;     /* index in cols, -1 for reference tables */
 	size_t nsplits;        /* RANGE: split points, ascending */
 	wire_value *splits;    /* WIRE_INT for integer keys, WIRE_TEXT for text */
+	uint32_t *range_shard; /* RANGE: nsplits + 1 owners once a range was split or
+				* moved; NULL: range i on shard i % placed */
 	uint64_t created_epoch;
 } catalog_table;
 
@@ -90,7 +92,11 @@ int catalog_bucket_of(const catalog_table *t, const wire_value *key, sql_error *
 size_t catalog_bucket_shard(const catalog *cat, uint32_t bucket);
 /* Range index of a key in a RANGE table (0..nsplits). */
 size_t catalog_range_of(const catalog_table *t, const wire_value *key);
-size_t catalog_range_shard(const catalog *cat, size_t range);
+size_t catalog_range_shard(const catalog *cat, const catalog_table *t, size_t range);
+/* ALTER TABLE t SPLIT AT (v): range r holding v becomes [lo, v) and [v, hi),
+ * both on r's shard (nothing moves).  0, or -1 with err (42P01, 42804 wrong
+ * type, 42P16 v is a split point already). */
+int catalog_split_range(catalog *cat, const char *table, const sql_expr *value, sql_error *err);
 
 /*
  * Removed shards (ALTER CLUSTER REMOVE SHARD): they keep their index (so
@@ -117,11 +123,15 @@ typedef struct {
 	char phase[16];
 	uint32_t *buckets;     /* malloc'd */
 	size_t nbuckets;
+	char *table;           /* a range move: its table (malloc'd), else NULL */
+	size_t range;
 } catalog_move;
 /* *id == 0: a new move, *id set; else updates the phase only. */
 int catalog_move_put(catalog *cat, int64_t *id, const char *phase, size_t src, size_t dst, const uint32_t *buckets,
-		     size_t n, sql_error *err);
-int catalog_move_switch(catalog *cat, int64_t id, size_t dst, const uint32_t *buckets, size_t n, sql_error *err);
+		     size_t n, const char *table, size_t range, sql_error *err);
+/* Gives the buckets (table == NULL) or the table's range to dst. */
+int catalog_move_switch(catalog *cat, int64_t id, size_t dst, const uint32_t *buckets, size_t n, const char *table,
+			size_t range, sql_error *err);
 /* Unfinished moves, oldest first (free each buckets, then the array). */
 size_t catalog_moves_load(catalog *cat, catalog_move **out);
 

@@ -332,6 +332,11 @@ plan_kind plan_kind_of(const router_plan *p)
 	return p->kind;
 }
 
+const char *plan_table_name(const router_plan *p)
+{
+	return p->table;
+}
+
 bool plan_writes(const router_plan *p)
 {
 	return p->kind != PLAN_SELECT;

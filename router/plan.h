@@ -71,6 +71,8 @@ uint32_t plan_param_type(const router_plan *p, size_t i);
 /* Result columns (RowDescription): 0 for statements without rows. */
 size_t plan_ncols(const router_plan *p);
 const char *plan_col_name(const router_plan *p, size_t i);
+/* The table the statement reads or writes (NULL without FROM). */
+const char *plan_table_name(const router_plan *p);
 uint32_t plan_col_type(const router_plan *p, size_t i);
 
 /* Client text (or NULL for SQL NULL) -> typed value for parameter i.

@@ -465,7 +465,7 @@ static int route_range(const router_plan *p, const catalog *cat, const catalog_t
 				size_t ri = catalog_range_of(t, &v);
 				if (ri < lo || ri > hi)
 					continue;
-				size_t s = catalog_range_shard(cat, ri);
+				size_t s = catalog_range_shard(cat, t, ri);
 				if (s < tg->nshards)
 					tg->hit[s] = true;
 				if (shown++ < 8)
@@ -474,7 +474,7 @@ static int route_range(const router_plan *p, const catalog *cat, const catalog_t
 			}
 		} else {
 			for (size_t ri = lo; ri <= hi; ri++) {
-				size_t s = catalog_range_shard(cat, ri);
+				size_t s = catalog_range_shard(cat, t, ri);
 				if (s < tg->nshards)
 					tg->hit[s] = true;
 				if (count_hits(tg) == tg->nshards)
@@ -484,7 +484,7 @@ static int route_range(const router_plan *p, const catalog *cat, const catalog_t
 		}
 	}
 	if (count_hits(tg) == 0) {
-		size_t s = catalog_range_shard(cat, lo < t->nsplits ? lo : t->nsplits);
+		size_t s = catalog_range_shard(cat, t, lo < t->nsplits ? lo : t->nsplits);
 		tg->hit[s < tg->nshards ? s : 0] = true;
 		sql_buf_puts(&tg->why, " no value can match: one shard");
 	}
@@ -589,7 +589,7 @@ static int build_insert(const router_plan *p, const catalog *cat, const catalog_
 						      kc->name, plan__oid_name(kc->oid));
 					goto fail;
 				}
-				row_shard[i] = catalog_range_shard(cat, catalog_range_of(t, &rv));
+				row_shard[i] = catalog_range_shard(cat, t, catalog_range_of(t, &rv));
 			}
 			if (row_shard[i] >= nsh)
 				row_shard[i] = 0;

@@ -41,6 +41,8 @@
 typedef struct move {
 	int64_t id;
 	size_t src, dst;
+	char *table;           /* a range move: the RANGE table (plain name), else NULL */
+	size_t range;
 	uint32_t *buckets;
 	size_t n;
 	uint64_t mask[SL_BUCKETS / 64];
@@ -81,7 +83,7 @@ typedef struct waiter {
 	struct waiter *next;
 } waiter;
 
-typedef enum { GATE_OPEN = 0, GATE_MOVE, GATE_REF, GATE_SHARD } gate_kind;
+typedef enum { GATE_OPEN = 0, GATE_MOVE, GATE_REF, GATE_SHARD, GATE_RANGE } gate_kind;
 
 struct rebalancer {
 	router_server *srv;
@@ -115,6 +117,7 @@ struct rebalancer {
 	uint64_t gate_gen, gen_counter;
 	size_t gate_src, gate_dst;
 	uint64_t gate_mask[SL_BUCKETS / 64];
+	const char *gate_table;  /* GATE_RANGE: the moving range's table */
 	uint64_t gate_since;
 	waiter *waiters;
 	double max_wait_ms, max_pause_ms;
@@ -285,8 +288,12 @@ static int tabs_load(rebalancer *rb, bool hash)
 		return -1;
 	for (size_t i = 0; i < n; i++) {
 		const catalog_table *ct = catalog_table_at(cat, i);
-		if (hash ? ct->partition != SQL_PARTITION_HASH : ct->partition != SQL_PARTITION_NONE)
+		if (rb->cur && rb->cur->table) {
+			if (strcmp(ct->name, rb->cur->table) != 0)
+				continue;
+		} else if (hash ? ct->partition != SQL_PARTITION_HASH : ct->partition != SQL_PARTITION_NONE) {
 			continue;
+		}
 		tinfo *t = &rb->tabs[rb->ntabs++];
 		char stage[300];
 		snprintf(stage, sizeof stage, "_slmove_%s", ct->name);
@@ -396,8 +403,10 @@ size_t rebalance_gate_src(const rebalancer *rb)
 	return rb->gate_src;
 }
 
-static bool req_in_gate(const rebalancer *rb, const plan_request *r, bool writes)
+static bool req_in_gate(const rebalancer *rb, const plan_request *r, const char *table, bool writes)
 {
+	if (rb->gate == GATE_RANGE)
+		return table && strcmp(table, rb->gate_table) == 0 && (r->shard == rb->gate_src || r->shard == rb->gate_dst);
 	if (rb->gate == GATE_REF)
 		return writes && r->nbuckets == 0;
 	if (rb->gate == GATE_SHARD)
@@ -410,21 +419,21 @@ static bool req_in_gate(const rebalancer *rb, const plan_request *r, bool writes
 	return writes && r->nbuckets == 0 && (r->shard == rb->gate_src || r->shard == rb->gate_dst);
 }
 
-bool rebalance_blocks(const rebalancer *rb, const plan_batch *b, bool writes, bool ddl)
+bool rebalance_blocks(const rebalancer *rb, const plan_batch *b, const char *table, bool writes, bool ddl)
 {
 	if (!rb || rb->gate == GATE_OPEN)
 		return false;
 	if (ddl)
 		return true;
 	for (size_t i = 0; i < b->n; i++)
-		if (req_in_gate(rb, &b->reqs[i], writes))
+		if (req_in_gate(rb, &b->reqs[i], table, writes))
 			return true;
 	return false;
 }
 
-bool rebalance_holds(const rebalancer *rb, const plan_batch *b, bool writes)
+bool rebalance_holds(const rebalancer *rb, const plan_batch *b, const char *table, bool writes)
 {
-	return rebalance_blocks(rb, b, writes, false);
+	return rebalance_blocks(rb, b, table, writes, false);
 }
 
 int rebalance_wait(rebalancer *rb, void (*wake)(void *), void *arg)
@@ -473,6 +482,7 @@ static void gate_close(rebalancer *rb, gate_kind kind, size_t src, size_t dst, c
 		memcpy(rb->gate_mask, mask, sizeof rb->gate_mask);
 	else
 		memset(rb->gate_mask, 0, sizeof rb->gate_mask);
+	rb->gate_table = kind == GATE_RANGE && rb->cur ? rb->cur->table : NULL;
 	rb->gate_since = now_ms();
 	session_drain_mark(rb->srv, src, rb->gate_gen);
 }
@@ -519,17 +529,43 @@ static void move_after_sync(rebalancer *rb);
 static void add_after_sync(rebalancer *rb);
 static void move_failed(rebalancer *rb);
 
-/* The source query of table i: a move's buckets, or everything (reference
+/* " WHERE ..." selecting the moving rows of table i: the move's buckets,
+ * or its range (bounds as parameters ?1, ?2 in params). */
+static void move_pred(rebalancer *rb, size_t i, sql_buf *b, wire_value *params, uint32_t *np)
+{
+	tinfo *t = &rb->tabs[i];
+	move *m = rb->cur;
+	*np = 0;
+	if (!m->table) {
+		sql_buf_printf(b, " WHERE sl_bucket(%s) IN (", t->key);
+		put_bucket_list(b, m->buckets, m->n);
+		sql_buf_puts(b, ")");
+		return;
+	}
+	const catalog_table *ct = catalog_table_get(rb->srv->cat, m->table);
+	bool lo = ct && m->range > 0 && m->range - 1 < ct->nsplits, hi = ct && m->range < ct->nsplits;
+	if (!lo && !hi)
+		return;
+	sql_buf_puts(b, " WHERE ");
+	if (lo) {
+		params[(*np)++] = ct->splits[m->range - 1];
+		sql_buf_printf(b, "%s >= ?%u", t->key, *np);
+	}
+	if (hi) {
+		params[(*np)++] = ct->splits[m->range];
+		sql_buf_printf(b, "%s%s < ?%u", lo ? " AND " : "", t->key, *np);
+	}
+}
+
+/* The source query of table i: a move's rows, or everything (reference
  * tables for a new shard). */
-static void source_sql(rebalancer *rb, size_t i, sql_buf *b)
+static void source_sql(rebalancer *rb, size_t i, sql_buf *b, wire_value *params, uint32_t *np)
 {
 	tinfo *t = &rb->tabs[i];
 	sql_buf_printf(b, "SELECT * FROM %s", t->name);
-	if (rb->cur) {
-		sql_buf_printf(b, " WHERE sl_bucket(%s) IN (", t->key);
-		put_bucket_list(b, rb->cur->buckets, rb->cur->n);
-		sql_buf_puts(b, ")");
-	}
+	*np = 0;
+	if (rb->cur)
+		move_pred(rb, i, b, params, np);
 }
 
 static size_t sync_src(const rebalancer *rb)
@@ -553,8 +589,10 @@ static void sync_send_reads(rebalancer *rb)
 	sql_buf_init(&b);
 	for (size_t i = 0; i < rb->ntabs; i++) {
 		sql_buf_reset(&b);
-		source_sql(rb, i, &b);
-		round_exec(rb, 2 * i, sync_src(rb), b.data, NULL, 0, true);
+		wire_value params[2];
+		uint32_t np;
+		source_sql(rb, i, &b, params, &np);
+		round_exec(rb, 2 * i, sync_src(rb), b.data, params, np, true);
 		sql_buf_reset(&b);
 		sql_buf_printf(&b, "SELECT * FROM %s", sync_target(rb, i));
 		round_exec(rb, 2 * i + 1, sync_dst(rb), b.data, NULL, 0, true);
@@ -839,13 +877,14 @@ static void set_phase(move *m, const char *phase)
 static void log_phase(rebalancer *rb, move *m, const char *phase)
 {
 	sql_error err = {0};
-	if (catalog_move_put(rb->srv->cat, &m->id, phase, m->src, m->dst, m->buckets, m->n, &err) != 0)
+	if (catalog_move_put(rb->srv->cat, &m->id, phase, m->src, m->dst, m->buckets, m->n, m->table, m->range, &err) != 0)
 		fprintf(stderr, "router: rebalance: cannot log move %" PRId64 ": %s\n", m->id, err.message);
 }
 
 static void move_free(move *m)
 {
 	free(m->buckets);
+	free(m->table);
 	free(m);
 }
 
@@ -955,8 +994,12 @@ static void move_copy(rebalancer *rb)
 	for (size_t i = 0; i < rb->ntabs; i++) {
 		tinfo *t = &rb->tabs[i];
 		sql_buf_reset(&b);
-		sql_buf_printf(&b, "CREATE INDEX IF NOT EXISTS %s ON %s(sl_bucket(%s))", t->bkt_index, t->name, t->key);
-		round_exec(rb, 2 * i, m->src, b.data, NULL, 0, false);
+		if (m->table)
+			sql_buf_puts(&b, "SELECT 1");  /* a range is found by its key's index */
+		else
+			sql_buf_printf(&b, "CREATE INDEX IF NOT EXISTS %s ON %s(sl_bucket(%s))", t->bkt_index, t->name,
+				       t->key);
+		round_exec(rb, 2 * i, m->src, b.data, NULL, 0, m->table != NULL);
 		sql_buf_reset(&b);
 		sql_buf_printf(&b, "CREATE TABLE IF NOT EXISTS %s (", t->stage);
 		for (size_t c = 0; c < t->ncols; c++)
@@ -976,7 +1019,7 @@ static void move_cutover(rebalancer *rb)
 	move *m = rb->cur;
 	set_phase(m, "cutover");
 	failpoint_hit("router.rebalance.cutover");
-	gate_close(rb, GATE_MOVE, m->src, m->dst, m->mask);
+	gate_close(rb, m->table ? GATE_RANGE : GATE_MOVE, m->src, m->dst, m->mask);
 	after(rb, 0, drain_poll);
 }
 
@@ -1059,7 +1102,7 @@ static void move_switch(rebalancer *rb)
 	if (strcmp(m->phase, "switch") != 0) {
 		failpoint_hit("router.rebalance.before_switch");
 		sql_error err = {0};
-		if (catalog_move_switch(rb->srv->cat, m->id, m->dst, m->buckets, m->n, &err) != 0) {
+		if (catalog_move_switch(rb->srv->cat, m->id, m->dst, m->buckets, m->n, m->table, m->range, &err) != 0) {
 			fail_round(rb, "%s%s", err.message, "");
 			move_failed(rb);
 			return;
@@ -1077,29 +1120,35 @@ static void move_switch(rebalancer *rb)
 	 * that had to wait for a lock, say) rolls it back and the switch is
 	 * tried again: every step is idempotent. */
 	rb->switch_txn = router_new_txn(rb->srv);
-	if (round_begin(rb, 2 + 2 * rb->ntabs, switch_sent) != 0) {
+	size_t na = m->table ? 0 : 2;  /* bucket moves: the shards' new bucket lists first */
+	if (round_begin(rb, na + 2 * rb->ntabs, switch_sent) != 0) {
 		after(rb, 500, move_switch);
 		return;
 	}
-	send_assign(rb, 0, m->src);
-	send_assign(rb, 1, m->dst);
+	if (na) {
+		send_assign(rb, 0, m->src);
+		send_assign(rb, 1, m->dst);
+	}
 	sql_buf b;
 	sql_buf_init(&b);
 	for (size_t i = 0; i < rb->ntabs; i++) {
 		tinfo *t = &rb->tabs[i];
+		wire_value params[2];
+		uint32_t np;
 		sql_buf_reset(&b);
-		sql_buf_printf(&b, "DELETE FROM %s WHERE sl_bucket(%s) IN (", t->name, t->key);
-		put_bucket_list(&b, m->buckets, m->n);
-		sql_buf_puts(&b, ")");
+		sql_buf_printf(&b, "DELETE FROM %s", t->name);
+		move_pred(rb, i, &b, params, &np);
 		wire_request r = {.op = WIRE_OP_EXEC, .sql = b.data, .sql_len = (uint32_t)b.len, .txn = rb->switch_txn,
-				  .ts = rb->switch_txn, .begin = i == 0};
-		round_send(rb, 2 + 2 * i, m->src, &r);
+				  .ts = rb->switch_txn, .begin = i == 0, .params = params, .nparams = np};
+		round_send(rb, na + 2 * i, m->src, &r);
 		sql_buf_reset(&b);
 		sql_buf_printf(&b, "INSERT INTO %s SELECT * FROM %s WHERE true ON CONFLICT DO NOTHING", t->name,
 			       t->stage);
 		r.sql = b.data;
 		r.sql_len = (uint32_t)b.len;
-		round_send(rb, 3 + 2 * i, m->dst, &r);
+		r.params = NULL;
+		r.nparams = 0;
+		round_send(rb, na + 1 + 2 * i, m->dst, &r);
 	}
 	sql_buf_free(&b);
 	round_end_empty(rb);
@@ -1361,13 +1410,23 @@ void rebalance_add_shard(rebalancer *rb, const char *addr, rebalance_cb done, vo
 
 static void plan_counted(rebalancer *rb);
 
-static int queue_move(rebalancer *rb, const uint32_t *buckets, size_t n, size_t src, size_t dst)
+static int queue_move_of(rebalancer *rb, const uint32_t *buckets, size_t n, size_t src, size_t dst, const char *table,
+			 size_t range)
 {
 	move *m = calloc(1, sizeof *m);
 	if (!m)
 		return -1;
-	m->buckets = malloc(n * sizeof *m->buckets);
+	if (table) {
+		m->table = strdup(table);
+		m->range = range;
+		if (!m->table) {
+			free(m);
+			return -1;
+		}
+	}
+	m->buckets = malloc((n ? n : 1) * sizeof *m->buckets);
 	if (!m->buckets) {
+		free(m->table);
 		free(m);
 		return -1;
 	}
@@ -1384,6 +1443,11 @@ static int queue_move(rebalancer *rb, const uint32_t *buckets, size_t n, size_t 
 		pp = &(*pp)->next;
 	*pp = m;
 	return 0;
+}
+
+static int queue_move(rebalancer *rb, const uint32_t *buckets, size_t n, size_t src, size_t dst)
+{
+	return queue_move_of(rb, buckets, n, src, dst, NULL, 0);
 }
 
 static void plan_begin(rebalancer *rb)
@@ -1582,6 +1646,54 @@ int rebalance_move(rebalancer *rb, const uint32_t *buckets, size_t n, size_t dst
 		return -1;
 	}
 	if (queue_move(rb, buckets, n, src, dst) != 0) {
+		sql_error_set(err, "53200", 0, "out of memory");
+		return -1;
+	}
+	if (!rb->busy)
+		after(rb, 0, kick);
+	return 0;
+}
+
+bool rebalance_table_busy(const rebalancer *rb, const char *table)
+{
+	if (rb->cur && rb->cur->table && strcmp(rb->cur->table, table) == 0)
+		return true;
+	for (const move *m = rb->queue; m; m = m->next)
+		if (m->table && strcmp(m->table, table) == 0)
+			return true;
+	return false;
+}
+
+int rebalance_move_range(rebalancer *rb, const char *table, size_t range, size_t dst, sql_error *err)
+{
+	const catalog *cat = rb->srv->cat;
+	const catalog_table *t = catalog_table_get(cat, table);
+	if (!t) {
+		sql_error_set(err, "42P01", 0, "relation \"%s\" does not exist", table);
+		return -1;
+	}
+	if (t->partition != SQL_PARTITION_RANGE) {
+		sql_error_set(err, "42P16", 0, "table \"%s\" is not partitioned by range", table);
+		return -1;
+	}
+	if (range > t->nsplits) {
+		sql_error_set(err, "22023", 0, "table \"%s\" has ranges 0..%zu", table, t->nsplits);
+		return -1;
+	}
+	if (dst >= catalog_nshards(cat) || catalog_shard_removed(cat, dst) || rebalance_draining(rb, dst)) {
+		sql_error_set(err, "22023", 0, "shard %zu does not exist", dst);
+		return -1;
+	}
+	size_t src = catalog_range_shard(cat, t, range);
+	if (src == dst) {
+		sql_error_set(err, "22023", 0, "range %zu of \"%s\" is already on shard %zu", range, table, dst);
+		return -1;
+	}
+	if (rebalance_table_busy(rb, table)) {
+		sql_error_set(err, "55000", 0, "a range of \"%s\" is being moved already", table);
+		return -1;
+	}
+	if (queue_move_of(rb, NULL, 0, src, dst, table, range) != 0) {
 		sql_error_set(err, "53200", 0, "out of memory");
 		return -1;
 	}
@@ -1809,14 +1921,18 @@ rebalancer *rebalance_open(router_server *srv)
 		m->dst = ms[i].dst;
 		m->buckets = ms[i].buckets;
 		m->n = ms[i].nbuckets;
+		m->table = ms[i].table;
+		m->range = ms[i].range;
 		for (size_t b = 0; b < m->n; b++)
 			m->mask[m->buckets[b] / 64] |= 1ull << (m->buckets[b] % 64);
 		set_phase(m, strcmp(ms[i].phase, "switch") == 0 ? "switch" : "queued");
 		if (strcmp(m->phase, "switch") == 0) {
 			/* nothing may touch these buckets until the switch is redone */
-			gate_close(rb, GATE_MOVE, m->src, m->dst, m->mask);
 			m->next = rb->queue;
 			rb->queue = m;
+			rb->cur = m;  /* for the gate's table */
+			gate_close(rb, m->table ? GATE_RANGE : GATE_MOVE, m->src, m->dst, m->mask);
+			rb->cur = NULL;
 			fprintf(stderr, "router: rebalance: move %" PRId64 " was switching: finishing it\n", m->id);
 		} else {
 			move **pp = &rb->queue;
@@ -1883,7 +1999,9 @@ static void row_of(const move *m, rebalance_row *r)
 {
 	memset(r, 0, sizeof *r);
 	snprintf(r->id, sizeof r->id, "%" PRId64, m->id);
-	if (m->n == 1)
+	if (m->table)
+		snprintf(r->buckets, sizeof r->buckets, "%.40s range %zu", m->table, m->range);
+	else if (m->n == 1)
 		snprintf(r->buckets, sizeof r->buckets, "%u", m->buckets[0]);
 	else
 		snprintf(r->buckets, sizeof r->buckets, "%u..%u (%zu)", m->buckets[0], m->buckets[m->n - 1], m->n);

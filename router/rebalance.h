@@ -52,10 +52,11 @@ void rebalance_close(rebalancer *rb);
 uint64_t rebalance_gate_gen(const rebalancer *rb);
 /* The shard being drained while the gate is closed. */
 size_t rebalance_gate_src(const rebalancer *rb);
-/* Would this batch have to wait for the gate? */
-bool rebalance_blocks(const rebalancer *rb, const plan_batch *b, bool writes, bool ddl);
+/* Would this batch (of a statement on table, NULL if none) have to wait for
+ * the gate? */
+bool rebalance_blocks(const rebalancer *rb, const plan_batch *b, const char *table, bool writes, bool ddl);
 /* Does an in-flight batch still hold the cutover back? */
-bool rebalance_holds(const rebalancer *rb, const plan_batch *b, bool writes);
+bool rebalance_holds(const rebalancer *rb, const plan_batch *b, const char *table, bool writes);
 /* Park until the gate opens: wake(arg) runs once, later, from the loop.
  * rebalance_unwait() forgets a parked waiter (its session closed). */
 int rebalance_wait(rebalancer *rb, void (*wake)(void *arg), void *arg);
@@ -74,6 +75,12 @@ void rebalance_add_shard(rebalancer *rb, const char *addr, rebalance_cb done, vo
  * removed in the catalog.  done() once the moves are queued. */
 void rebalance_remove_shard(rebalancer *rb, size_t shard, rebalance_cb done, void *arg);
 bool rebalance_draining(const rebalancer *rb, size_t shard);
+/* ALTER TABLE t MOVE RANGE r TO SHARD n: queues a move of one range of a
+ * RANGE table (the same phases; its gate stops that table's statements on
+ * the two shards). */
+int rebalance_move_range(rebalancer *rb, const char *table, size_t range, size_t dst, sql_error *err);
+/* A range move of this table is queued or running (SPLIT AT must wait). */
+bool rebalance_table_busy(const rebalancer *rb, const char *table);
 /* MOVE BUCKET b[, ...] TO SHARD n: queues one move. */
 int rebalance_move(rebalancer *rb, const uint32_t *buckets, size_t n, size_t dst, sql_error *err);
 /* REBALANCE [TABLE t]: plans moves that even out the shards' rows (t's rows

@@ -233,7 +233,7 @@ size_t session_drain_count(router_server *srv, const rebalancer *rb)
 		if (drained_txn(s, gen))
 			n++;
 		else if (s->ex.kind == EX_STMT && s->ex.batch.n > 0 && s->ex.plan &&
-			 rebalance_holds(rb, &s->ex.batch, plan_writes(s->ex.plan)))
+			 rebalance_holds(rb, &s->ex.batch, plan_table_name(s->ex.plan), plan_writes(s->ex.plan)))
 			n++;
 	}
 	return n;
@@ -792,7 +792,7 @@ static void start_plan(session *s, const router_plan *p, router_plan *owned, con
 	}
 	rebalancer *rb = s->srv->rb;
 	uint64_t gen = rebalance_gate_gen(rb);
-	if (gen && !drained_txn(s, gen) && rebalance_blocks(rb, &ex->batch, writes, ddl)) {
+	if (gen && !drained_txn(s, gen) && rebalance_blocks(rb, &ex->batch, plan_table_name(p), writes, ddl)) {
 		/* a bucket this statement needs is being cut over to another
 		 * shard: wait, then plan it again with the new map */
 		ex_reset(s);
@@ -1414,6 +1414,55 @@ static void do_show(session *s, const sql_show *sh)
 	}
 	case SQL_SHOW_SHARDS:
 		return;  /* show_shards(), asynchronous */
+	case SQL_SHOW_RANGES: {
+		/* every RANGE table's ranges: bounds and owner */
+		size_t cap = 64, n = 0;
+		char (*bufs)[5][96] = calloc(cap, sizeof *bufs);
+		for (size_t i = 0; bufs && i < catalog_ntables(cat); i++) {
+			const catalog_table *t = catalog_table_at(cat, i);
+			if (t->partition != SQL_PARTITION_RANGE)
+				continue;
+			for (size_t r = 0; r <= t->nsplits; r++) {
+				if (n == cap) {
+					void *nb = realloc(bufs, 2 * cap * sizeof *bufs);
+					if (!nb)
+						break;
+					bufs = nb;
+					cap *= 2;
+				}
+				snprintf(bufs[n][0], 96, "%s", t->name);
+				snprintf(bufs[n][1], 96, "%zu", r);
+				for (int side = 0; side < 2; side++) {
+					char *out = bufs[n][2 + side];
+					out[0] = 0;
+					if (side == 0 ? r == 0 : r == t->nsplits)
+						continue;
+					const wire_value *v = &t->splits[side == 0 ? r - 1 : r];
+					if (v->type == WIRE_INT)
+						snprintf(out, 96, "%" PRId64, v->i);
+					else
+						snprintf(out, 96, "%.*s", (int)(v->len < 90 ? v->len : 90), (const char *)v->p);
+				}
+				snprintf(bufs[n][4], 96, "%zu", catalog_range_shard(cat, t, r));
+				n++;
+			}
+		}
+		const char **cells = calloc(n * 5 + 1, sizeof *cells);
+		if (!bufs || !cells) {
+			free(bufs);
+			free(cells);
+			send_error(s, "53200", "out of memory", 0);
+			return;
+		}
+		for (size_t i = 0; i < n; i++)
+			for (int c = 0; c < 5; c++)
+				cells[i * 5 + c] = bufs[i][c][0] || c < 2 || c == 4 ? bufs[i][c] : NULL;
+		const char *names[] = {"table", "range", "from_value", "to_value", "shard"};
+		send_text_table(s, 5, names, n, cells, "SELECT");
+		free(bufs);
+		free(cells);
+		return;
+	}
 	case SQL_SHOW_TRANSACTIONS: {
 		coord_row rows[256];
 		size_t n = coord_list(srv->coord, rows, 256);
@@ -1653,6 +1702,8 @@ static void run_stmt(session *s, sql_stmt *st, const router_plan *plan, const wi
 		return;
 	case SQL_STMT_ADD_SHARD:
 	case SQL_STMT_REMOVE_SHARD:
+	case SQL_STMT_SPLIT_RANGE:
+	case SQL_STMT_MOVE_RANGE:
 	case SQL_STMT_REBALANCE:
 	case SQL_STMT_MOVE_BUCKET:
 	case SQL_STMT_CANCEL_REBALANCE:
@@ -1734,6 +1785,26 @@ static void run_admin(session *s, const sql_stmt *st)
 		snprintf(s->implicit_tag, sizeof s->implicit_tag, "ALTER CLUSTER");
 		rebalance_remove_shard(rb, st->move.shard, on_admin_done, s);
 		return;
+	case SQL_STMT_SPLIT_RANGE:
+	case SQL_STMT_MOVE_RANGE: {
+		sql_error err = {0};
+		const sql_alter_range *ar = &st->alter_range;
+		snprintf(s->implicit_tag, sizeof s->implicit_tag, "ALTER TABLE");
+		int rc;
+		if (st->kind == SQL_STMT_MOVE_RANGE) {
+			rc = rebalance_move_range(rb, ar->table, ar->range, ar->shard, &err);
+		} else if (rebalance_table_busy(rb, ar->table)) {
+			sql_error_set(&err, "55000", 0, "a range of \"%s\" is being moved: SPLIT AT waits for it", ar->table);
+			rc = -1;
+		} else {
+			rc = catalog_split_range(s->srv->cat, ar->table, ar->value, &err);
+		}
+		if (rc != 0)
+			on_admin_done(s, 0, err.sqlstate, err.message);
+		else
+			on_admin_done(s, 1, NULL, NULL);
+		return;
+	}
 	case SQL_STMT_MOVE_BUCKET: {
 		sql_error err = {0};
 		snprintf(s->implicit_tag, sizeof s->implicit_tag, "REBALANCE");

@@ -586,6 +586,8 @@ const char *sql_stmt_tag(const sql_stmt *s)
 	case SQL_STMT_REBALANCE: return "REBALANCE";
 	case SQL_STMT_MOVE_BUCKET: return "MOVE BUCKET";
 	case SQL_STMT_REMOVE_SHARD: return "ALTER CLUSTER";
+	case SQL_STMT_SPLIT_RANGE:
+	case SQL_STMT_MOVE_RANGE: return "ALTER TABLE";
 	case SQL_STMT_CANCEL_REBALANCE: return "CANCEL REBALANCE";
 	case SQL_STMT_RESOLVE_SAGA: return "RESOLVE SAGA";
 	}

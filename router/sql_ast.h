@@ -411,6 +411,7 @@ typedef enum {
 	SQL_SHOW_TRANSACTIONS,
 	SQL_SHOW_SAGAS,
 	SQL_SHOW_REBALANCE,
+	SQL_SHOW_RANGES,
 } sql_show_kind;
 
 typedef struct {
@@ -446,6 +447,12 @@ typedef struct {
 	const char *table;     /* REBALANCE TABLE t, else NULL */
 } sql_rebalance;
 
+typedef struct {
+	const char *table;     /* ALTER TABLE t SPLIT AT (v) / MOVE RANGE r TO SHARD n */
+	sql_expr *value;       /* SPLIT AT: a literal */
+	uint32_t range, shard; /* MOVE RANGE */
+} sql_alter_range;
+
 typedef enum {
 	SQL_STMT_SELECT = 1,
 	SQL_STMT_INSERT,
@@ -464,6 +471,8 @@ typedef enum {
 	SQL_STMT_REBALANCE,    /* REBALANCE [TABLE t] */
 	SQL_STMT_MOVE_BUCKET,
 	SQL_STMT_REMOVE_SHARD, /* ALTER CLUSTER REMOVE SHARD n (move.shard) */
+	SQL_STMT_SPLIT_RANGE,  /* ALTER TABLE t SPLIT AT (v) (alter_range) */
+	SQL_STMT_MOVE_RANGE,   /* ALTER TABLE t MOVE RANGE r TO SHARD n (alter_range) */
 	SQL_STMT_CANCEL_REBALANCE,
 	SQL_STMT_RESOLVE_SAGA, /* RESOLVE SAGA 'id' OVERWRITE | ACCEPT */
 } sql_stmt_kind;
@@ -496,6 +505,7 @@ struct sql_stmt {
 		sql_add_shard add_shard;
 		sql_move_bucket move;
 		sql_rebalance rebalance;
+		sql_alter_range alter_range;
 	};
 };
 

@@ -1015,7 +1015,7 @@ stmt(A) ::= SHOW(K) nm(N). {
 	static const struct { const char *w; sql_show_kind k; } special[] = {
 		{"tables", SQL_SHOW_TABLES}, {"shards", SQL_SHOW_SHARDS},
 		{"transactions", SQL_SHOW_TRANSACTIONS}, {"sagas", SQL_SHOW_SAGAS},
-		{"rebalance", SQL_SHOW_REBALANCE},
+		{"rebalance", SQL_SHOW_REBALANCE}, {"ranges", SQL_SHOW_RANGES},
 	};
 	A = new_stmt(ctx, SQL_STMT_SHOW, &K);
 	A->show.what = SQL_SHOW_VAR;
@@ -1061,6 +1061,17 @@ stmt(A) ::= REBALANCE(K) TABLE nm(N). {
 stmt(A) ::= ALTER(K) CLUSTER REMOVE SHARD INTEGER(S). {
 	A = new_stmt(ctx, SQL_STMT_REMOVE_SHARD, &K);
 	A->move.shard = bucket_number(ctx, &S);
+}
+stmt(A) ::= ALTER(K) TABLE nm(N) SPLIT AT LP expr(V) RP. {
+	A = new_stmt(ctx, SQL_STMT_SPLIT_RANGE, &K);
+	A->alter_range.table = N.val;
+	A->alter_range.value = V;
+}
+stmt(A) ::= ALTER(K) TABLE nm(N) MOVE RANGE INTEGER(R) TO SHARD INTEGER(S). {
+	A = new_stmt(ctx, SQL_STMT_MOVE_RANGE, &K);
+	A->alter_range.table = N.val;
+	A->alter_range.range = bucket_number(ctx, &R);
+	A->alter_range.shard = bucket_number(ctx, &S);
 }
 stmt(A) ::= CANCEL(K) REBALANCE. { A = new_stmt(ctx, SQL_STMT_CANCEL_REBALANCE, &K); }
 stmt(A) ::= MOVE(K) BUCKET bucketlist(L) TO SHARD INTEGER(S). {

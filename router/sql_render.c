@@ -777,6 +777,7 @@ static int render_show(sql_buf *b, const sql_show *s)
 		[SQL_SHOW_TABLES] = "TABLES", [SQL_SHOW_SHARDS] = "SHARDS",
 		[SQL_SHOW_TRANSACTIONS] = "TRANSACTIONS", [SQL_SHOW_SAGAS] = "SAGAS",
 		[SQL_SHOW_REBALANCE] = "REBALANCE",
+		[SQL_SHOW_RANGES] = "RANGES",
 	};
 	sql_buf_puts(b, "SHOW ");
 	if (s->what == SQL_SHOW_VAR)
@@ -830,6 +831,18 @@ int sql_render_stmt(sql_buf *b, const sql_stmt *s)
 		return b->failed ? -1 : 0;
 	case SQL_STMT_CANCEL_REBALANCE:
 		return sql_buf_puts(b, "CANCEL REBALANCE");
+	case SQL_STMT_SPLIT_RANGE:
+		sql_buf_puts(b, "ALTER TABLE ");
+		sql_render_ident(b, s->alter_range.table);
+		sql_buf_puts(b, " SPLIT AT (");
+		sql_render_expr(b, s->alter_range.value);
+		sql_buf_puts(b, ")");
+		return b->failed ? -1 : 0;
+	case SQL_STMT_MOVE_RANGE:
+		sql_buf_puts(b, "ALTER TABLE ");
+		sql_render_ident(b, s->alter_range.table);
+		sql_buf_printf(b, " MOVE RANGE %u TO SHARD %u", s->alter_range.range, s->alter_range.shard);
+		return b->failed ? -1 : 0;
 	case SQL_STMT_REMOVE_SHARD:
 		sql_buf_printf(b, "ALTER CLUSTER REMOVE SHARD %u", s->move.shard);
 		return b->failed ? -1 : 0;

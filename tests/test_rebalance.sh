@@ -13,6 +13,8 @@
 #    totals unchanged;
 #  - ALTER CLUSTER REMOVE SHARD under the 2PC load: the shard is drained
 #    and removed, nothing lost;
+#  - RANGE tables: SPLIT AT, MOVE RANGE while writes run on the range, a
+#    router crash after the range's owner flipped;
 #  - errors: MOVE BUCKET to a shard that does not exist, inside a
 #    transaction block, CANCEL REBALANCE.
 set -u
@@ -168,6 +170,41 @@ for fp in router.rebalance.copied router.rebalance.cutover router.rebalance.befo
 	t "$fp: 3000 rows on the shards, sum unchanged" '[ $total = 3000 ] && [ "$(q "SELECT count(*), sum(balance) FROM accounts")" = "3000|300000" ]'
 	t "$fp: the row is readable and writable" '[ "$(q "UPDATE accounts SET balance = balance + 1 WHERE id = $key; UPDATE accounts SET balance = balance - 1 WHERE id = $key; SELECT balance FROM accounts WHERE id = $key")" = 100 ]'
 done
+
+# ---- RANGE tables: SPLIT AT, MOVE RANGE (with writes running, and a crash) --------
+q "CREATE TABLE ev (k BIGINT PRIMARY KEY, v BIGINT NOT NULL) PARTITION BY RANGE (k) SPLIT AT (1000, 2000)" >/dev/null
+vals=$(seq 1 2999 | awk '{printf "%s(%d, 0)", (NR > 1 ? ", " : ""), $1}')
+q "INSERT INTO ev VALUES $vals" >/dev/null
+t "range: SPLIT AT (1500) splits range 1 in place" \
+	'q "ALTER TABLE ev SPLIT AT (1500)" >/dev/null && [ "$(q "SHOW RANGES" | grep -c "^ev|")" = 4 ] && [ "$(q "SHOW RANGES" | sed -n 3p)" = "ev|2|1500|2000|1" ]'
+t "range: SPLIT AT an existing split point: 42P16" \
+	'timeout 10 psql -X -q -v VERBOSITY=verbose -c "ALTER TABLE ev SPLIT AT (1500)" 2>&1 | grep -q 42P16'
+# writers on range 1 ([1000, 1500)) while it moves from shard 1 to shard 0
+( for i in $(seq 1 300); do q "UPDATE ev SET v = v + 1 WHERE k = $((1000 + i % 500))" >/dev/null; done ) &
+wpid=$!
+sleep 0.3
+t "range: ALTER TABLE ev MOVE RANGE 1 TO SHARD 0 is queued" 'q "ALTER TABLE ev MOVE RANGE 1 TO SHARD 0" >/dev/null'
+t "range: the move ends done" 'wait_moves 30'
+wait $wpid
+t "range: SHOW RANGES has range 1 on shard 0" '[ "$(q "SHOW RANGES" | sed -n 2p)" = "ev|1|1000|1500|0" ]'
+t "range: every write landed (300 increments, 2999 rows)" '[ "$(q "SELECT count(*), sum(v) FROM ev")" = "2999|300" ]'
+t "range: rows 1000..1499 are on shard 0 only" \
+	'[ "$(sq 0 "SELECT count(*) FROM ev WHERE k >= 1000 AND k < 1500")" = 500 ] && [ "$(sq 1 "SELECT count(*) FROM ev WHERE k >= 1000 AND k < 1500")" = 0 ]'
+rpid=$(cat "$cdir/router.pid")
+kill -9 "$rpid"
+while alive "$rpid"; do sleep 0.05; done
+SHARDLITE_FAILPOINTS=router.rebalance.switched "$bin" cluster start --dir "$cdir" >/dev/null 2>&1
+q "ALTER TABLE ev MOVE RANGE 2 TO SHARD 2" >/dev/null
+rpid=$(cat "$cdir/router.pid")
+for i in $(seq 1 100); do alive "$rpid" || break; sleep 0.05; done
+t "range: the router crashed after flipping range 2" '! alive "$rpid"'
+"$bin" cluster start --dir "$cdir" >/dev/null 2>&1
+t "range: after restart the move ends done" 'wait_moves 30'
+t "range: range 2 on shard 2, rows there only, totals unchanged" \
+	'[ "$(q "SHOW RANGES" | sed -n 3p)" = "ev|2|1500|2000|2" ] && [ "$(sq 2 "SELECT count(*) FROM ev WHERE k >= 1500 AND k < 2000")" = 500 ] && [ "$(sq 1 "SELECT count(*) FROM ev")" = 0 ] && [ "$(q "SELECT count(*), sum(v) FROM ev")" = "2999|300" ]'
+t "range: the catalog kept the split and the owners across the restart" '[ "$(q "SHOW RANGES" | wc -l)" = 4 ]'
+t "range: REMOVE SHARD of a shard holding a range is refused (55000, names the range)" \
+	'timeout 10 psql -X -q -v VERBOSITY=verbose -c "ALTER CLUSTER REMOVE SHARD 2" 2>&1 | grep -q "55000.*MOVE RANGE"'
 
 # ---- errors ------------------------------------------------------------------------
 t "MOVE BUCKET to a shard that does not exist: 22023" \
