@@ -1056,6 +1056,9 @@ static void drain_poll(rebalancer *rb)
 	}
 	size_t busy = session_drain_count(rb->srv, rb);
 	if (busy == 0) {
+		/* drained: from now on nobody passes the gate (a new generation
+		 * no session was marked for) */
+		rb->gate_gen = ++rb->gen_counter;
 		m->drain_ms = (double)(now_ms() - rb->gate_since);
 		m->t_mark = now_ms();
 		sync_start(rb, 1);
@@ -1345,6 +1348,7 @@ static void add_drain(rebalancer *rb)
 		after(rb, 1, add_drain);
 		return;
 	}
+	rb->gate_gen = ++rb->gen_counter;  /* drained: nobody passes any more */
 	if (tabs_load(rb, false) != 0) {
 		add_finish(rb, 0, "53200", "out of memory");
 		return;
@@ -1847,6 +1851,7 @@ static void remove_drain(rebalancer *rb)
 		after(rb, 1, remove_drain);
 		return;
 	}
+	rb->gate_gen = ++rb->gen_counter;  /* drained: nobody passes any more */
 	sql_error err = {0};
 	if (catalog_remove_shard(rb->srv->cat, shard, &err) != 0)
 		fprintf(stderr, "router: rebalance: removing shard %zu: %s\n", shard, err.message);

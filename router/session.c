@@ -203,9 +203,10 @@ void session_ignore_shard_answer(void *arg, shard_answer *a, const char *err)
 
 /* ---- the rebalancer's gate ---------------------------------------------------------------- */
 
+/* The open transaction or saga (ids are unique: router_new_txn()). */
 static uint64_t txn_ident(const session *s)
 {
-	return s->txn ? s->txn : (uint64_t)(uintptr_t)s->saga;
+	return s->txn ? s->txn : s->saga ? saga_id(s->saga) : 0;
 }
 
 /* Part of the drain of gate gen: its transaction goes on through the gate. */

@@ -1678,6 +1678,19 @@ static bool unsupported_feature(parse_ctx *c, const sql__token *t,
 			snprintf(msg, cap, "CREATE %s is not supported", W);
 		return true;
 	}
+	if (c->ntok == 4 && tok_is(first, "alter") && t->code != TK_SPLIT && t->code != TK_MOVE) {
+		/* ALTER TABLE t <anything but SPLIT AT / MOVE RANGE> */
+		size_t o = first->off + first->len;
+		while (o < c->lx.len && (c->lx.text[o] == ' ' || c->lx.text[o] == '\t' || c->lx.text[o] == '\n' ||
+					 c->lx.text[o] == '\r'))
+			o++;
+		if (o + 5 <= c->lx.len && strncasecmp(c->lx.text + o, "table", 5) == 0) {
+			*off = o;
+			snprintf(msg, cap, "ALTER TABLE is not supported, except ALTER TABLE ... SPLIT AT (v) and "
+					   "ALTER TABLE ... MOVE RANGE r TO SHARD n");
+			return true;
+		}
+	}
 	if (c->ntok == 2 && (tok_is(first, "alter") || tok_is(first, "drop")) &&
 	    word_in(t, alter_drop_words)) {
 		snprintf(msg, cap, "%s %s is not supported", tok_is(first, "alter") ? "ALTER" : "DROP", W);
