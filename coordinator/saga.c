@@ -101,6 +101,7 @@ struct saga_engine {
 	unsigned backoff_ms;
 	saga_stats stats;
 	int outstanding;
+	uint32_t undoing[MAX_SHARDS];  /* compensation jobs in flight per shard */
 	int closing;
 	/* completed sagas waiting for their SagaEnd, sent per shard in one
 	 * request at the next turn of the loop */
@@ -341,6 +342,8 @@ static void on_undo_answer(void *arg, shard_answer *a, const char *error)
 	snprintf(j->msg, sizeof j->msg, "shard %zu: %s", j->shard, m);
 	shard_answer_free(a);
 	j->e->outstanding--;
+	if (j->shard < MAX_SHARDS)
+		j->e->undoing[j->shard]--;
 	j->done(j, attention ? 1 : 2);
 	free(j->steps);
 	free(j->modes);
@@ -352,6 +355,8 @@ static void ujob_next(ujob *j)
 	saga_engine *e = j->e;
 	if (j->i == j->n) {
 		e->outstanding--;
+		if (j->shard < MAX_SHARDS)
+			e->undoing[j->shard]--;
 		j->done(j, 0);
 		free(j->steps);
 		free(j->modes);
@@ -377,6 +382,8 @@ static ujob *ujob_new(saga_engine *e, uint64_t id, size_t shard, size_t cap, ujo
 	j->done = done;
 	j->arg = arg;
 	e->outstanding++;
+	if (shard < MAX_SHARDS)
+		e->undoing[shard]++;
 	return j;
 }
 
@@ -396,6 +403,11 @@ saga *saga_begin(saga_engine *e, uint64_t id)
 		return NULL;
 	}
 	return s;
+}
+
+size_t saga_undoing_on(const saga_engine *e, size_t shard)
+{
+	return e && shard < MAX_SHARDS ? e->undoing[shard] : 0;
 }
 
 uint64_t saga_id(const saga *s)

@@ -57,6 +57,9 @@ void saga_close(saga_engine *e);
 /* A running saga with this (unique) id. */
 saga *saga_begin(saga_engine *e, uint64_t id);
 uint64_t saga_id(const saga *s);
+/* Compensation jobs in flight to a shard (the rebalancer's drain waits for
+ * them: a compensation must land before its rows move). */
+size_t saga_undoing_on(const saga_engine *e, size_t shard);
 size_t saga_nsteps(const saga *s);
 
 /* Run req (its sql, params, buckets, comp) as the saga's next step on

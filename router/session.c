@@ -229,7 +229,7 @@ void session_drain_mark(router_server *srv, size_t src, uint64_t gen)
 size_t session_drain_count(router_server *srv, const rebalancer *rb)
 {
 	uint64_t gen = rebalance_gate_gen(rb);
-	size_t n = srv->zombies;
+	size_t n = srv->zombies + saga_undoing_on(srv->sagas, rebalance_gate_src(rb));
 	for (session *s = srv->sessions; s; s = s->next) {
 		if (drained_txn(s, gen))
 			n++;
