@@ -22,6 +22,10 @@ bal() { "$bin" shard-query 127.0.0.1:$((port + 1 + $1)) "SELECT balance FROM acc
 t "cluster starts" '"$bin" cluster start --dir "$dir" --shards 2 --port $port >/dev/null'
 q "CREATE TABLE accounts (id BIGINT PRIMARY KEY, balance BIGINT NOT NULL) PARTITION BY HASH (id)" >/dev/null
 q "INSERT INTO accounts VALUES $(seq 1 20 | sed 's/.*/(&, 100)/' | paste -sd,)" >/dev/null
+# the INSERT is acknowledged once its decision is durable; the shards read
+# directly below may still be in phase two
+cnt() { "$bin" shard-query 127.0.0.1:$((port + 1 + $1)) "SELECT count(*) FROM accounts" 2>/dev/null || echo 0; }
+for _ in $(seq 100); do [ $(( $(cnt 0) + $(cnt 1) )) = 20 ] && break; sleep 0.05; done
 a=""; b=""
 for id in $(seq 1 20); do
   if [ "$(bal 0 $id)" = 100 ]; then [ -z "$a" ] && a=$id; else [ -z "$b" ] && b=$id; fi
