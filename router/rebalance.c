@@ -1434,7 +1434,8 @@ static int queue_move_of(rebalancer *rb, const uint32_t *buckets, size_t n, size
 		free(m);
 		return -1;
 	}
-	memcpy(m->buckets, buckets, n * sizeof *buckets);
+	if (n)
+		memcpy(m->buckets, buckets, n * sizeof *buckets);
 	m->n = n;
 	m->src = src;
 	m->dst = dst;

@@ -8,7 +8,9 @@
 #    table's row count and checksum are unchanged;
 #  - MOVE BUCKET with the router killed at each rebalance failpoint (after
 #    the copy, at the cutover, after the map flip, before and after the
-#    switch commit) and with the target shard killed -9 mid-move: after
+#    switch commit), the target shard killed -9 mid-move, and the target
+#    crashing at its failpoints before PREPARE and before COMMIT PREPARED of
+#    the switch transaction: after
 #    restart the move ends done, the bucket's rows are on exactly one shard,
 #    totals unchanged;
 #  - ALTER CLUSTER REMOVE SHARD under the 2PC load: the shard is drained
@@ -142,10 +144,23 @@ bucket_of() { q "EXPLAIN SELECT * FROM accounts WHERE id = $1" | sed -n 's/.*buc
 alive() { kill -0 "$1" 2>/dev/null && [ "$(sed 's/^.*) //' "/proc/$1/stat" 2>/dev/null | cut -c1)" != Z ]; }
 key=1
 for fp in router.rebalance.copied router.rebalance.cutover router.rebalance.before_switch \
-	router.rebalance.switched router.rebalance.commit router.rebalance.applied target-kill; do
+	router.rebalance.switched router.rebalance.commit router.rebalance.applied target-kill \
+	shard-before-prepare shard-before-commit-prepared; do
 	key=$((key + 37))
 	b=$(bucket_of $key); from=$(owner_of $key); to=$(((from + 1) % 3))
-	if [ "$fp" = target-kill ]; then
+	if [ "${fp#shard-}" != "$fp" ]; then
+		# the target shard crashes in the switch transaction (the only 2PC
+		# traffic here), is restarted, and the move finishes
+		spid=$(cat "$cdir/shard-$to.pid")
+		kill -9 "$spid"
+		while alive "$spid"; do sleep 0.05; done
+		SHARDLITE_FAILPOINTS=$fp "$bin" cluster start --dir "$cdir" >/dev/null 2>&1
+		spid=$(cat "$cdir/shard-$to.pid")
+		q "MOVE BUCKET $b TO SHARD $to" >/dev/null
+		for i in $(seq 1 100); do alive "$spid" || break; sleep 0.05; done
+		t "$fp: the target shard crashed at the failpoint" '! alive "$spid" && grep -q "failpoint $fp" "$cdir/shard-$to.log"'
+		"$bin" cluster start --dir "$cdir" >/dev/null 2>&1
+	elif [ "$fp" = target-kill ]; then
 		q "UPDATE accounts SET balance = balance + 0 WHERE id = $key" >/dev/null
 		q "MOVE BUCKET $b TO SHARD $to" >/dev/null
 		kill -9 "$(cat "$cdir/shard-$to.pid")" 2>/dev/null
