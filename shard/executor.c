@@ -295,10 +295,16 @@ static void txn_destroy(shard_executor *ex, shard_txn *t, shard_req **wake, shar
 	if (t->parked) {
 		shard_req *p = t->parked;
 		unpark(ex, p);
-		answer_error(p, "40001", "transaction %" PRIu64 " was rolled back while waiting for a lock%s", t->id,
-			     t->wounded ? " (wounded by an older transaction)" : "");
-		p->next = *done;
-		*done = p;
+		if (!p->woken) {
+			answer_error(p, "40001", "transaction %" PRIu64 " was rolled back while waiting for a lock%s",
+				     t->id, t->wounded ? " (wounded by an older transaction)" : "");
+			p->next = *done;
+			*done = p;
+		}
+		/* else its lock was released in this batch too: it is on the wake
+		 * list already (linked by next) and, run again, finds its
+		 * transaction gone (40001).  Putting it on *done as well linked it
+		 * into two lists: a cycle that hung the writer. */
 		t->parked = NULL;
 	}
 	locks_release_all(&ex->locks, &t->locks, wake);
@@ -432,6 +438,7 @@ static void park(shard_executor *ex, shard_req *req, lock_entry *e)
 static void requeue_woken(shard_executor *ex, shard_req *wake)
 {
 	for (shard_req *w = wake; w; w = w->next) {
+		w->woken = 0;
 		if (w->park_prev)
 			w->park_prev->park_next = w->park_next;
 		else if (ex->parked == w)

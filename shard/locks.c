@@ -105,6 +105,7 @@ void locks_release_all(lock_table *lt, lock_holder *h, shard_req **wake)
 			w->wait_next = NULL;
 			w->waiting_on = NULL;
 			w->next = NULL;
+			w->woken = 1;
 			*tail = w;
 			tail = &w->next;
 			w = wn;

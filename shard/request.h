@@ -34,6 +34,7 @@ typedef struct shard_req {
 	struct shard_req *park_prev, *park_next; /* executor's parked list */
 	struct lock_entry *waiting_on;
 	uint64_t deadline_ms;
+	int woken;                     /* on a batch's wake list (next links it there) */
 
 	/* the answer */
 	uint8_t *out;

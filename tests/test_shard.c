@@ -158,6 +158,45 @@ static void test_locks(wire_client *a, wire_client *b, wire_client *d)
 	   "row 5 restored");
 }
 
+/* A lock holder and a transaction waiting for its lock both end in the
+ * same batch, in either order: the waiter is answered once and the writer
+ * goes on (it once linked the waiter into two lists and spun forever). */
+static void test_both_end_in_one_batch(wire_client *a, wire_client *b, wire_client *d)
+{
+	char err[128];
+	wire_response r;
+	for (int order = 0; order < 2; order++) {
+		uint64_t holder = 41 + 2 * (uint64_t)order, waiter = holder + 1;
+		ok(th_status(a, WIRE_OP_EXEC, holder, 2000, "UPDATE acct SET bal = bal + 1 WHERE id = 2") == OK_,
+		   "order %d: txn %" PRIu64 " locks row 2", order, holder);
+		wire_request w = {.op = WIRE_OP_EXEC, .txn = waiter, .ts = 3000, .begin = true,
+				  .sql = "UPDATE acct SET bal = bal + 1 WHERE id = 2"};
+		w.sql_len = (uint32_t)strlen(w.sql);
+		ok(wire_client_send(b, &w) == 0 && wire_client_recv(b, &r, 150, err, sizeof err) != 0,
+		   "order %d: txn %" PRIu64 " waits for the lock", order, waiter);
+		/* both rollbacks pipelined on one connection: one batch */
+		wire_request r1 = {.op = WIRE_OP_ROLLBACK, .txn = order ? waiter : holder};
+		wire_request r2 = {.op = WIRE_OP_ROLLBACK, .txn = order ? holder : waiter};
+		int sent = wire_client_send(d, &r1) == 0 && wire_client_send(d, &r2) == 0;
+		int got = sent && wire_client_recv(d, &r, 2000, err, sizeof err) == 0 &&
+			  wire_client_recv(d, &r, 2000, err, sizeof err) == 0;
+		ok(got, "order %d: both rollbacks answered", order);
+		ok(wire_client_recv(b, &r, 2000, err, sizeof err) == 0, "order %d: the waiter is answered (%s)", order,
+		   r.status == WIRE_ERROR && r.sqlstate ? r.sqlstate : "ok");
+		/* with a timeout: a writer stuck in a loop must fail the test, not hang it */
+		wire_request u = {.op = WIRE_OP_EXEC, .sql = "UPDATE acct SET bal = 100 WHERE id = 2"};
+		u.sql_len = (uint32_t)strlen(u.sql);
+		int served = wire_client_send(a, &u) == 0 && wire_client_recv(a, &r, 3000, err, sizeof err) == 0 &&
+			     r.status == WIRE_OK && r.changes == 1;
+		ok(served, "order %d: the shard goes on serving writes", order);
+		if (!served) {
+			th_shard_kill9(&S);
+			th_cleanup();
+			bail("the shard's writer is stuck");
+		}
+	}
+}
+
 static void test_disconnect_and_idle(wire_client *b)
 {
 	wire_client *x = th_connect(&S);
@@ -338,6 +377,7 @@ int main(void)
 	test_basics(a);
 	test_isolation(a, b);
 	test_locks(a, b, d);
+	test_both_end_in_one_batch(a, b, d);
 	test_disconnect_and_idle(b);
 	test_group_commit(a);
 	test_loop_not_stalled(a, b);
