@@ -69,7 +69,7 @@ while :; do
 	show=$(q "SHOW REBALANCE")
 	left=$(printf '%s\n' "$show" | grep -v '^$' | grep -vc ' | done | ' || true)
 	done_n=$(printf '%s\n' "$show" | grep -c ' | done | ' || true)
-	cur=$(printf '%s\n' "$show" | grep -v ' | done | ' | head -1 | cut -d'|' -f1-7 || true)
+	cur=$(printf '%s\n' "$show" | grep -v ' | done | ' | sed -n 1p | cut -d'|' -f1-7 || true)
 	printf '\r   %3d moves done, %3d to go; now: %-90s' "$done_n" "$left" "${cur:-}"
 	[ "$left" = 0 ] && break
 	sleep 0.3
@@ -77,7 +77,7 @@ done
 t1=$(date +%s.%N)
 echo
 echo "== the last moves (SHOW REBALANCE):"
-q "SHOW REBALANCE" | head -5 | sed 's/^/   /'
+q "SHOW REBALANCE" | sed -n "1,5s/^/   /p"
 rows=0
 for i in 2 3; do rows=$((rows + $("$sl" shard-query "127.0.0.1:$((port + 1 + i))" "SELECT count(*) FROM accounts"))); done
 pause=$(q "SHOW rebalance_max_pause_ms")
