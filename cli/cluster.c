@@ -211,6 +211,34 @@ static int router_ready(int port)
 	return rc;
 }
 
+/* Wait (up to 10 s) until shard i, process pid, answers a Ping; -1 with a
+ * message if it does not or dies. */
+static int shard_up(const cluster *cl, int i, pid_t pid)
+{
+	for (int t = 0; t < 200; t++) {
+		if (ping(cl->port + 1 + i) == 0 && alive(pid))
+			return 0;
+		int st;
+		if (waitpid(pid, &st, WNOHANG) == pid || !alive(pid))
+			break;
+		sleep_ms(50);
+	}
+	fprintf(stderr, "shardlite cluster: shard %d did not come up; see %s/shard-%d.log\n", i, cl->dir, i);
+	return -1;
+}
+
+/* This binary's path, to start shards and routers with. */
+static int self_path(char *self, size_t n)
+{
+	ssize_t len = readlink("/proc/self/exe", self, n - 1);
+	if (len <= 0) {
+		fprintf(stderr, "shardlite cluster: cannot find my own binary\n");
+		return -1;
+	}
+	self[len] = 0;
+	return 0;
+}
+
 static int cluster_start(cluster *cl)
 {
 	if (mkdir(cl->dir, 0755) != 0 && errno != EEXIST) {
@@ -228,12 +256,8 @@ static int cluster_start(cluster *cl)
 		return 1;
 	}
 	char self[4096];
-	ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
-	if (n <= 0) {
-		fprintf(stderr, "shardlite cluster: cannot find my own binary\n");
+	if (self_path(self, sizeof self) != 0)
 		return 1;
-	}
-	self[n] = 0;
 	pid_t *pids = calloc((size_t)cl->shards, sizeof *pids);
 	if (!pids)
 		return 1;
@@ -255,22 +279,8 @@ static int cluster_start(cluster *cl)
 	}
 	int rc = 0;
 	for (int i = 0; i < cl->shards; i++) {
-		int ok = 0;
-		for (int t = 0; t < 200 && !ok; t++) {
-			if (ping(cl->port + 1 + i) == 0) {
-				ok = 1;
-				break;
-			}
-			int st;
-			if (waitpid(pids[i], &st, WNOHANG) == pids[i] || !alive(pids[i]))
-				break;
-			sleep_ms(50);
-		}
-		if (!ok) {
-			fprintf(stderr, "shardlite cluster: shard %d did not come up; see %s/shard-%d.log\n", i,
-				cl->dir, i);
+		if (shard_up(cl, i, pids[i]) != 0)
 			rc = 1;
-		}
 	}
 	free(pids);
 	if (rc != 0)
@@ -405,33 +415,16 @@ static int cluster_add_shard(cluster *cl)
 		return 1;
 	}
 	char self[4096];
-	ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
-	if (n <= 0) {
-		fprintf(stderr, "shardlite cluster: cannot find my own binary\n");
+	if (self_path(self, sizeof self) != 0)
 		return 1;
-	}
-	self[n] = 0;
 	int i = cl->shards;
 	pid_t pid = spawn_shard(cl, i, self);
 	if (pid < 0) {
 		fprintf(stderr, "shardlite cluster: cannot start shard %d: %s\n", i, strerror(errno));
 		return 1;
 	}
-	int ok = 0;
-	for (int t = 0; t < 200 && !ok; t++) {
-		if (ping(cl->port + 1 + i) == 0 && alive(pid)) {
-			ok = 1;
-			break;
-		}
-		int st;
-		if (waitpid(pid, &st, WNOHANG) == pid || !alive(pid))
-			break;
-		sleep_ms(50);
-	}
-	if (!ok) {
-		fprintf(stderr, "shardlite cluster: shard %d did not come up; see %s/shard-%d.log\n", i, cl->dir, i);
+	if (shard_up(cl, i, pid) != 0)
 		return 1;
-	}
 	cl->shards++;
 	if (write_conf(cl) != 0) {
 		fprintf(stderr, "shardlite cluster: cannot write %s/cluster.conf\n", cl->dir);

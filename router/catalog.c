@@ -1204,24 +1204,32 @@ static int persist_ranges(catalog *cat, const catalog_table *t)
 	return 0;
 }
 
-int catalog_split_range(catalog *cat, const char *table, const sql_expr *value, sql_error *err)
+const catalog_table *catalog_range_table(const catalog *cat, const char *name, sql_error *err)
 {
-	catalog_table *t = find_table_mut(cat, table);
+	const catalog_table *t = find_table(cat, name);
 	if (!t) {
-		sql_error_set(err, "42P01", 0, "relation \"%s\" does not exist", table);
-		return -1;
+		sql_error_set(err, "42P01", 0, "relation \"%s\" does not exist", name);
+		return NULL;
 	}
 	if (t->partition != SQL_PARTITION_RANGE) {
-		sql_error_set(err, "42P16", 0, "table \"%s\" is not partitioned by range", table);
-		return -1;
+		sql_error_set(err, "42P16", 0, "table \"%s\" is not partitioned by range", name);
+		return NULL;
 	}
+	return t;
+}
+
+int catalog_split_range(catalog *cat, const char *table, const sql_expr *value, sql_error *err)
+{
+	if (!catalog_range_table(cat, table, err))
+		return -1;
+	catalog_table *t = find_table_mut(cat, table);
 	wire_value v;
 	if (split_value(value, t->cols[t->partition_col].type.kind, &v, err) != 0)
 		return -1;
 	size_t r = catalog_range_of(t, &v);
 	if (r > 0 && compare_values(&t->splits[r - 1], &v) == 0) {
-		sql_error_set(err, "42P16", 0, "%s is a split point of \"%s\" already",
-			      v.type == WIRE_INT ? "the value" : "the text", table);
+		sql_error_set(err, "42P16", 0, "table \"%s\" is split at that value already (range %zu starts there)",
+			      table, r);
 		return -1;
 	}
 	wire_value copy = v;
@@ -1324,6 +1332,45 @@ int catalog_move_put(catalog *cat, int64_t *id, const char *phase, size_t src, s
 	}
 	if (*id == 0)
 		*id = sqlite3_last_insert_rowid(cat->db);
+	return 0;
+}
+
+int catalog_moves_queue(catalog *cat, catalog_move *moves, size_t n, sql_error *err)
+{
+	if (n == 0)
+		return 0;
+	if (begin(cat, err) != 0)
+		return -1;
+	for (size_t i = 0; i < n; i++) {
+		catalog_move *m = &moves[i];
+		char *text = NULL;
+		if (buckets_text(m->buckets, m->nbuckets, &text) != 0) {
+			rollback(cat);
+			sql_error_set(err, "53200", 0, "out of memory");
+			return -1;
+		}
+		int rc = m->table ? run(cat->db, NULL,
+					"INSERT INTO sl_moves(src, dst, phase, buckets, tbl, rng) "
+					"VALUES (?, ?, 'queued', ?, ?, ?)",
+					"iitti", (int64_t)m->src, (int64_t)m->dst, text, m->table, (int64_t)m->range)
+				  : run(cat->db, NULL,
+					"INSERT INTO sl_moves(src, dst, phase, buckets) VALUES (?, ?, 'queued', ?)", "iit",
+					(int64_t)m->src, (int64_t)m->dst, text);
+		free(text);
+		if (rc != SQLITE_DONE) {
+			db_error(cat, err);
+			rollback(cat);
+			return -1;
+		}
+		m->id = sqlite3_last_insert_rowid(cat->db);
+	}
+	if (sqlite3_exec(cat->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
+		db_error(cat, err);
+		rollback(cat);
+		for (size_t i = 0; i < n; i++)
+			moves[i].id = 0;
+		return -1;
+	}
 	return 0;
 }
 

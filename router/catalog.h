@@ -93,6 +93,8 @@ size_t catalog_bucket_shard(const catalog *cat, uint32_t bucket);
 /* Range index of a key in a RANGE table (0..nsplits). */
 size_t catalog_range_of(const catalog_table *t, const wire_value *key);
 size_t catalog_range_shard(const catalog *cat, const catalog_table *t, size_t range);
+/* The RANGE table of that name, or NULL with err (42P01, 42P16). */
+const catalog_table *catalog_range_table(const catalog *cat, const char *name, sql_error *err);
 /* ALTER TABLE t SPLIT AT (v): range r holding v becomes [lo, v) and [v, hi),
  * both on r's shard (nothing moves).  0, or -1 with err (42P01, 42804 wrong
  * type, 42P16 v is a split point already). */
@@ -129,6 +131,8 @@ typedef struct {
 /* *id == 0: a new move, *id set; else updates the phase only. */
 int catalog_move_put(catalog *cat, int64_t *id, const char *phase, size_t src, size_t dst, const uint32_t *buckets,
 		     size_t n, const char *table, size_t range, sql_error *err);
+/* Logs moves as "queued" in one transaction (one fsync), setting their ids. */
+int catalog_moves_queue(catalog *cat, catalog_move *moves, size_t n, sql_error *err);
 /* Gives the buckets (table == NULL) or the table's range to dst. */
 int catalog_move_switch(catalog *cat, int64_t id, size_t dst, const uint32_t *buckets, size_t n, const char *table,
 			size_t range, sql_error *err);

@@ -16,6 +16,7 @@
 #include "router/rebalance.h"
 
 #include <inttypes.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -169,12 +170,18 @@ static void after(rebalancer *rb, uint64_t ms, void (*next)(rebalancer *))
 	uv_timer_start(&rb->timer, on_timer_next, ms, 0);
 }
 
-static void fail_round(rebalancer *rb, const char *fmt, const char *a, const char *b)
+static void fail_round(rebalancer *rb, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* The round failed; the first reason is kept. */
+static void fail_round(rebalancer *rb, const char *fmt, ...)
 {
 	if (rb->failed)
 		return;
 	rb->failed = 1;
-	snprintf(rb->err, sizeof rb->err, fmt, a, b);
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(rb->err, sizeof rb->err, fmt, ap);
+	va_end(ap);
 }
 
 static void on_answer(void *arg, shard_answer *a, const char *error)
@@ -189,7 +196,7 @@ static void on_answer(void *arg, shard_answer *a, const char *error)
 		return;
 	}
 	if (error)
-		fail_round(rb, "%s%s", error, "");
+		fail_round(rb, "%s", error);
 	else if (a->msg.resp.status == WIRE_ERROR)
 		fail_round(rb, "%s: %s", a->msg.resp.sqlstate ? a->msg.resp.sqlstate : "XX000",
 			   a->msg.resp.message ? a->msg.resp.message : "error on a shard");
@@ -224,7 +231,7 @@ static void round_send(rebalancer *rb, size_t slot, size_t shard, wire_request *
 	}
 	if (!t || shard_pool_send(rb->srv->pool, shard, r, on_answer, t) != 0) {
 		free(t);
-		fail_round(rb, "cannot reach shard %s%s", "", "");
+		fail_round(rb, "cannot reach shard %zu", shard);
 		if (--rb->pending == 0)
 			after(rb, 0, rb->next);
 	}
@@ -344,23 +351,6 @@ static void key_put(sql_buf *b, const wire_value *v)
 		break;
 	default:
 		break;
-	}
-}
-
-static bool value_eq(const wire_value *a, const wire_value *b)
-{
-	if (a->type != b->type)
-		return false;
-	switch (a->type) {
-	case WIRE_INT:
-		return a->i == b->i;
-	case WIRE_REAL:
-		return memcmp(&a->r, &b->r, sizeof a->r) == 0;
-	case WIRE_TEXT:
-	case WIRE_BLOB:
-		return a->len == b->len && memcmp(a->p, b->p, a->len) == 0;
-	default:
-		return true;
 	}
 }
 
@@ -612,7 +602,7 @@ static void sync_start(rebalancer *rb, int final)
 {
 	rb->final_sync = final;
 	if (round_begin(rb, 2 * rb->ntabs, sync_diffed) != 0) {
-		fail_round(rb, "%s%s", "out of memory", "");
+		fail_round(rb, "out of memory");
 		after(rb, 0, rb->cur ? move_failed : add_after_sync);
 		return;
 	}
@@ -631,6 +621,33 @@ static void end_cut(rebalancer *rb)
 		coord_read_end(rb->srv->coord, rb->cut);
 		rb->cut = NULL;
 	}
+}
+
+/* Append an Exec of b's SQL (taken over) with params (taken over) to a
+ * growing request array; on out of memory both are freed and -1 returned. */
+static int push_exec(wire_request **out, size_t *nout, size_t *cap, sql_buf *b, wire_value *params, uint32_t np)
+{
+	if (*nout == *cap) {
+		size_t ncap = *cap ? *cap * 2 : 16;
+		wire_request *n = realloc(*out, ncap * sizeof *n);
+		if (!n || b->failed) {
+			sql_buf_free(b);
+			free(params);
+			if (n)
+				*out = n;
+			return -1;
+		}
+		*out = n;
+		*cap = ncap;
+	}
+	wire_request *r = &(*out)[(*nout)++];
+	memset(r, 0, sizeof *r);
+	r->op = WIRE_OP_EXEC;
+	r->sql = b->data;
+	r->sql_len = (uint32_t)b->len;
+	r->params = params;
+	r->nparams = np;
+	return 0;
 }
 
 /* Writes for one table: upserts of source rows missing or different on the
@@ -665,7 +682,7 @@ static void diff_table(rebalancer *rb, size_t i, const wire_response *src, const
 			const wire_value *o = &dst->cells[(size_t)(at - 1) * nc];
 			same = true;
 			for (uint32_t c = 0; c < nc && same; c++)
-				same = value_eq(&row[c], &o[c]);
+				same = wire_value_equal(&row[c], &o[c]);
 		}
 		if (!same)
 			up[nup++] = r;
@@ -683,8 +700,10 @@ static void diff_table(rebalancer *rb, size_t i, const wire_response *src, const
 		sql_buf_init(&b);
 		sql_buf_printf(&b, "INSERT OR REPLACE INTO %s VALUES ", target);
 		wire_value *params = malloc(m * src->ncols * sizeof *params + 1);
-		if (!params)
+		if (!params) {
+			sql_buf_free(&b);
 			break;
+		}
 		uint32_t np = 0;
 		for (size_t j = 0; j < m; j++) {
 			sql_buf_puts(&b, j ? ", (" : "(");
@@ -695,17 +714,8 @@ static void diff_table(rebalancer *rb, size_t i, const wire_response *src, const
 			}
 			sql_buf_puts(&b, ")");
 		}
-		if (*nout == *cap) {
-			*cap = *cap ? *cap * 2 : 16;
-			*out = realloc(*out, *cap * sizeof **out);
-		}
-		wire_request *r = &(*out)[(*nout)++];
-		memset(r, 0, sizeof *r);
-		r->op = WIRE_OP_EXEC;
-		r->sql = b.data;
-		r->sql_len = (uint32_t)b.len;
-		r->params = params;
-		r->nparams = np;
+		if (push_exec(out, nout, cap, &b, params, np) != 0)
+			break;
 	}
 	free(up);
 	/* deletes of what is left in `have` */
@@ -732,19 +742,12 @@ static void diff_table(rebalancer *rb, size_t i, const wire_response *src, const
 			sql_buf_puts(&b, ")");
 		}
 		sql_buf_puts(&b, ")");
-		if (!params)
+		if (!params) {
+			sql_buf_free(&b);
 			break;
-		if (*nout == *cap) {
-			*cap = *cap ? *cap * 2 : 16;
-			*out = realloc(*out, *cap * sizeof **out);
 		}
-		wire_request *r = &(*out)[(*nout)++];
-		memset(r, 0, sizeof *r);
-		r->op = WIRE_OP_EXEC;
-		r->sql = b.data;
-		r->sql_len = (uint32_t)b.len;
-		r->params = params;
-		r->nparams = np;
+		if (push_exec(out, nout, cap, &b, params, np) != 0)
+			break;
 	}
 	sql_buf_free(&k);
 	hmap_free(&have);
@@ -768,7 +771,8 @@ static void sync_diffed(rebalancer *rb)
 	for (size_t i = 0; i < rb->ntabs; i++) {
 		const wire_response *s = &rb->ans[2 * i]->msg.resp, *d = &rb->ans[2 * i + 1]->msg.resp;
 		src_rows += s->nrows;
-		src_sum += rows_checksum(s);
+		if (rb->final_sync)
+			src_sum += rows_checksum(s);  /* verified against the target */
 		diff_table(rb, i, s, d, &reqs, &n, &cap);
 	}
 	rb->sync_src_rows = src_rows;
@@ -786,7 +790,7 @@ static void sync_diffed(rebalancer *rb)
 			round_send(rb, i, sync_dst(rb), &reqs[i]);
 		round_end_empty(rb);
 	} else {
-		fail_round(rb, "%s%s", "out of memory", "");
+		fail_round(rb, "out of memory");
 		after(rb, 0, sync_written);
 	}
 	for (size_t i = 0; i < n; i++) {
@@ -818,7 +822,7 @@ static void sync_written(rebalancer *rb)
 	}
 	/* verify: the target now holds exactly the source's rows */
 	if (round_begin(rb, rb->ntabs, sync_verified) != 0) {
-		fail_round(rb, "%s%s", "out of memory", "");
+		fail_round(rb, "out of memory");
 		after(rb, 0, rb->cur ? move_failed : add_after_sync);
 		return;
 	}
@@ -980,7 +984,7 @@ static void move_copy(rebalancer *rb)
 		return;
 	}
 	if (tabs_load(rb, true) != 0) {
-		fail_round(rb, "%s%s", "out of memory", "");
+		fail_round(rb, "out of memory");
 		move_failed(rb);
 		return;
 	}
@@ -1106,7 +1110,7 @@ static void move_switch(rebalancer *rb)
 		failpoint_hit("router.rebalance.before_switch");
 		sql_error err = {0};
 		if (catalog_move_switch(rb->srv->cat, m->id, m->dst, m->buckets, m->n, m->table, m->range, &err) != 0) {
-			fail_round(rb, "%s%s", err.message, "");
+			fail_round(rb, "%s", err.message);
 			move_failed(rb);
 			return;
 		}
@@ -1442,12 +1446,38 @@ static int queue_move_of(rebalancer *rb, const uint32_t *buckets, size_t n, size
 	for (size_t i = 0; i < n; i++)
 		m->mask[buckets[i] / 64] |= 1ull << (buckets[i] % 64);
 	set_phase(m, "queued");
-	log_phase(rb, m, "queued");
 	move **pp = &rb->queue;
 	while (*pp)
 		pp = &(*pp)->next;
 	*pp = m;
 	return 0;
+}
+
+/* Log every move queued since the last call, in one catalog transaction
+ * (a move that stays unlogged is logged when it starts). */
+static void log_queued(rebalancer *rb)
+{
+	size_t n = 0;
+	for (move *m = rb->queue; m; m = m->next)
+		n += m->id == 0;
+	catalog_move *cm = calloc(n ? n : 1, sizeof *cm);
+	if (!cm)
+		return;
+	size_t k = 0;
+	for (move *m = rb->queue; m; m = m->next)
+		if (m->id == 0)
+			cm[k++] = (catalog_move){.src = m->src, .dst = m->dst, .buckets = m->buckets, .nbuckets = m->n,
+						 .table = m->table, .range = m->range};
+	sql_error err = {0};
+	if (catalog_moves_queue(rb->srv->cat, cm, k, &err) != 0) {
+		fprintf(stderr, "router: rebalance: cannot log queued moves: %s\n", err.message);
+	} else {
+		k = 0;
+		for (move *m = rb->queue; m; m = m->next)
+			if (m->id == 0)
+				m->id = cm[k++].id;
+	}
+	free(cm);
 }
 
 static int queue_move(rebalancer *rb, const uint32_t *buckets, size_t n, size_t src, size_t dst)
@@ -1511,9 +1541,8 @@ static void plan_counted(rebalancer *rb)
 	double *load = calloc(ns, sizeof *load);
 	size_t *owner = calloc(SL_BUCKETS, sizeof *owner);
 	uint32_t *chunk = calloc(SL_BUCKETS, sizeof *chunk);
-	size_t *pair_of = calloc(SL_BUCKETS, sizeof *pair_of);
-	if (!w || !load || !owner || !chunk || !pair_of) {
-		free(w), free(load), free(owner), free(chunk), free(pair_of);
+	if (!w || !load || !owner || !chunk) {
+		free(w), free(load), free(owner), free(chunk);
 		done(arg, 0, "53200", "out of memory");
 		return;
 	}
@@ -1534,9 +1563,7 @@ static void plan_counted(rebalancer *rb)
 	}
 	/* greedy: move a bucket from the heaviest to the lightest shard while
 	 * that narrows the gap */
-	uint32_t *moved = calloc(SL_BUCKETS, sizeof *moved);
-	size_t nmoved = 0;
-	for (int iter = 0; iter < SL_BUCKETS && moved; iter++) {
+	for (int iter = 0; iter < SL_BUCKETS; iter++) {
 		size_t h = SIZE_MAX, l = SIZE_MAX;
 		for (size_t s = 0; s < ns; s++) {
 			if (catalog_shard_removed(rb->srv->cat, s) || rebalance_draining(rb, s))
@@ -1558,8 +1585,6 @@ static void plan_counted(rebalancer *rb)
 		owner[best] = l;
 		load[h] -= w[best];
 		load[l] += w[best];
-		moved[nmoved] = (uint32_t)best;
-		pair_of[nmoved++] = catalog_bucket_shard(rb->srv->cat, (uint32_t)best) * 256 + l;
 	}
 	/* group by (from, to) pair, in bucket order, chunk buckets at a time */
 	double total = 0;
@@ -1587,7 +1612,8 @@ static void plan_counted(rebalancer *rb)
 			if (k)
 				nq += queue_move(rb, chunk, k, from, to) == 0;
 		}
-	free(w), free(load), free(owner), free(chunk), free(pair_of), free(moved);
+	free(w), free(load), free(owner), free(chunk);
+	log_queued(rb);
 	round_free(rb);
 	char msg[128];
 	snprintf(msg, sizeof msg, "%zu", nq);
@@ -1654,6 +1680,7 @@ int rebalance_move(rebalancer *rb, const uint32_t *buckets, size_t n, size_t dst
 		sql_error_set(err, "53200", 0, "out of memory");
 		return -1;
 	}
+	log_queued(rb);
 	if (!rb->busy)
 		after(rb, 0, kick);
 	return 0;
@@ -1672,15 +1699,9 @@ bool rebalance_table_busy(const rebalancer *rb, const char *table)
 int rebalance_move_range(rebalancer *rb, const char *table, size_t range, size_t dst, sql_error *err)
 {
 	const catalog *cat = rb->srv->cat;
-	const catalog_table *t = catalog_table_get(cat, table);
-	if (!t) {
-		sql_error_set(err, "42P01", 0, "relation \"%s\" does not exist", table);
+	const catalog_table *t = catalog_range_table(cat, table, err);
+	if (!t)
 		return -1;
-	}
-	if (t->partition != SQL_PARTITION_RANGE) {
-		sql_error_set(err, "42P16", 0, "table \"%s\" is not partitioned by range", table);
-		return -1;
-	}
 	if (range > t->nsplits) {
 		sql_error_set(err, "22023", 0, "table \"%s\" has ranges 0..%zu", table, t->nsplits);
 		return -1;
@@ -1702,6 +1723,7 @@ int rebalance_move_range(rebalancer *rb, const char *table, size_t range, size_t
 		sql_error_set(err, "53200", 0, "out of memory");
 		return -1;
 	}
+	log_queued(rb);
 	if (!rb->busy)
 		after(rb, 0, kick);
 	return 0;
@@ -1798,6 +1820,7 @@ void rebalance_remove_shard(rebalancer *rb, size_t shard, rebalance_cb done, voi
 			nq += queue_move(rb, mine[i], nmine[i], shard, i) == 0;
 		free(mine[i]);
 	}
+	log_queued(rb);
 	rb->draining[shard] = true;
 	char msg[200];
 	snprintf(msg, sizeof msg,

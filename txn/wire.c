@@ -656,7 +656,7 @@ void wire_message_free(wire_message *msg)
 
 /* ---- equality ---- */
 
-static bool value_equal(const wire_value *a, const wire_value *b)
+bool wire_value_equal(const wire_value *a, const wire_value *b)
 {
 	if (a->type != b->type)
 		return false;
@@ -693,10 +693,10 @@ static bool request_equal(const wire_request *a, const wire_request *b)
 	if (a->comp && a->comp_len && memcmp(a->comp, b->comp, a->comp_len) != 0)
 		return false;
 	for (uint32_t i = 0; i < a->ncomp_params; i++)
-		if (!value_equal(&a->comp_params[i], &b->comp_params[i]))
+		if (!wire_value_equal(&a->comp_params[i], &b->comp_params[i]))
 			return false;
 	for (uint32_t i = 0; i < a->nparams; i++)
-		if (!value_equal(&a->params[i], &b->params[i]))
+		if (!wire_value_equal(&a->params[i], &b->params[i]))
 			return false;
 	for (uint32_t i = 0; i < a->nbuckets; i++)
 		if (a->buckets[i] != b->buckets[i])
@@ -717,7 +717,7 @@ static bool response_equal(const wire_response *a, const wire_response *b)
 			return false;
 	size_t ncells = (size_t)a->nrows * a->ncols;
 	for (size_t i = 0; i < ncells; i++)
-		if (!value_equal(&a->cells[i], &b->cells[i]))
+		if (!wire_value_equal(&a->cells[i], &b->cells[i]))
 			return false;
 	return true;
 }

@@ -135,6 +135,8 @@ void wire_message_free(wire_message *msg);
  * and sql by length and bytes, C strings by strcmp, NULL only equal to
  * NULL.  For tests and fuzzers (decode(encode(m)) equals m). */
 bool wire_message_equal(const wire_message *a, const wire_message *b);
+/* Same type and value (doubles by bits, TEXT/BLOB by length and bytes). */
+bool wire_value_equal(const wire_value *a, const wire_value *b);
 
 /* Schema names ("Exec", "Text", "NotFound"); "Unknown" out of range. */
 const char *wire_op_name(wire_op op);
