@@ -1485,6 +1485,20 @@ static int queue_move(rebalancer *rb, const uint32_t *buckets, size_t n, size_t 
 	return queue_move_of(rb, buckets, n, src, dst, NULL, 0);
 }
 
+/* One move asked for by a statement: queued, logged, started when its turn comes. */
+static int queue_one(rebalancer *rb, const uint32_t *buckets, size_t n, size_t src, size_t dst, const char *table,
+		     size_t range, sql_error *err)
+{
+	if (queue_move_of(rb, buckets, n, src, dst, table, range) != 0) {
+		sql_error_set(err, "53200", 0, "out of memory");
+		return -1;
+	}
+	log_queued(rb);
+	if (!rb->busy)
+		after(rb, 0, kick);
+	return 0;
+}
+
 static void plan_begin(rebalancer *rb)
 {
 	if (tabs_load(rb, true) != 0) {
@@ -1676,14 +1690,7 @@ int rebalance_move(rebalancer *rb, const uint32_t *buckets, size_t n, size_t dst
 		sql_error_set(err, "22023", 0, "bucket %u is already on shard %zu", buckets[0], dst);
 		return -1;
 	}
-	if (queue_move(rb, buckets, n, src, dst) != 0) {
-		sql_error_set(err, "53200", 0, "out of memory");
-		return -1;
-	}
-	log_queued(rb);
-	if (!rb->busy)
-		after(rb, 0, kick);
-	return 0;
+	return queue_one(rb, buckets, n, src, dst, NULL, 0, err);
 }
 
 bool rebalance_table_busy(const rebalancer *rb, const char *table)
@@ -1719,14 +1726,7 @@ int rebalance_move_range(rebalancer *rb, const char *table, size_t range, size_t
 		sql_error_set(err, "55000", 0, "a range of \"%s\" is being moved already", table);
 		return -1;
 	}
-	if (queue_move_of(rb, NULL, 0, src, dst, table, range) != 0) {
-		sql_error_set(err, "53200", 0, "out of memory");
-		return -1;
-	}
-	log_queued(rb);
-	if (!rb->busy)
-		after(rb, 0, kick);
-	return 0;
+	return queue_one(rb, NULL, 0, src, dst, table, range, err);
 }
 
 size_t rebalance_cancel(rebalancer *rb)
