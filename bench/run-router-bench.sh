@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Router benchmarks, side by side with PostgreSQL 15 in the same run, with
 # the same pgbench scripts:
-#   bench/run-router-bench.sh [BUILD_DIR] [SECONDS] [ACCOUNTS]
+#   bench/run-router-bench.sh [BUILD_DIR] [SECONDS] [ACCOUNTS] [WORKLOADS]
+# WORKLOADS: all (default), select or transfer.
 # - point SELECT by primary key, pgbench -M prepared, 8 clients (issue 3)
 # Each row is two pgbench runs: tps from one without the transaction log,
 # p50/p99 from one with it (-l).
@@ -15,6 +16,7 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 build=${1:-$top/build}
 secs=${2:-10}
 naccounts=${3:-1000000}
+workloads=${4:-all}
 pgbin=/usr/lib/postgresql/15/bin
 [ -x "$pgbin/postgres" ] || { echo "PostgreSQL 15 server not found (apt-get install postgresql-15)"; exit 1; }
 work=$(mktemp -d "${TMPDIR:-/tmp}/shardlite-rbench-XXXXXX")
@@ -88,10 +90,14 @@ run() {
 echo "# $(date -u +%Y-%m-%dT%H:%M:%SZ), $(nproc) cores, ${secs}s per run, $naccounts accounts"
 echo "| system     | workload               |  c  |    tps     | p50 ms | p99 ms | failed |"
 echo "|------------|------------------------|-----|------------|--------|--------|--------|"
-run postgres   "$pport" 8  "$work/select.sql"   prepared postgres postgres
-run shardlite  "$sport" 8  "$work/select.sql"   prepared bench shardlite
-run postgres   "$pport" 8  "$work/transfer.sql" prepared postgres postgres
-run shardlite  "$sport" 8  "$work/transfer.sql" prepared bench shardlite
-run postgres   "$pport" 32 "$work/transfer.sql" prepared postgres postgres
-run shardlite  "$sport" 32 "$work/transfer.sql" prepared bench shardlite
+if [ "$workloads" != transfer ]; then
+  run postgres   "$pport" 8  "$work/select.sql"   prepared postgres postgres
+  run shardlite  "$sport" 8  "$work/select.sql"   prepared bench shardlite
+fi
+if [ "$workloads" != select ]; then
+  run postgres   "$pport" 8  "$work/transfer.sql" prepared postgres postgres
+  run shardlite  "$sport" 8  "$work/transfer.sql" prepared bench shardlite
+  run postgres   "$pport" 32 "$work/transfer.sql" prepared postgres postgres
+  run shardlite  "$sport" 32 "$work/transfer.sql" prepared bench shardlite
+fi
 echo "# shardlite total after the transfers: $(sl -A -t -c 'SELECT sum(balance) FROM accounts') (expected $((naccounts * 1000)))"

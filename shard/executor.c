@@ -26,6 +26,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "shard/apply.h"
 #include "shard/locks.h"
 #include "shard/sagastep.h"
 #include "shard/store.h"
@@ -71,6 +72,7 @@ struct shard_executor {
 	/* writer thread only */
 	pthread_t writer;
 	shard_store *st;
+	shard_applier *applier;       /* applies workspaces with st */
 	hmap txns;                    /* id (8 bytes) -> shard_txn */
 	lock_table locks;
 	shard_req *parked;            /* doubly linked through park_prev/next */
@@ -364,34 +366,24 @@ static int internal_exec(shard_executor *ex, const char *sql)
 	return 0;
 }
 
-typedef struct {
-	int conflict;   /* SQLITE_CHANGESET_* seen, 0 if none */
-} apply_ctx;
-
-static int on_conflict(void *arg, int kind, sqlite3_changeset_iter *it)
-{
-	apply_ctx *c = arg;
-	c->conflict = kind;
-	return SQLITE_CHANGESET_ABORT;
-}
-
 /* Apply a workspace to the database.  0, or -1 with res holding why. */
 static int apply_ws(shard_executor *ex, void *cs, int len, store_result *res)
 {
-	if (!cs || len == 0)
+	int rc = SQLITE_OK;
+	switch (applier_apply(ex->applier, cs, len, &rc)) {
+	case APPLY_OK:
 		return 0;
-	apply_ctx c = {0};
-	int rc = sqlite3changeset_apply(store_db(ex->st), len, cs, NULL, on_conflict, &c);
-	if (rc == SQLITE_OK)
-		return 0;
-	if (c.conflict == SQLITE_CHANGESET_CONSTRAINT)
+	case APPLY_CONSTRAINT:
 		store_result_error(res, "23505", "transaction conflicts with a committed row (constraint)");
-	else if (c.conflict)
+		return -1;
+	case APPLY_CONFLICT:
 		store_result_error(res, "40001", "could not serialize access: a row of the transaction changed underneath it");
-	else
+		return -1;
+	default:
 		store_result_error(res, store_sqlstate(store_db(ex->st), rc), "applying the transaction: %s",
 				   sqlite3_errmsg(store_db(ex->st)));
-	return -1;
+		return -1;
+	}
 }
 
 /* ---- lock acquisition for a changeset --------------------------------------------------- */
@@ -1710,6 +1702,10 @@ shard_executor *shard_executor_start(const shard_executor_config *cfg, char *err
 	ex->st = store_open(cfg->db_path, STORE_WRITER, err, errlen);
 	if (!ex->st)
 		goto fail;
+	if (!(ex->applier = applier_new(ex->st))) {
+		snprintf(err, errlen, "out of memory");
+		goto fail;
+	}
 	if (recover(ex, err, errlen) != 0)
 		goto fail;
 	/* checkpoints leave the writer: see the top of this file */
@@ -1737,6 +1733,7 @@ shard_executor *shard_executor_start(const shard_executor_config *cfg, char *err
 	}
 	return ex;
 fail:
+	applier_free(ex->applier);
 	store_close(ex->st);
 	locks_free(&ex->locks);
 	hmap_free(&ex->txns);
@@ -1785,6 +1782,7 @@ void shard_executor_stop(shard_executor *ex)
 	}
 	hmap_free(&ex->txns);
 	locks_free(&ex->locks);
+	applier_free(ex->applier);
 	store_close(ex->st);
 	pthread_mutex_destroy(&ex->mu);
 	pthread_cond_destroy(&ex->wcond);

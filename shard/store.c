@@ -46,6 +46,7 @@ struct shard_store {
 	int is_ddl, writes;
 	const char *deny_reason;
 	int schema_changed;  /* a DDL ran: cached per-statement facts are stale */
+	uint64_t schema_gen; /* moves on every DDL */
 	int nwrite_tables;
 	char write_tables[MAX_WRITE_TABLES][128];
 };
@@ -556,6 +557,11 @@ store_stmt *store_prepare(shard_store *st, const char *sql, uint32_t len, store_
 	return ce ? &ce->s : NULL;
 }
 
+uint64_t store_schema_gen(const shard_store *st)
+{
+	return st->schema_gen;
+}
+
 sqlite3_stmt *store_internal(shard_store *st, const char *sql)
 {
 	cache_entry *ce = prepare_cached(st, sql, (uint32_t)strlen(sql), 1, NULL);
@@ -709,7 +715,9 @@ int store_run(shard_store *st, store_stmt *ss, const wire_value *params, uint32_
 		res->resp.changes = sqlite3_changes64(st->db);
 	sqlite3_reset(s);
 	sqlite3_clear_bindings(s);
-	if (ss->is_ddl)
+	if (ss->is_ddl) {
 		st->schema_changed = 1;
+		st->schema_gen++;
+	}
 	return 0;
 }

@@ -74,6 +74,10 @@ int store_exec(shard_store *st, const char *sql, char *err, size_t errlen);
 /* Prepared internal statement from the cache (no authorizer); NULL on error. */
 sqlite3_stmt *store_internal(shard_store *st, const char *sql);
 
+/* A counter that moves whenever a request ran DDL (for callers that cache
+ * what they learnt about tables). */
+uint64_t store_schema_gen(const shard_store *st);
+
 /* Does the table have a UNIQUE index besides its primary key?  (Only such
  * an index can make a locked transaction's changes conflict at commit.)
  * Cached until the next schema change. */

@@ -108,6 +108,54 @@ static void test_isolation(wire_client *c, wire_client *c2)
 	   "a read-only txn needs no second phase (gone)");
 }
 
+/* Committing a workspace (shard/apply.c): unique values that only fit once
+ * every change is in, odd identifiers, a column added between two commits,
+ * and all three kinds of change in one transaction. */
+static void test_apply(wire_client *c, wire_client *c2)
+{
+	th_status(c, WIRE_OP_EXEC, 0, 0, "CREATE TABLE ua(k INTEGER PRIMARY KEY, u TEXT UNIQUE)");
+	th_status(c, WIRE_OP_EXEC, 0, 0, "INSERT INTO ua VALUES (1, 'a'), (2, 'b'), (5, 'e')");
+	ok(th_status(c, WIRE_OP_EXEC, 30, 0, "UPDATE ua SET u = 'x' WHERE k = 1") == OK_ &&
+		   th_status(c, WIRE_OP_EXEC, 30, 0, "UPDATE ua SET u = 'a' WHERE k = 2") == OK_ &&
+		   th_status(c, WIRE_OP_EXEC, 30, 0, "DELETE FROM ua WHERE k = 5") == OK_ &&
+		   th_status(c, WIRE_OP_EXEC, 30, 0, "INSERT INTO ua VALUES (6, 'e')") == OK_,
+	   "a txn moves unique values between rows (2 takes 1's, 6 takes deleted 5's)");
+	ok(th_status(c, WIRE_OP_PREPARE, 30, 0, NULL) == OK_ &&
+		   th_status(c, WIRE_OP_COMMIT_PREPARED, 30, 0, NULL) == OK_,
+	   "it prepares and commits (%s)", th_last_message());
+	ok(th_int(c2, 0, "SELECT count(*) FROM ua WHERE (k, u) IN (VALUES (1, 'x'), (2, 'a'), (6, 'e'))") == 3 &&
+		   th_int(c2, 0, "SELECT count(*) FROM ua") == 3,
+	   "every change is in, whatever order the changeset holds them in");
+
+	ok(th_status(c, WIRE_OP_EXEC, 0, 0, "CREATE TABLE \"we\"\"ird\"(\"k k\" INTEGER PRIMARY KEY, \"v\"\"\" TEXT)") == OK_ &&
+		   th_status(c, WIRE_OP_EXEC, 0, 0, "INSERT INTO \"we\"\"ird\" VALUES (1, 'one'), (2, 'two')") == OK_,
+	   "a table and columns whose names need quoting");
+	ok(th_status(c, WIRE_OP_EXEC, 31, 0, "UPDATE \"we\"\"ird\" SET \"v\"\"\" = 'ONE' WHERE \"k k\" = 1") == OK_ &&
+		   th_status(c, WIRE_OP_EXEC, 31, 0, "DELETE FROM \"we\"\"ird\" WHERE \"k k\" = 2") == OK_ &&
+		   th_status(c, WIRE_OP_EXEC, 31, 0, "INSERT INTO \"we\"\"ird\" VALUES (3, NULL)") == OK_ &&
+		   th_status(c, WIRE_OP_COMMIT, 31, 0, NULL) == OK_,
+	   "update, delete and insert on it commit");
+	ok(th_int(c2, 0, "SELECT count(*) FROM \"we\"\"ird\" WHERE (\"k k\" = 1 AND \"v\"\"\" = 'ONE') "
+			 "OR (\"k k\" = 3 AND \"v\"\"\" IS NULL)") == 2 &&
+		   th_int(c2, 0, "SELECT count(*) FROM \"we\"\"ird\"") == 2,
+	   "and read back as written");
+
+	th_status(c, WIRE_OP_EXEC, 0, 0, "CREATE TABLE grow(k INTEGER PRIMARY KEY, v INTEGER)");
+	th_status(c, WIRE_OP_EXEC, 0, 0, "INSERT INTO grow VALUES (1, 1)");
+	ok(th_status(c, WIRE_OP_EXEC, 32, 0, "UPDATE grow SET v = 2 WHERE k = 1") == OK_ &&
+		   th_status(c, WIRE_OP_COMMIT, 32, 0, NULL) == OK_,
+	   "a commit on a table");
+	ok(th_status(c, WIRE_OP_EXEC, 0, 0, "ALTER TABLE grow ADD COLUMN w INTEGER DEFAULT 5") == OK_ &&
+		   th_status(c, WIRE_OP_EXEC, 33, 0, "UPDATE grow SET v = 3 WHERE k = 1") == OK_ &&
+		   th_status(c, WIRE_OP_EXEC, 33, 0, "INSERT INTO grow VALUES (2, 20, 21)") == OK_ &&
+		   th_status(c, WIRE_OP_PREPARE, 33, 0, NULL) == OK_ &&
+		   th_status(c, WIRE_OP_COMMIT_PREPARED, 33, 0, NULL) == OK_,
+	   "after ALTER TABLE ADD COLUMN the next transaction commits (%s)", th_last_message());
+	ok(th_int(c2, 0, "SELECT v * 100 + w FROM grow WHERE k = 1") == 305 &&
+		   th_int(c2, 0, "SELECT v * 100 + w FROM grow WHERE k = 2") == 2021,
+	   "with the new column's values");
+}
+
 /* Row locks: wound-wait, waiting then re-running, lock-wait timeout. */
 static void test_locks(wire_client *a, wire_client *b, wire_client *d)
 {
@@ -376,6 +424,7 @@ int main(void)
 		bail("cannot connect");
 	test_basics(a);
 	test_isolation(a, b);
+	test_apply(a, b);
 	test_locks(a, b, d);
 	test_both_end_in_one_batch(a, b, d);
 	test_disconnect_and_idle(b);
