@@ -16,10 +16,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "txn/client.h"
 #include "txn/frame.h"
 #include "txn/hmap.h"
+#include "txn/localsock.h"
 
 typedef struct pending {
 	struct pending *next;
@@ -32,12 +34,21 @@ typedef struct pending {
 
 typedef enum { CONN_DOWN, CONN_CONNECTING, CONN_UP } conn_state;
 
+/* A shard on a loopback address is reached through its abstract Unix
+ * socket when it has one (txn/localsock.h), else through TCP. */
+typedef union {
+	uv_handle_t h;
+	uv_tcp_t tcp;
+	uv_pipe_t pipe;
+} conn_io;
+
 typedef struct shard_conn {
 	shard_pool *pool;
 	size_t index;
 	char addr[128];
 	conn_state state;
-	uv_tcp_t *tcp;         /* heap: freed in its close callback */
+	conn_io *io;           /* heap: freed in its close callback */
+	int local;             /* io is the same-machine socket, not TCP */
 	uv_connect_t connect;
 	frame_reader fr;
 	pending *queued, **queued_tail;
@@ -154,7 +165,7 @@ static void fail_later(shard_pool *pool, pending *p, const char *error)
 	uv_idle_start(&d->idle, on_deferred);
 }
 
-static void on_tcp_closed(uv_handle_t *h)
+static void on_io_closed(uv_handle_t *h)
 {
 	free(h);
 }
@@ -164,9 +175,9 @@ static void conn_fail(shard_conn *c, const char *why)
 {
 	char msg[256];
 	snprintf(msg, sizeof msg, "connection to shard %zu (%s) lost: %s", c->index, c->addr, why);
-	if (c->tcp) {
-		uv_close((uv_handle_t *)c->tcp, on_tcp_closed);
-		c->tcp = NULL;
+	if (c->io) {
+		uv_close((uv_handle_t *)c->io, on_io_closed);
+		c->io = NULL;
 	}
 	c->state = CONN_DOWN;
 	c->olen = 0;
@@ -203,7 +214,7 @@ static void on_written(uv_write_t *w, int status)
 	free(op->buf);
 	shard_conn *c = w->data;
 	free(op);
-	if (status < 0 && c->tcp && c->state == CONN_UP)
+	if (status < 0 && c->io && c->state == CONN_UP)
 		conn_fail(c, uv_strerror(status));
 }
 
@@ -247,7 +258,7 @@ static void on_flush(uv_idle_t *idle)
 		if (!c->dirty)
 			continue;
 		c->dirty = 0;
-		if (!c->tcp || c->state != CONN_UP || c->olen == 0) {
+		if (!c->io || c->state != CONN_UP || c->olen == 0) {
 			c->olen = 0;
 			continue;
 		}
@@ -261,7 +272,7 @@ static void on_flush(uv_idle_t *idle)
 		uv_buf_t b = uv_buf_init((char *)c->obuf, (unsigned)c->olen);
 		c->obuf = NULL;
 		c->olen = c->ocap = 0;
-		if (uv_write(&op->w, (uv_stream_t *)c->tcp, &b, 1, on_written) != 0) {
+		if (uv_write(&op->w, (uv_stream_t *)c->io, &b, 1, on_written) != 0) {
 			free(op->buf);
 			free(op);
 			conn_fail(c, "write failed");
@@ -326,21 +337,17 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 		p->cb(p->arg, a, NULL);
 		free(p->buf);
 		free(p);
-		if (!c->tcp)
+		if (!c->io)
 			return;  /* the callback closed the pool */
 	}
 }
 
-static void on_connect(uv_connect_t *req, int status)
+static void conn_up(shard_conn *c)
 {
-	shard_conn *c = req->data;
-	if (status < 0) {
-		conn_fail(c, uv_strerror(status));
-		return;
-	}
 	c->state = CONN_UP;
-	uv_tcp_nodelay(c->tcp, 1);
-	uv_read_start((uv_stream_t *)c->tcp, on_alloc, on_read);
+	if (!c->local)
+		uv_tcp_nodelay(&c->io->tcp, 1);
+	uv_read_start((uv_stream_t *)c->io, on_alloc, on_read);
 	pending *q = c->queued;
 	c->queued = NULL;
 	c->queued_tail = &c->queued;
@@ -352,6 +359,41 @@ static void on_connect(uv_connect_t *req, int status)
 	}
 }
 
+static void on_connect(uv_connect_t *req, int status)
+{
+	shard_conn *c = req->data;
+	if (status < 0) {
+		conn_fail(c, uv_strerror(status));
+		return;
+	}
+	conn_up(c);
+}
+
+/* The same-machine socket: up at once, or 0 to go through TCP. */
+static int conn_start_local(shard_conn *c, const char *host, int port)
+{
+	int fd = localsock_connect(host, port);
+	if (fd < 0)
+		return 0;
+	c->io = calloc(1, sizeof *c->io);
+	if (!c->io || uv_pipe_init(c->pool->loop, &c->io->pipe, 0) != 0) {
+		free(c->io);
+		c->io = NULL;
+		close(fd);
+		return 0;
+	}
+	c->io->h.data = c;
+	if (uv_pipe_open(&c->io->pipe, fd) != 0) {
+		close(fd);
+		uv_close(&c->io->h, on_io_closed);
+		c->io = NULL;
+		return 0;
+	}
+	c->local = 1;
+	conn_up(c);
+	return 1;
+}
+
 static int conn_start(shard_conn *c)
 {
 	char host[128];
@@ -359,15 +401,18 @@ static int conn_start(shard_conn *c)
 	struct sockaddr_in sa;
 	if (wire_parse_addr(c->addr, host, sizeof host, &port) != 0 || uv_ip4_addr(host, port, &sa) != 0)
 		return -1;
-	c->tcp = calloc(1, sizeof *c->tcp);
-	if (!c->tcp)
+	if (conn_start_local(c, host, port))
+		return 0;
+	c->local = 0;
+	c->io = calloc(1, sizeof *c->io);
+	if (!c->io)
 		return -1;
-	uv_tcp_init(c->pool->loop, c->tcp);
-	c->tcp->data = c;
+	uv_tcp_init(c->pool->loop, &c->io->tcp);
+	c->io->h.data = c;
 	c->connect.data = c;
-	if (uv_tcp_connect(&c->connect, c->tcp, (const struct sockaddr *)&sa, on_connect) != 0) {
-		uv_close((uv_handle_t *)c->tcp, on_tcp_closed);
-		c->tcp = NULL;
+	if (uv_tcp_connect(&c->connect, &c->io->tcp, (const struct sockaddr *)&sa, on_connect) != 0) {
+		uv_close(&c->io->h, on_io_closed);
+		c->io = NULL;
 		return -1;
 	}
 	c->state = CONN_CONNECTING;

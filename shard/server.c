@@ -15,12 +15,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 #include <uv.h>
 
 #include "shard/executor.h"
 #include "shard/store.h"
 #include "txn/frame.h"
 #include "txn/hmap.h"
+#include "txn/localsock.h"
 #include "txn/wire.h"
 
 #define READ_CHUNK 65536
@@ -28,7 +30,10 @@
 typedef struct server server;
 
 typedef struct conn {
-	uv_tcp_t tcp;
+	union {
+		uv_tcp_t tcp;
+		uv_pipe_t pipe;   /* the same-machine socket (txn/localsock.h) */
+	} io;
 	server *srv;
 	uint64_t id;
 	frame_reader fr;
@@ -43,6 +48,8 @@ struct server {
 	const shard_server_config *cfg;
 	uv_loop_t *loop;
 	uv_tcp_t listener;
+	uv_pipe_t local_listener;
+	int have_local;
 	uv_async_t wake;
 	uv_signal_t sigterm, sigint;
 	shard_executor *ex;
@@ -89,7 +96,7 @@ static void conn_close(conn *c, const char *why)
 			shard_executor_submit(s->ex, r);
 		}
 	}
-	uv_close((uv_handle_t *)&c->tcp, on_closed);
+	uv_close((uv_handle_t *)&c->io, on_closed);
 }
 
 static void write_op_free(write_op *op)
@@ -119,7 +126,7 @@ static void send_own(conn *c, uint8_t *own, size_t len)
 	op->own = own;
 	frame_header_put(op->own_hdr, (uint32_t)len);
 	uv_buf_t bufs[2] = {uv_buf_init((char *)op->own_hdr, FRAME_HEADER), uv_buf_init((char *)own, (unsigned)len)};
-	if (uv_write(&op->w, (uv_stream_t *)&c->tcp, bufs, 2, on_written) != 0) {
+	if (uv_write(&op->w, (uv_stream_t *)&c->io, bufs, 2, on_written) != 0) {
 		write_op_free(op);
 		conn_close(c, "write failed");
 	}
@@ -159,7 +166,7 @@ static void send_gathered(conn *c)
 	}
 	c->out = NULL;
 	c->out_tail = &c->out;
-	int rc = uv_write(&op->w, (uv_stream_t *)&c->tcp, bufs, (unsigned)(2 * n), on_written);
+	int rc = uv_write(&op->w, (uv_stream_t *)&c->io, bufs, (unsigned)(2 * n), on_written);
 	free(bufs);  /* libuv copied the descriptors */
 	if (rc != 0) {
 		write_op_free(op);
@@ -364,7 +371,7 @@ static void on_read(uv_stream_t *st, ssize_t n, const uv_buf_t *buf)
 	}
 }
 
-static void on_connection(uv_stream_t *l, int status)
+static void accept_conn(uv_stream_t *l, int status, int local)
 {
 	server *s = l->data;
 	if (status < 0 || s->stopping)
@@ -375,27 +382,42 @@ static void on_connection(uv_stream_t *l, int status)
 	c->srv = s;
 	c->id = ++s->next_conn;
 	frame_reader_init(&c->fr);
-	uv_tcp_init(s->loop, &c->tcp);
-	c->tcp.data = c;
-	if (uv_accept(l, (uv_stream_t *)&c->tcp) != 0) {
-		uv_close((uv_handle_t *)&c->tcp, on_closed);
+	if (local)
+		uv_pipe_init(s->loop, &c->io.pipe, 0);
+	else
+		uv_tcp_init(s->loop, &c->io.tcp);
+	c->io.tcp.data = c;
+	if (uv_accept(l, (uv_stream_t *)&c->io) != 0) {
+		uv_close((uv_handle_t *)&c->io, on_closed);
 		return;
 	}
-	uv_tcp_nodelay(&c->tcp, 1);
-	struct sockaddr_storage sa;
-	int salen = sizeof sa;
-	snprintf(c->peer, sizeof c->peer, "#%" PRIu64, c->id);
-	if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&sa, &salen) == 0 && sa.ss_family == AF_INET) {
-		char ip[32];
-		struct sockaddr_in *in = (struct sockaddr_in *)&sa;
-		uv_ip4_name(in, ip, sizeof ip);
-		snprintf(c->peer, sizeof c->peer, "%s:%d", ip, ntohs(in->sin_port));
+	snprintf(c->peer, sizeof c->peer, "%s#%" PRIu64, local ? "local" : "", c->id);
+	if (!local) {
+		uv_tcp_nodelay(&c->io.tcp, 1);
+		struct sockaddr_storage sa;
+		int salen = sizeof sa;
+		if (uv_tcp_getpeername(&c->io.tcp, (struct sockaddr *)&sa, &salen) == 0 && sa.ss_family == AF_INET) {
+			char ip[32];
+			struct sockaddr_in *in = (struct sockaddr_in *)&sa;
+			uv_ip4_name(in, ip, sizeof ip);
+			snprintf(c->peer, sizeof c->peer, "%s:%d", ip, ntohs(in->sin_port));
+		}
 	}
 	if (hmap_put(&s->conns, &c->id, sizeof c->id, c) != 0) {
-		uv_close((uv_handle_t *)&c->tcp, on_closed);
+		uv_close((uv_handle_t *)&c->io, on_closed);
 		return;
 	}
-	uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+	uv_read_start((uv_stream_t *)&c->io, on_alloc, on_read);
+}
+
+static void on_connection(uv_stream_t *l, int status)
+{
+	accept_conn(l, status, 0);
+}
+
+static void on_local_connection(uv_stream_t *l, int status)
+{
+	accept_conn(l, status, 1);
 }
 
 static void on_signal(uv_signal_t *sig, int signum)
@@ -423,6 +445,8 @@ static void on_signal(uv_signal_t *sig, int signum)
 			conn_close(list[i], NULL);
 	}
 	uv_close((uv_handle_t *)&s->listener, NULL);
+	if (s->have_local)
+		uv_close((uv_handle_t *)&s->local_listener, NULL);
 	uv_close((uv_handle_t *)&s->wake, NULL);
 	uv_close((uv_handle_t *)&s->sigterm, NULL);
 	uv_close((uv_handle_t *)&s->sigint, NULL);
@@ -477,6 +501,25 @@ int shard_server_run(const shard_server_config *cfg)
 		shard_executor_stop(s.ex);
 		store_close(s.inline_st);
 		return 1;
+	}
+	/* the same-machine path: a shard on a loopback address also answers
+	 * on its abstract Unix socket (txn/localsock.h) */
+	if (localsock_is_loopback(cfg->host)) {
+		int fd = localsock_listen(cfg->host, cfg->port);
+		if (fd < 0 || uv_pipe_init(s.loop, &s.local_listener, 0) != 0) {
+			fprintf(stderr, "shard %d: no same-machine socket (TCP only): %s\n", cfg->id, strerror(errno));
+			if (fd >= 0)
+				close(fd);
+		} else {
+			s.have_local = 1;
+			s.local_listener.data = &s;
+			if (uv_pipe_open(&s.local_listener, fd) != 0 ||
+			    uv_listen((uv_stream_t *)&s.local_listener, 511, on_local_connection) != 0) {
+				fprintf(stderr, "shard %d: no same-machine socket (TCP only)\n", cfg->id);
+				uv_close((uv_handle_t *)&s.local_listener, NULL);
+				s.have_local = 0;
+			}
+		}
 	}
 	uv_signal_init(s.loop, &s.sigterm);
 	uv_signal_init(s.loop, &s.sigint);

@@ -26,6 +26,17 @@ sleep 0.2
 t "status notices the dead shard (exit 1)" '! "$bin" cluster status --dir "$dir" >/dev/null'
 t "start again restarts only the dead shard" '"$bin" cluster start --dir "$dir" >/dev/null && [ "$(cat "$dir/shard-0.pid")" = "$pid0" ] && [ "$(cat "$dir/shard-1.pid")" != "$pid1" ]'
 t "same port, same data after restart" '[ "$("$bin" shard-query 127.0.0.1:$((port + 2)) "SELECT id FROM k")" = 42 ]'
+# the router reaches its shards through their same-machine sockets
+# (txn/localsock.h): accepted connections show the socket's name in
+# /proc/net/unix in state 03 (connected)
+if command -v psql >/dev/null && [ -r /proc/net/unix ]; then
+  psql -X -q -h 127.0.0.1 -p $port -U t -d shardlite -c "CREATE TABLE lt (id BIGINT PRIMARY KEY) PARTITION BY HASH (id)" \
+    -c "INSERT INTO lt VALUES (1), (2), (3), (4), (5), (6), (7), (8)" >/dev/null 2>&1
+  t "the router's shard connections use the same-machine socket" \
+    '( for i in 1 2 3; do grep -q " 03 .*@shardlite-shard-127.0.0.1:$((port + i))\$" /proc/net/unix || exit 1; done )'
+else
+  n=$((n + 1)); echo "ok $n # SKIP psql or /proc/net/unix missing"
+fi
 rpid=$(cat "$dir/router.pid")
 t "cluster stop stops the router and the shards" '"$bin" cluster stop --dir "$dir" >/dev/null && ! alive "$pid0" && ! alive "$rpid"'
 t "status after stop exits 1" '! "$bin" cluster status --dir "$dir" >/dev/null'

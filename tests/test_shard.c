@@ -330,6 +330,32 @@ static void test_wal_bounded(wire_client *c)
 	   "and every row has its last value");
 }
 
+/* The same-machine socket (txn/localsock.h) serves the same protocol, and
+ * a bad frame on it closes only that connection. */
+static void test_local_socket(wire_client *tcp)
+{
+	char err[256];
+	wire_client *l = wire_client_connect_local("127.0.0.1", S.port, err, sizeof err);
+	ok(l != NULL, "a shard on 127.0.0.1 answers on its abstract Unix socket (%s)", l ? "connected" : err);
+	if (!l)
+		return;
+	ok(th_int(l, 0, "SELECT count(*) FROM acct") == th_int(tcp, 0, "SELECT count(*) FROM acct"),
+	   "it reads what TCP reads");
+	ok(th_status(l, WIRE_OP_EXEC, 50, 0, "UPDATE acct SET bal = bal + 1 WHERE id = 1") == OK_ &&
+		   th_status(l, WIRE_OP_PREPARE, 50, 0, NULL) == OK_ &&
+		   th_status(tcp, WIRE_OP_COMMIT_PREPARED, 50, 0, NULL) == OK_ &&
+		   th_status(l, WIRE_OP_EXEC, 0, 0, "UPDATE acct SET bal = bal - 1 WHERE id = 1") == OK_,
+	   "a transaction prepared over it commits over TCP (ids are the shard's, not the connection's)");
+	static const unsigned char junk[] = {0xff, 0xff, 0xff, 0x7f, 1, 2, 3, 4};
+	wire_client_send_raw(l, junk, sizeof junk);
+	wire_response r;
+	ok(wire_client_recv(l, &r, 3000, err, sizeof err) != 0, "an oversize frame closes that connection (%s)", err);
+	wire_client_close(l);
+	ok(th_int(tcp, 0, "SELECT 7") == 7, "and the shard serves the others");
+	ok(wire_client_connect_local("127.0.0.1", S.port + 1 == 65536 ? 1 : S.port + 1, err, sizeof err) == NULL,
+	   "no socket where no shard listens: the caller falls back to TCP");
+}
+
 /* SQLite work never stalls the loop: a ping and a read are answered while a
  * slow statement runs on the writer. */
 static void test_loop_not_stalled(wire_client *a, wire_client *b)
@@ -465,6 +491,7 @@ int main(void)
 	test_group_commit(a);
 	test_wal_bounded(a);
 	test_loop_not_stalled(a, b);
+	test_local_socket(a);
 	wire_client_close(a);
 	wire_client_close(b);
 	wire_client_close(d);

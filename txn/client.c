@@ -7,6 +7,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
@@ -17,6 +18,7 @@
 #include <unistd.h>
 
 #include "txn/frame.h"
+#include "txn/localsock.h"
 
 struct wire_client {
 	int fd;
@@ -58,6 +60,27 @@ wire_client *wire_client_connect(const char *host, int port, char *err, size_t e
 	}
 	int one = 1;
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+	wire_client *c = calloc(1, sizeof *c);
+	if (!c) {
+		close(fd);
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	c->fd = fd;
+	frame_reader_init(&c->fr);
+	return c;
+}
+
+wire_client *wire_client_connect_local(const char *host, int port, char *err, size_t errlen)
+{
+	int fd = localsock_connect(host, port);
+	int fl = fd >= 0 ? fcntl(fd, F_GETFL) : -1;
+	if (fd < 0 || fl < 0 || fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) != 0) {
+		snprintf(err, errlen, "connect to the same-machine socket of %s:%d: %s", host, port, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return NULL;
+	}
 	wire_client *c = calloc(1, sizeof *c);
 	if (!c) {
 		close(fd);

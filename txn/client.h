@@ -1,5 +1,5 @@
 /*
- * client.h — a blocking wire-protocol client: one TCP connection, requests
+ * client.h — a blocking wire-protocol client: one connection, requests
  * out, responses in.  For tests, benchmarks and command-line tools; the
  * router uses the event loop instead.
  *
@@ -17,6 +17,8 @@
 typedef struct wire_client wire_client;
 
 wire_client *wire_client_connect(const char *host, int port, char *err, size_t errlen);
+/* The same, through the shard's same-machine socket (txn/localsock.h). */
+wire_client *wire_client_connect_local(const char *host, int port, char *err, size_t errlen);
 void wire_client_close(wire_client *c);
 int wire_client_fd(const wire_client *c);
 
