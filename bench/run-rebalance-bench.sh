@@ -5,11 +5,14 @@
 # done), the longest cutover pause (the gate's longest closed time: no
 # client statement waited longer), and the bank's throughput per second
 # before and during the moves (from its timeline).
-#   bench/run-rebalance-bench.sh BUILD_DIR [ACCOUNTS] [SECONDS]
+#   bench/run-rebalance-bench.sh BUILD_DIR [ACCOUNTS] [SECONDS] [AUDIT_EVERY_MS]
+# AUDIT_EVERY_MS: the bank's auditor waits that long between two audits
+# (default 0: back to back, a full scan of every account at all times).
 set -euo pipefail
 build=${1:-build}
 accounts=${2:-1000000}
 seconds=${3:-60}
+audit_every=${4:-0}
 bin=$build/shardlite
 dir=$(mktemp -d /tmp/shardlite-rbbench-XXXXXX)
 trap '"$bin" cluster stop --dir "$dir/c" >/dev/null 2>&1; rm -rf "$dir"' EXIT
@@ -17,7 +20,7 @@ port=$(python3 -c 'import random; print(random.randrange(20000, 30000))')
 export PGHOST=127.0.0.1 PGPORT=$port PGUSER=bench PGDATABASE=shardlite
 q() { psql -X -q -A -t -c "$1"; }
 "$build/examples/bank" --shardlite "$bin" --dir "$dir/c" --port "$port" --shards 2 --accounts "$accounts" \
-	--clients 8 --seconds "$seconds" --seed 1 --timeline "$dir/timeline" --keep >"$dir/bank.out" 2>&1 &
+	--clients 8 --seconds "$seconds" --seed 1 --timeline "$dir/timeline" --audit-every "$audit_every" --keep >"$dir/bank.out" 2>&1 &
 bpid=$!
 until [ "$(q "SELECT count(*) FROM accounts" 2>/dev/null)" = "$accounts" ]; do sleep 0.5; done
 until [ -s "$dir/timeline" ] && [ "$(wc -l <"$dir/timeline")" -ge 8 ]; do sleep 0.5; done

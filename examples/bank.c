@@ -72,6 +72,7 @@ typedef struct {
 	bool seeded;        /* --seed given: the same transfers run after run */
 	uint64_t seed;
 	const char *timeline;  /* --timeline FILE: one line per second */
+	int audit_every_ms;    /* --audit-every MS: pause between audits (0: back to back) */
 } options;
 
 static options opt = {
@@ -590,6 +591,8 @@ static void *auditor_main(void *arg)
 			PQfinish(c);
 			c = reconnect(connect_db);
 		}
+		for (int waited = 0; waited < opt.audit_every_ms && !atomic_load(&stop); waited += 10)
+			usleep(10000);
 	}
 	PQfinish(c);
 	return NULL;
@@ -862,6 +865,7 @@ static void usage(FILE *f)
 		"                    (BEGIN SAGA, each step with COMPENSATE WITH)\n"
 		"  --seed N          seed the clients' random transfers (default: time and pid)\n"
 		"  --timeline FILE   write per-second counts (committed, wrong audits, audits, errors)\n"
+		"  --audit-every MS  wait MS between two audits (default 0: back to back)\n"
 		"  --keep            leave the cluster running at the end\n"
 		"  --help            this text\n"
 		"\n"
@@ -888,7 +892,7 @@ static void parse_options(int argc, char **argv)
 		{"accounts", required_argument, NULL, 'a'},  {"clients", required_argument, NULL, 'c'},
 		{"seconds", required_argument, NULL, 's'},   {"keep", no_argument, NULL, 'k'},
 		{"mode", required_argument, NULL, 'm'},      {"seed", required_argument, NULL, 'S'},
-		{"timeline", required_argument, NULL, 't'},
+		{"timeline", required_argument, NULL, 't'}, {"audit-every", required_argument, NULL, 'A'},
 		{"help", no_argument, NULL, 'h'},            {NULL, 0, NULL, 0},
 	};
 	int ch;
@@ -907,6 +911,7 @@ static void parse_options(int argc, char **argv)
 			opt.seed = (uint64_t)parse_num(optarg, "--seed", 0, LONG_MAX);
 			break;
 		case 't': opt.timeline = optarg; break;
+		case 'A': opt.audit_every_ms = (int)parse_num(optarg, "--audit-every", 0, 3600000); break;
 		case 'm':
 			if (strcmp(optarg, "saga") != 0 && strcmp(optarg, "2pc") != 0) {
 				fprintf(stderr, "bank: --mode must be 2pc or saga\n");
