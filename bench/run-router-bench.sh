@@ -2,7 +2,11 @@
 # Router benchmarks, side by side with PostgreSQL 15 in the same run, with
 # the same pgbench scripts:
 #   bench/run-router-bench.sh [BUILD_DIR] [SECONDS] [ACCOUNTS] [WORKLOADS]
-# WORKLOADS: all (default), select or transfer.
+# WORKLOADS: all (default), select, transfer or tpcb.
+# - pgbench's built-in tpcb-like script (scale 1: 100,000 accounts, 10
+#   tellers, 1 branch), tables loaded without COPY and zero balances, 8
+#   clients; afterwards sum(abalance) = sum(tbalance) = sum(bbalance) =
+#   sum(delta) of pgbench_history is checked on both systems (issue 4)
 # - point SELECT by primary key, pgbench -M prepared, 8 clients (issue 3)
 # Each row is two pgbench runs: tps from one without the transaction log,
 # p50/p99 from one with it (-l).
@@ -90,14 +94,49 @@ run() {
 echo "# $(date -u +%Y-%m-%dT%H:%M:%SZ), $(nproc) cores, ${secs}s per run, $naccounts accounts"
 echo "| system     | workload               |  c  |    tps     | p50 ms | p99 ms | failed |"
 echo "|------------|------------------------|-----|------------|--------|--------|--------|"
-if [ "$workloads" != transfer ]; then
+if [ "$workloads" = all ] || [ "$workloads" = select ]; then
   run postgres   "$pport" 8  "$work/select.sql"   prepared postgres postgres
   run shardlite  "$sport" 8  "$work/select.sql"   prepared bench shardlite
 fi
-if [ "$workloads" != select ]; then
+if [ "$workloads" = all ] || [ "$workloads" = transfer ]; then
   run postgres   "$pport" 8  "$work/transfer.sql" prepared postgres postgres
   run shardlite  "$sport" 8  "$work/transfer.sql" prepared bench shardlite
   run postgres   "$pport" 32 "$work/transfer.sql" prepared postgres postgres
   run shardlite  "$sport" 32 "$work/transfer.sql" prepared bench shardlite
 fi
 echo "# shardlite total after the transfers: $(sl -A -t -c 'SELECT sum(balance) FROM accounts') (expected $((naccounts * 1000)))"
+
+if [ "$workloads" = all ] || [ "$workloads" = tpcb ]; then
+  # PostgreSQL: pgbench's own tables, generated on the server (no COPY)
+  PGPASSWORD= pgbench -h 127.0.0.1 -p "$pport" -U postgres -i -I dtGvp -s 1 postgres >/dev/null 2>&1
+  # shardlite: the same tables partitioned by their keys; pgbench_history
+  # (no key in pgbench) a reference table with a key the shards fill in
+  sl -c "CREATE TABLE pgbench_branches (bid INT PRIMARY KEY, bbalance INT NOT NULL, filler CHAR(88)) PARTITION BY HASH (bid)" \
+     -c "CREATE TABLE pgbench_tellers (tid INT PRIMARY KEY, bid INT, tbalance INT NOT NULL, filler CHAR(84)) PARTITION BY HASH (tid)" \
+     -c "CREATE TABLE pgbench_accounts (aid INT PRIMARY KEY, bid INT, abalance INT NOT NULL, filler CHAR(84)) PARTITION BY HASH (aid)" \
+     -c "CREATE TABLE pgbench_history (hid INTEGER PRIMARY KEY, tid INT, bid INT, aid INT, delta INT, mtime TIMESTAMP, filler CHAR(22))" \
+     -c "INSERT INTO pgbench_branches (bid, bbalance) VALUES (1, 0)" \
+     -c "INSERT INTO pgbench_tellers (tid, bid, tbalance) VALUES $(seq 1 10 | sed 's/.*/(&, 1, 0)/' | paste -sd,)"
+  for ((b = 0; b < 100; b++)); do
+    printf 'INSERT INTO pgbench_accounts (aid, bid, abalance) VALUES '
+    seq $((b * 1000 + 1)) $((b * 1000 + 1000)) | sed 's/.*/(&, 1, 0)/' | paste -sd, | tr -d '\n'
+    echo ';'
+  done > "$work/tpcb.sql"
+  sl -v ON_ERROR_STOP=1 -f "$work/tpcb.sql" >/dev/null
+  runb() {  # NAME PORT USER DB
+    local out tps fails
+    out=$(pgbench -h 127.0.0.1 -p "$2" -U "$3" -d "$4" -n -b tpcb-like -M prepared -c 8 -j 2 -T "$secs" --max-tries=100 2>&1)
+    tps=$(echo "$out" | sed -n 's/^tps = \([0-9.]*\).*/\1/p')
+    fails=$(echo "$out" | sed -n 's/^number of failed transactions: \([0-9]*\).*/\1/p')
+    printf '| %-10s | %-22s | %3d | %10.0f | %s |\n' "$1" "tpcb-like -M prepared" 8 "${tps:-0}" "${fails:-?}"
+  }
+  sums() {  # psql function -> "a t b h"
+    "$@" -A -t -c "SELECT sum(abalance) FROM pgbench_accounts" -c "SELECT sum(tbalance) FROM pgbench_tellers" \
+      -c "SELECT sum(bbalance) FROM pgbench_branches" -c "SELECT sum(delta) FROM pgbench_history" | paste -sd' '
+  }
+  echo "| system     | workload               |  c  |    tps     | failed |"
+  echo "|------------|------------------------|-----|------------|--------|"
+  runb postgres  "$pport" postgres postgres
+  runb shardlite "$sport" bench shardlite
+  echo "# sums abalance tbalance bbalance delta: postgres $(sums pg), shardlite $(sums sl)"
+fi
