@@ -70,8 +70,9 @@ void coord_commit(coordinator *c, uint64_t txn, uint64_t ts, const size_t *shard
  * Waits always point from a newer epoch to an older one, so they end.
  * coord_read_begin() never calls back from inside itself: if the read may
  * run at once, coord_read_ready() says so; otherwise ready() is called
- * later, once.  coord_read_end() must follow when the read's answers are
- * all in (or it is abandoned).
+ * later, once.  coord_read_end() must follow once the read can no longer
+ * see anything new: when every shard it reads has fixed its snapshot (an
+ * interim Started answer, wire.fbs) or answered, or it is abandoned.
  */
 typedef struct coord_read coord_read;
 typedef void (*coord_read_cb)(void *arg);

@@ -83,7 +83,11 @@ typedef struct {
 	bool saga_steps;         /* the requests are steps of s->saga */
 	router_plan *comp_plan;  /* COMPENSATE WITH's plan and requests */
 	plan_batch comp_batch;
-	coord_read *cut;         /* a multi-shard read's consistent cut */
+	coord_read *cut;         /* a multi-shard read's consistent cut, until
+				  * every shard's snapshot is taken */
+	bool *snapped;           /* per slot: that shard's snapshot is taken
+				  * (Started or the final answer came) */
+	size_t nsnapped;
 	wire_request *cut_reqs;  /* requests waiting for the cut, or for */
 	size_t *cut_shards;      /* ... earlier commits (coord_on_visible) */
 	bool began[MAX_SHARDS];  /* a request of this statement opened the txn there */
@@ -500,6 +504,7 @@ static void ex_reset(session *s)
 		coord_read_end(s->srv->coord, ex->cut);
 	free(ex->cut_reqs);
 	free(ex->cut_shards);
+	free(ex->snapped);
 	for (size_t i = 0; i < ex->n; i++)
 		shard_answer_free(ex->answers ? ex->answers[i] : NULL);
 	free(ex->answers);
@@ -642,6 +647,28 @@ typedef struct {
 
 static uint64_t exec_gen;
 
+/* A read at a consistent cut holds back newer commits' phase two only until
+ * every shard has taken its snapshot: what they apply afterwards is
+ * invisible to it (a shard answers Started once its snapshot is fixed, see
+ * wire.fbs), so the cut ends then, not when the last rows arrive. */
+static void snapshot_taken(session *s, size_t slot)
+{
+	exec_state *ex = &s->ex;
+	if (!ex->cut || !ex->snapped || slot >= ex->n || ex->snapped[slot])
+		return;
+	ex->snapped[slot] = true;
+	if (++ex->nsnapped == ex->n) {
+		coord_read_end(s->srv->coord, ex->cut);
+		ex->cut = NULL;
+	}
+}
+
+static void on_shard_started(void *arg)
+{
+	token *t = arg;
+	snapshot_taken(t->s, t->slot);
+}
+
 static void on_shard_answer(void *arg, shard_answer *a, const char *error)
 {
 	token *t = arg;
@@ -651,6 +678,7 @@ static void on_shard_answer(void *arg, shard_answer *a, const char *error)
 	free(t);
 	exec_state *ex = &s->ex;
 	(void)gen;
+	snapshot_taken(s, slot);
 	if (error) {
 		if (!ex->err_state[0]) {
 			snprintf(ex->err_state, sizeof ex->err_state, "08006");
@@ -689,6 +717,9 @@ static int send_requests(session *s, wire_request *reqs, const size_t *shards, s
 	ex->answers = calloc(n ? n : 1, sizeof *ex->answers);
 	if (!ex->answers)
 		return -1;
+	if (ex->cut && !(ex->snapped = calloc(n ? n : 1, sizeof *ex->snapped)))
+		return -1;
+	ex->nsnapped = 0;
 	ex->n = n;
 	ex->pending = n;
 	s->busy = 1;
@@ -702,7 +733,9 @@ static int send_requests(session *s, wire_request *reqs, const size_t *shards, s
 			saga_step(s->srv->sagas, s->saga, shards[i], &reqs[i], on_shard_answer, t);
 			continue;
 		}
-		if (!t || shard_pool_send(s->srv->pool, shards[i], &reqs[i], on_shard_answer, t) != 0) {
+		reqs[i].snapshot = ex->cut != NULL;
+		if (!t || shard_pool_send_ex(s->srv->pool, shards[i], &reqs[i], on_shard_answer,
+					     ex->cut ? on_shard_started : NULL, t) != 0) {
 			free(t);
 			/* count it as failed now */
 			if (!ex->err_state[0]) {
@@ -710,6 +743,7 @@ static int send_requests(session *s, wire_request *reqs, const size_t *shards, s
 				snprintf(ex->err_msg, sizeof ex->err_msg, "cannot reach shard %zu", shards[i]);
 			}
 			ex->pending--;
+			snapshot_taken(s, i);  /* nothing will read there */
 			continue;
 		}
 		t->s = s;

@@ -27,6 +27,7 @@ typedef struct pending {
 	struct pending *next;
 	uint64_t id;
 	shard_cb cb;
+	shard_started_cb started;  /* interim Started answers, or NULL */
 	void *arg;
 	uint8_t *buf;          /* header + payload, until written */
 	size_t len;
@@ -329,6 +330,16 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 			return;
 		}
 		uint64_t id = a->msg.resp.id;
+		if (a->msg.resp.status == WIRE_STARTED) {
+			/* interim: the request stays in flight */
+			pending *p = hmap_get(&c->inflight, &id, sizeof id);
+			shard_answer_free(a);
+			if (p && p->started)
+				p->started(p->arg);
+			if (!c->io)
+				return;  /* the callback closed the pool */
+			continue;
+		}
 		pending *p = hmap_del(&c->inflight, &id, sizeof id);
 		if (!p) {
 			shard_answer_free(a);
@@ -421,6 +432,12 @@ static int conn_start(shard_conn *c)
 
 int shard_pool_send(shard_pool *pool, size_t shard, wire_request *req, shard_cb cb, void *arg)
 {
+	return shard_pool_send_ex(pool, shard, req, cb, NULL, arg);
+}
+
+int shard_pool_send_ex(shard_pool *pool, size_t shard, wire_request *req, shard_cb cb, shard_started_cb started,
+		       void *arg)
+{
 	if (shard >= pool->n || pool->closing)
 		return -1;
 	shard_conn *c = pool->shards[shard];
@@ -429,6 +446,7 @@ int shard_pool_send(shard_pool *pool, size_t shard, wire_request *req, shard_cb 
 		return -1;
 	req->id = p->id = ++pool->next_id;
 	p->cb = cb;
+	p->started = started;
 	p->arg = arg;
 	uint8_t *payload;
 	size_t len;

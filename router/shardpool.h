@@ -36,6 +36,12 @@ shard_pool *shard_pool_new(uv_loop_t *loop);
 int shard_pool_set_addr(shard_pool *p, size_t shard, const char *addr);
 size_t shard_pool_size(const shard_pool *p);
 int shard_pool_send(shard_pool *p, size_t shard, wire_request *req, shard_cb cb, void *arg);
+/* The same for a request flagged `snapshot` (wire.fbs): started(arg) runs
+ * when the shard's interim Started answer arrives (at most once, always
+ * before cb; never if the final answer or an error comes first). */
+typedef void (*shard_started_cb)(void *arg);
+int shard_pool_send_ex(shard_pool *p, size_t shard, wire_request *req, shard_cb cb, shard_started_cb started,
+		       void *arg);
 /* Close every connection (their requests fail) and free the pool once the
  * loop has closed the handles. */
 void shard_pool_close(shard_pool *p);

@@ -1527,6 +1527,40 @@ static void *writer_main(void *arg)
 
 /* ---- readers ---------------------------------------------------------------------------- */
 
+/* A read at a consistent cut (wire.fbs: Request.snapshot): open a read
+ * transaction and read the schema, which fixes its WAL snapshot, then tell
+ * the sender (an interim Started answer) before the statement runs in that
+ * snapshot: commits applied from now on are invisible to it, so the router
+ * may let them apply without waiting for the rows.  1 if the transaction
+ * is open (the caller ends it), 0 if not (the statement then runs in its own
+ * snapshot and only its final answer counts). */
+static int take_snapshot(shard_executor *ex, reader *rd, shard_req *req)
+{
+	char err[256];
+	if (store_exec(rd->st, "BEGIN", err, sizeof err) != 0)
+		return 0;
+	sqlite3_stmt *q = store_internal(rd->st, "SELECT count(*) FROM sqlite_schema");
+	int rc = q ? sqlite3_step(q) : SQLITE_ERROR;
+	if (q)
+		sqlite3_reset(q);
+	if (rc != SQLITE_ROW) {
+		store_exec(rd->st, "ROLLBACK", err, sizeof err);
+		return 0;
+	}
+	shard_req *started = calloc(1, sizeof *started);
+	if (started) {
+		started->kind = REQ_WIRE;
+		started->conn_id = req->conn_id;
+		wire_response resp = {.id = req->msg.req.id, .status = WIRE_STARTED};
+		if (wire_encode_response(&resp, &started->out, &started->outlen) == 0)
+			deliver(ex, started);
+		else
+			shard_req_free(started);
+	}
+	FAILPOINT("shard-read-after-snapshot");
+	return 1;
+}
+
 static void *reader_main(void *arg)
 {
 	reader *rd = arg;
@@ -1550,10 +1584,18 @@ static void *reader_main(void *arg)
 		store_result res;
 		store_result_init(&res);
 		store_stmt *s = store_prepare(rd->st, r->sql, r->sql_len, &res);
+		int in_txn = 0;
 		if (s && !sqlite3_stmt_readonly(s->stmt))
 			store_result_error(&res, "25006", "a request flagged read-only carries a write statement");
-		else if (s)
+		else if (s && r->snapshot)
+			in_txn = take_snapshot(ex, rd, req);
+		if (s && !store_result_failed(&res))
 			store_run(rd->st, s, r->params, r->nparams, &res);
+		if (in_txn) {
+			char err[256];
+			if (store_exec(rd->st, "COMMIT", err, sizeof err) != 0)
+				fprintf(stderr, "shard: ending a read: %s\n", err);
+		}
 		answer(req, &res);
 		store_result_free(&res);
 		deliver(ex, req);

@@ -50,6 +50,31 @@ t "an autocommit UPDATE right after a transfer sees the transfer" \
   'q "BEGIN; UPDATE accounts SET balance = balance - 5 WHERE id = $c; UPDATE accounts SET balance = balance + 5 WHERE id = $d; COMMIT" >/dev/null && [ "$(q "UPDATE accounts SET balance = balance * 2 WHERE id = $d")" = "" ] && [ "$(q "SELECT balance FROM accounts WHERE id = $d")" = 1010 ]'
 for _ in $(seq 50); do [ -z "$(q "SHOW TRANSACTIONS")" ] && break; sleep 0.1; done
 t "nothing in doubt afterwards" '[ -z "$(q "SHOW TRANSACTIONS")" ]'
+# A read at a consistent cut holds newer commits back only until every
+# shard has taken its snapshot (wire.fbs: Started), not until its rows
+# arrive: shard 0 now sleeps 4 s after taking a read's snapshot, and a
+# transfer (and a statement that must see it applied) run meanwhile.
+kill -9 "$(cat "$dir/shard-0.pid")"; sleep 0.2
+t "shard 0 restarts, slow to run a read once its snapshot is taken" \
+  'SHARDLITE_FAILPOINTS=shard-read-after-snapshot=delay:4000 "$bin" cluster start --dir "$dir" >/dev/null 2>&1 && grep -q "failpoints armed: shard-read-after-snapshot" "$dir/shard-0.log"'
+# enough rows that a full scan leaves the shard's loop thread (its step
+# budget) for a reader thread, where snapshots are announced
+q "INSERT INTO accounts VALUES $(seq 300001 304000 | sed 's/.*/(&, 1)/' | paste -sd,)" >/dev/null
+e=$(id_on 0 400000); f=$(id_on 1 400000)
+q "INSERT INTO accounts VALUES ($e, 100), ($f, 100)" >/dev/null
+rm -f "$dir/read.out" "$dir/read.end"
+( psql -X -q -A -t -c "SELECT id, balance FROM accounts WHERE id + 0 IN ($e, $f) ORDER BY id" >"$dir/read.out" 2>&1
+  touch "$dir/read.end" ) &
+rpid=$!
+sleep 1
+out=$(psql -X -A -t -c "BEGIN; UPDATE accounts SET balance = balance - 7 WHERE id = $e; UPDATE accounts SET balance = balance + 7 WHERE id = $f; COMMIT" \
+      -c "UPDATE accounts SET balance = balance + 0 WHERE id = $f" 2>&1)
+t "a transfer and a statement that needs it applied finish while the slow read still runs" \
+  'echo "$out" | grep -q "^COMMIT$" && [ "$(echo "$out" | grep -c "^UPDATE 1$")" = 3 ] && [ ! -e "$dir/read.end" ]'
+wait $rpid
+t "the read saw none of the transfer: its snapshot came first ($(tr '\n' ' ' <"$dir/read.out"))" \
+  '[ "$(tr "\n" " " <"$dir/read.out")" = "$e|100 $f|100 " ]'
+t "afterwards the transfer is there, whole" '[ "$(q "SELECT balance FROM accounts WHERE id = $e")" = 93 ] && [ "$(q "SELECT balance FROM accounts WHERE id = $f")" = 107 ]'
 t "cluster stops cleanly" '"$bin" cluster stop --dir "$dir" >/dev/null'
 t "no sanitizer report in the servers' logs" '! grep -l "Sanitizer\|runtime error" "$dir"/*.log'
 echo "1..$n"

@@ -22,6 +22,7 @@
  *   comp <string>       (if set)  |
  *   comp_param <value>  (each)    |
  *   mode <u8>           (if not 0)|
+ *   snapshot true       (if set)  |
  *
  *   value:  null | int <i64> | real <double> | text <string> | blob <string>
  *   string: "..." where bytes outside printable ASCII, '"' and '\' are \xHH
@@ -129,6 +130,8 @@ static void dump(const wire_message *m)
 		}
 		if (r->mode)
 			printf("mode %u\n", (unsigned)r->mode);
+		if (r->snapshot)
+			puts("snapshot true");
 		return;
 	}
 	const wire_response *r = &m->resp;
@@ -404,6 +407,8 @@ static int parse(parser *ps, char *text, wire_message *m)
 					if (v > 255)
 						die(ps, "mode out of range");
 					q->mode = (uint8_t)v;
+				} else if (strcmp(key, "snapshot") == 0) {
+					q->snapshot = strcmp(word(ps), "true") == 0;
 				} else
 					die(ps, "unknown request item '%s'", key);
 			} else {

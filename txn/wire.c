@@ -45,7 +45,7 @@ enum { ROW_VALUES = 0 };
 enum {
 	REQ_ID = 0, REQ_OP = 1, REQ_TXN = 2, REQ_TS = 3, REQ_SQL = 4,
 	REQ_PARAMS = 5, REQ_READONLY = 6, REQ_EPOCH = 7, REQ_BUCKETS = 8, REQ_BEGIN = 9,
-	REQ_STEP = 10, REQ_COMP = 11, REQ_COMP_PARAMS = 12, REQ_MODE = 13,
+	REQ_STEP = 10, REQ_COMP = 11, REQ_COMP_PARAMS = 12, REQ_MODE = 13, REQ_SNAPSHOT = 14,
 };
 enum {
 	RESP_ID = 0, RESP_STATUS = 1, RESP_SQLSTATE = 2, RESP_MESSAGE = 3,
@@ -58,7 +58,8 @@ static const char *const op_names[] = {
 	"SagaStep", "SagaUndo", "SagaEnd",
 };
 static const char *const type_names[] = { "Null", "Int", "Real", "Text", "Blob" };
-static const char *const status_names[] = { "Ok", "Error", "NotFound", "ReadOnly" };
+static const char *const status_names[] = { "Ok", "Error", "NotFound", "ReadOnly", "Started" };
+_Static_assert(sizeof status_names / sizeof status_names[0] == WIRE_STATUS_MAX + 1, "a name per status");
 
 const char *wire_op_name(wire_op op)
 {
@@ -178,6 +179,7 @@ int wire_encode_request(const wire_request *r, uint8_t **out, size_t *outlen)
 	fb_add_u8(&b, REQ_READONLY, r->readonly ? 1 : 0, 0);
 	fb_add_u8(&b, REQ_BEGIN, r->begin ? 1 : 0, 0);
 	fb_add_u8(&b, REQ_MODE, r->mode, 0);
+	fb_add_u8(&b, REQ_SNAPSHOT, r->snapshot ? 1 : 0, 0);
 	fb_ref req = fb_table_end(&b);
 	return encode_message(&b, MSG_REQUEST, req, out, outlen);
 fail:
@@ -329,7 +331,8 @@ static int verify_request(fb_verifier *v, const fb_table *t)
 	    fb_verify_scalar(v, t, REQ_STEP, 4, "step") < 0 ||
 	    fb_verify_string(v, t, REQ_COMP, "comp", false) < 0 ||
 	    verify_values(v, t, REQ_COMP_PARAMS, "comp_params", false) < 0 ||
-	    fb_verify_scalar(v, t, REQ_MODE, 1, "mode") < 0)
+	    fb_verify_scalar(v, t, REQ_MODE, 1, "mode") < 0 ||
+	    fb_verify_scalar(v, t, REQ_SNAPSHOT, 1, "snapshot") < 0)
 		return -1;
 	return 0;
 }
@@ -484,6 +487,7 @@ static int decode_request(const fb_table *t, wire_request *r, char *err,
 	r->begin = fb_table_u8(t, REQ_BEGIN, 0) != 0;
 	r->step = fb_table_u32(t, REQ_STEP, 0);
 	r->mode = fb_table_u8(t, REQ_MODE, 0);
+	r->snapshot = fb_table_u8(t, REQ_SNAPSHOT, 0) != 0;
 	if (!fb_table_string(t, REQ_SQL, &r->sql, &r->sql_len)) {
 		r->sql = NULL;
 		r->sql_len = 0;
@@ -683,7 +687,8 @@ static bool request_equal(const wire_request *a, const wire_request *b)
 {
 	if (a->id != b->id || a->op != b->op || a->txn != b->txn ||
 	    a->ts != b->ts || a->epoch != b->epoch ||
-	    a->readonly != b->readonly || a->begin != b->begin || a->nparams != b->nparams ||
+	    a->readonly != b->readonly || a->begin != b->begin || a->snapshot != b->snapshot ||
+	    a->nparams != b->nparams ||
 	    a->nbuckets != b->nbuckets || !a->sql != !b->sql ||
 	    a->sql_len != b->sql_len || a->step != b->step || a->mode != b->mode ||
 	    !a->comp != !b->comp || a->comp_len != b->comp_len || a->ncomp_params != b->ncomp_params)

@@ -82,6 +82,7 @@ typedef struct {
 	wire_value *comp_params;
 	uint32_t ncomp_params;
 	uint8_t mode;      /* SagaUndo: WIRE_UNDO_* */
+	bool snapshot;     /* readonly Exec: answer WIRE_STARTED first (wire.fbs) */
 } wire_request;
 
 typedef enum {
@@ -89,8 +90,9 @@ typedef enum {
 	WIRE_ERROR = 1,
 	WIRE_NOT_FOUND = 2,
 	WIRE_READ_ONLY = 3,
+	WIRE_STARTED = 4,  /* interim answer of a snapshot request */
 } wire_status;
-#define WIRE_STATUS_MAX WIRE_READ_ONLY
+#define WIRE_STATUS_MAX WIRE_STARTED
 
 typedef struct {
 	uint64_t id;
