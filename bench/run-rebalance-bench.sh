@@ -8,6 +8,7 @@
 #   bench/run-rebalance-bench.sh BUILD_DIR [ACCOUNTS] [SECONDS] [AUDIT_EVERY_MS]
 # AUDIT_EVERY_MS: the bank's auditor waits that long between two audits
 # (default 0: back to back, a full scan of every account at all times).
+# KEEP_LOG=FILE keeps a copy of the router's log (each move's story).
 set -euo pipefail
 build=${1:-build}
 accounts=${2:-1000000}
@@ -15,7 +16,7 @@ seconds=${3:-60}
 audit_every=${4:-0}
 bin=$build/shardlite
 dir=$(mktemp -d /tmp/shardlite-rbbench-XXXXXX)
-trap '"$bin" cluster stop --dir "$dir/c" >/dev/null 2>&1; rm -rf "$dir"' EXIT
+trap '"$bin" cluster stop --dir "$dir/c" >/dev/null 2>&1; [ -n "${KEEP_LOG:-}" ] && cp "$dir/c/router.log" "$KEEP_LOG"; rm -rf "$dir"' EXIT
 port=$(python3 -c 'import random; print(random.randrange(20000, 30000))')
 export PGHOST=127.0.0.1 PGPORT=$port PGUSER=bench PGDATABASE=shardlite
 q() { psql -X -q -A -t -c "$1"; }
