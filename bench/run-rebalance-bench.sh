@@ -47,3 +47,14 @@ echo "shards: $(q "SHOW SHARDS" | awk -F'|' '{printf "%s=%s buckets ", $1, $4}')
 echo "timeline (second, committed, wrong audits, audits, errors); moves ran from line $before to $during:"
 cat "$dir/timeline"
 grep -E "transfers/s|p50|p99|PASS|FAIL" "$dir/bank.out" | tail -6
+# foreground latency: transfers that ended before REBALANCE (timeline
+# seconds 1..before-1), while moves ran (before..during-1), and after
+if [ -s "$dir/timeline.lat" ]; then
+  window() {  # FROM TO (seconds, inclusive) -> "n N, p50 X ms, p99 Y ms"
+    awk -v a="$1" -v b="$2" '$1 >= a && $1 <= b {print $2}' "$dir/timeline.lat" | sort -n |
+      awk '{v[NR] = $1} END {if (NR) printf "n %d, p50 %.2f ms, p99 %.2f ms", NR, v[int(NR * 0.5) + 1] / 1000, v[int(NR * 0.99) + 1] / 1000; else printf "n 0"}'
+  }
+  echo "transfer latency before the moves:  $(window 1 $((before - 1)))"
+  echo "transfer latency while they ran:     $(window "$before" $((during - 1)))"
+  echo "transfer latency after:              $(window "$during" 1000000)"
+fi

@@ -378,8 +378,11 @@ typedef struct {
 	pthread_t th;
 	uint64_t rng;
 	uint32_t *lat_us;        /* latency of each committed transfer */
+	uint32_t *lat_sec;       /* ... and the second of the run it ended in */
 	size_t nlat, caplat;
 } client;
+
+static double run_t0;        /* when the transfers started */
 
 static uint64_t rnd(client *cl)
 {
@@ -492,9 +495,14 @@ static void record_latency(client *cl, double seconds)
 		if (!p)
 			return;
 		cl->lat_us = p;
+		uint32_t *q = realloc(cl->lat_sec, cap * sizeof *q);
+		if (!q)
+			return;
+		cl->lat_sec = q;
 		cl->caplat = cap;
 	}
 	double us = seconds * 1e6;
+	cl->lat_sec[cl->nlat] = (uint32_t)(now_s() - run_t0) + 1;  /* the timeline's numbering */
 	cl->lat_us[cl->nlat++] = us > 4e9 ? UINT32_MAX : (uint32_t)us;
 }
 
@@ -664,6 +672,7 @@ static int run_and_report(PGconn *c)
 	fflush(stdout);
 	pthread_t auditor;
 	double t0 = now_s();
+	run_t0 = t0;
 	int started = 0;
 	for (int i = 0; i < opt.clients; i++) {
 		cls[i].id = i;
@@ -723,6 +732,23 @@ static int run_and_report(PGconn *c)
 		printf("\n");
 	if (interrupted)
 		printf("  (interrupted)\n");
+
+	/* each committed transfer's second and latency, for latency before,
+	 * during and after something that happened in the run */
+	if (opt.timeline) {
+		char path[PATH_MAX + 8];
+		snprintf(path, sizeof path, "%s.lat", opt.timeline);
+		FILE *lf = fopen(path, "w");
+		for (int i = 0; lf && i < started; i++)
+			for (size_t j = 0; j < cls[i].nlat; j++)
+				fprintf(lf, "%u %u\n", cls[i].lat_sec[j], cls[i].lat_us[j]);
+		if (lf)
+			fclose(lf);
+		else
+			fprintf(stderr, "bank: cannot write %s: %s\n", path, strerror(errno));
+	}
+	for (int i = 0; i < started; i++)
+		free(cls[i].lat_sec);
 
 	/* latencies of all clients together */
 	size_t nlat = 0;
@@ -864,7 +890,8 @@ static void usage(FILE *f)
 		"  --mode 2pc|saga   transfers as two-phase commits (default) or as sagas\n"
 		"                    (BEGIN SAGA, each step with COMPENSATE WITH)\n"
 		"  --seed N          seed the clients' random transfers (default: time and pid)\n"
-		"  --timeline FILE   write per-second counts (committed, wrong audits, audits, errors)\n"
+		"  --timeline FILE   write per-second counts (committed, wrong audits, audits, errors),\n"
+		"                    and FILE.lat: each committed transfer's second and latency (us)\n"
 		"  --audit-every MS  wait MS between two audits (default 0: back to back)\n"
 		"  --keep            leave the cluster running at the end\n"
 		"  --help            this text\n"
