@@ -255,7 +255,6 @@ static int matches(shard_applier *a, const void *cs, int len)
 	if (sqlite3changeset_start(&it, len, (void *)cs) != SQLITE_OK)
 		return 0;
 	int ok = 1;
-	const char *last = NULL;
 	while (ok && sqlite3changeset_next(it) == SQLITE_ROW) {
 		const char *tab;
 		int ncol, op, indirect;
@@ -266,9 +265,6 @@ static int matches(shard_applier *a, const void *cs, int len)
 			ok = 0;
 			break;
 		}
-		if (last == tab)  /* same table as the row before: checked */
-			continue;
-		last = tab;
 		table_entry *t = table_get(a, tab);
 		if (!t || !t->ok || t->ncol != ncol || npk != ncol) {
 			ok = 0;

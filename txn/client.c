@@ -44,6 +44,20 @@ int wire_parse_addr(const char *addr, char *host, size_t hostlen, int *port)
 	return 0;
 }
 
+/* A client on a connected, blocking socket (closed on failure). */
+static wire_client *client_of(int fd, char *err, size_t errlen)
+{
+	wire_client *c = calloc(1, sizeof *c);
+	if (!c) {
+		close(fd);
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	c->fd = fd;
+	frame_reader_init(&c->fr);
+	return c;
+}
+
 wire_client *wire_client_connect(const char *host, int port, char *err, size_t errlen)
 {
 	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
@@ -60,15 +74,7 @@ wire_client *wire_client_connect(const char *host, int port, char *err, size_t e
 	}
 	int one = 1;
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-	wire_client *c = calloc(1, sizeof *c);
-	if (!c) {
-		close(fd);
-		snprintf(err, errlen, "out of memory");
-		return NULL;
-	}
-	c->fd = fd;
-	frame_reader_init(&c->fr);
-	return c;
+	return client_of(fd, err, errlen);
 }
 
 wire_client *wire_client_connect_local(const char *host, int port, char *err, size_t errlen)
@@ -81,15 +87,7 @@ wire_client *wire_client_connect_local(const char *host, int port, char *err, si
 			close(fd);
 		return NULL;
 	}
-	wire_client *c = calloc(1, sizeof *c);
-	if (!c) {
-		close(fd);
-		snprintf(err, errlen, "out of memory");
-		return NULL;
-	}
-	c->fd = fd;
-	frame_reader_init(&c->fr);
-	return c;
+	return client_of(fd, err, errlen);
 }
 
 static void drop_last(wire_client *c)
