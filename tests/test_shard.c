@@ -346,6 +346,31 @@ static void test_wal_bounded(wire_client *c)
 	   "and every row has its last value");
 }
 
+/* A read at a consistent cut (Request.snapshot): a scan that leaves the
+ * loop thread for a reader answers Started first, then its rows, under the
+ * same id; a read finished on the loop thread answers only once. */
+static void test_snapshot_reads(wire_client *c)
+{
+	wire_request rq = {.op = WIRE_OP_EXEC, .readonly = true, .snapshot = true,
+			   .sql = "SELECT count(*), sum(length(pad)) FROM big"};
+	rq.sql_len = (uint32_t)strlen(rq.sql);
+	char err[128];
+	wire_response r;
+	ok(wire_client_send(c, &rq) == 0 && wire_client_recv(c, &r, 5000, err, sizeof err) == 0 &&
+		   r.status == WIRE_STARTED && r.id == rq.id && r.nrows == 0,
+	   "a scan of 20,000 rows at a cut: Started comes first, with the request's id");
+	ok(wire_client_recv(c, &r, 5000, err, sizeof err) == 0 && r.status == WIRE_OK && r.id == rq.id &&
+		   r.nrows == 1 && r.cells[0].i == 20000,
+	   "then its rows, under the same id");
+	wire_request pt = {.op = WIRE_OP_EXEC, .readonly = true, .snapshot = true,
+			   .sql = "SELECT pad FROM big WHERE k = 7"};
+	pt.sql_len = (uint32_t)strlen(pt.sql);
+	ok(wire_client_send(c, &pt) == 0 && wire_client_recv(c, &r, 5000, err, sizeof err) == 0 &&
+		   r.status == WIRE_OK && r.id == pt.id && r.nrows == 1,
+	   "a point read at a cut finishes on the loop thread: one answer, no Started");
+	ok(th_int(c, 0, "SELECT 41 + 1") == 42, "the connection is in step afterwards");
+}
+
 /* The same-machine socket (txn/localsock.h) serves the same protocol, and
  * a bad frame on it closes only that connection. */
 static void test_local_socket(wire_client *tcp)
@@ -506,6 +531,7 @@ int main(void)
 	test_disconnect_and_idle(b);
 	test_group_commit(a);
 	test_wal_bounded(a);
+	test_snapshot_reads(a);
 	test_loop_not_stalled(a, b);
 	test_local_socket(a);
 	wire_client_close(a);
