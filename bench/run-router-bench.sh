@@ -80,7 +80,13 @@ run() {
   out=$(pgbench -h 127.0.0.1 -p "$port" -U "$user" -d "$db" -n -M "$mode" -c "$clients" \
         -j 2 -T "$secs" --max-tries=100 -f "$script" 2>&1)
   out2=$(cd "$logdir" && pgbench -h 127.0.0.1 -p "$port" -U "$user" -d "$db" -n -M "$mode" -c "$clients" \
-        -j 2 -T "$secs" --max-tries=100 -l -f "$script" 2>&1)
+        -j 2 -T "$secs" --max-tries=100 -l -r -f "$script" 2>&1)
+  # mean latency of each statement (pgbench -r), for transfers: BEGIN,
+  # the two UPDATEs, END (the commit)
+  local per
+  per=$(echo "$out2" | awk '$NF ~ /;$/ && $1 ~ /^[0-9.]+$/ {
+          st = $0; sub(/^ *[0-9.]+( +[0-9]+ +[0-9]+)? +/, "", st); split(st, w, " "); printf "%s %s %s ms, ", w[1], w[2], $1 }')
+  case "$script" in *transfer*) echo "# $name c=$clients mean per statement (pgbench -r): ${per%, }" >>"$work/commit.txt" ;; esac
   local tps fails lat
   tps=$(echo "$out" | sed -n 's/^tps = \([0-9.]*\).*/\1/p')
   fails=$(( $(echo "$out" | sed -n 's/^number of failed transactions: \([0-9]*\).*/\1/p') + \
@@ -104,6 +110,7 @@ if [ "$workloads" = all ] || [ "$workloads" = transfer ]; then
   run postgres   "$pport" 32 "$work/transfer.sql" prepared postgres postgres
   run shardlite  "$sport" 32 "$work/transfer.sql" prepared bench shardlite
 fi
+[ -s "$work/commit.txt" ] && cat "$work/commit.txt"
 echo "# shardlite total after the transfers: $(sl -A -t -c 'SELECT sum(balance) FROM accounts') (expected $((naccounts * 1000)))"
 
 if [ "$workloads" = all ] || [ "$workloads" = tpcb ]; then
