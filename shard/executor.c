@@ -1608,8 +1608,8 @@ static void *reader_main(void *arg)
 /* The WAL only starts over (and stops growing) when the writer begins a
  * transaction with every frame already copied back to the database.  The
  * checkpointer copies the bulk while the writer goes on appending, so on
- * its own it never catches up under a steady load: the WAL grew by 100 MB
- * a minute and the checkpointer never stopped.  Once it has copied what
+ * its own it never catches up under a steady load: the WAL passed 100 MB
+ * in a few seconds and the checkpointer never stopped.  Once it has copied what
  * was there, the writer copies the few frames appended meanwhile, between
  * two batches (writer thread, no transaction open); its next transaction
  * then restarts the WAL. */

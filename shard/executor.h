@@ -4,8 +4,9 @@
  * One writer thread owns the read-write SQLite connection, the transaction
  * table and the lock table.  It takes every queued request at once and runs
  * them as one *batch*: one SQLite transaction and so at most one fsync
- * (group commit), each request inside its own savepoint so a failing
- * statement never undoes another request's work.  Answers leave the
+ * (group commit).  A failing statement never undoes another request's
+ * work: a statement is atomic by itself, and requests of several steps run
+ * in their own savepoint (docs/shard.md).  Answers leave the
  * executor only after the batch's COMMIT returned, so nothing is
  * acknowledged before it is durable.
  *

@@ -511,13 +511,14 @@ int shard_server_run(const shard_server_config *cfg)
 			if (fd >= 0)
 				close(fd);
 		} else {
-			s.have_local = 1;
 			s.local_listener.data = &s;
-			if (uv_pipe_open(&s.local_listener, fd) != 0 ||
-			    uv_listen((uv_stream_t *)&s.local_listener, 511, on_local_connection) != 0) {
+			if (uv_pipe_open(&s.local_listener, fd) != 0)
+				close(fd);  /* not the handle's yet */
+			else if (uv_listen((uv_stream_t *)&s.local_listener, 511, on_local_connection) == 0)
+				s.have_local = 1;
+			if (!s.have_local) {
 				fprintf(stderr, "shard %d: no same-machine socket (TCP only)\n", cfg->id);
 				uv_close((uv_handle_t *)&s.local_listener, NULL);
-				s.have_local = 0;
 			}
 		}
 	}

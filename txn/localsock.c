@@ -9,6 +9,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
@@ -36,45 +37,37 @@ static socklen_t name_of(const char *host, int port, struct sockaddr_un *sa)
 	return (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + (size_t)n);
 }
 
-static int open_named(const char *host, int port, struct sockaddr_un *sa, socklen_t *len)
+/* A socket bound and listening (listening) or connected to the name. */
+static int named_socket(const char *host, int port, bool listening)
 {
-	if (!localsock_is_loopback(host) || (*len = name_of(host, port, sa)) == 0) {
+	struct sockaddr_un sa;
+	socklen_t len;
+	if (!localsock_is_loopback(host) || (len = name_of(host, port, &sa)) == 0) {
 		errno = EINVAL;
 		return -1;
 	}
-	return socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-}
-
-int localsock_listen(const char *host, int port)
-{
-	struct sockaddr_un sa;
-	socklen_t len;
-	int fd = open_named(host, port, &sa, &len);
-	if (fd < 0)
-		return -1;
-	if (bind(fd, (struct sockaddr *)&sa, len) != 0 || listen(fd, 511) != 0) {
-		int e = errno;
-		close(fd);
-		errno = e;
-		return -1;
-	}
-	return fd;
-}
-
-int localsock_connect(const char *host, int port)
-{
-	struct sockaddr_un sa;
-	socklen_t len;
-	int fd = open_named(host, port, &sa, &len);
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return -1;
 	/* a Unix connect completes at once or fails at once (EAGAIN: the
 	 * shard's backlog is full; the caller takes TCP then) */
-	if (connect(fd, (struct sockaddr *)&sa, len) != 0) {
+	int rc = listening ? (bind(fd, (struct sockaddr *)&sa, len) != 0 || listen(fd, 511) != 0)
+			   : connect(fd, (struct sockaddr *)&sa, len) != 0;
+	if (rc) {
 		int e = errno;
 		close(fd);
 		errno = e;
 		return -1;
 	}
 	return fd;
+}
+
+int localsock_listen(const char *host, int port)
+{
+	return named_socket(host, port, true);
+}
+
+int localsock_connect(const char *host, int port)
+{
+	return named_socket(host, port, false);
 }
