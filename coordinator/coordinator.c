@@ -90,6 +90,15 @@ struct coord_read {
 	void *arg;
 };
 
+/* A change applied at the cut (coord_apply_begin): ordered like phase two. */
+struct coord_apply {
+	coord_apply *next;
+	uint64_t epoch;
+	int ready;            /* 0: held behind an older read */
+	coord_read_cb cb;
+	void *arg;
+};
+
 struct coordinator {
 	uv_loop_t *loop;
 	shard_pool *pool;
@@ -111,6 +120,7 @@ struct coordinator {
 	coord_read *reads;    /* reads begun and not yet ended */
 	ctxn *held;           /* committed, phase two waiting for older reads */
 	size_t committing;    /* transactions in phase two */
+	coord_apply *applies; /* begun and not yet ended (held or running) */
 	/* visibility of acknowledged commits (coord_on_visible) */
 	uint64_t acked;       /* the last ctxn.acked given */
 	size_t unapplied;     /* acknowledged, phase two not over */
@@ -196,6 +206,9 @@ static int older_read_running(const coordinator *c, uint64_t e)
 /* Has every transaction of epoch <= e finished phase two? */
 static int phase_two_done_upto(const coordinator *c, uint64_t e)
 {
+	for (const coord_apply *a = c->applies; a; a = a->next)
+		if (a->epoch <= e)
+			return 0;
 	if (c->committing == 0 && !c->held)
 		return 1;
 	size_t it;
@@ -247,7 +260,14 @@ void coord_read_end(coordinator *c, coord_read *r)
 			break;
 		}
 	free(r);
-	/* held transactions no older read waits for may go on */
+	/* held changes no older read waits for may go on */
+restart:
+	for (coord_apply *a = c->applies; a; a = a->next)
+		if (!a->ready && !older_read_running(c, a->epoch)) {
+			a->ready = 1;
+			a->cb(a->arg);
+			goto restart;  /* the callback may have ended applies */
+		}
 	ctxn **pp = &c->held;
 	while (*pp) {
 		ctxn *t = *pp;
@@ -259,6 +279,36 @@ void coord_read_end(coordinator *c, coord_read *r)
 			pp = &t->held_next;
 		}
 	}
+}
+
+coord_apply *coord_apply_begin(coordinator *c, coord_read_cb ready, void *arg)
+{
+	coord_apply *a = calloc(1, sizeof *a);
+	if (!a)
+		return NULL;
+	a->epoch = c->epoch;  /* as a decision becoming durable now (on_durable) */
+	a->cb = ready;
+	a->arg = arg;
+	a->ready = !older_read_running(c, a->epoch);
+	a->next = c->applies;
+	c->applies = a;
+	return a;
+}
+
+bool coord_apply_ready(const coord_apply *a)
+{
+	return a->ready;
+}
+
+void coord_apply_end(coordinator *c, coord_apply *a)
+{
+	for (coord_apply **pp = &c->applies; *pp; pp = &(*pp)->next)
+		if (*pp == a) {
+			*pp = a->next;
+			break;
+		}
+	free(a);
+	wake_reads(c);
 }
 
 /* ---- visibility of acknowledged commits ---------------------------------------- */

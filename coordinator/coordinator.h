@@ -96,6 +96,23 @@ void coord_read_end(coordinator *c, coord_read *r);
 bool coord_on_visible(coordinator *c, const size_t *shards, size_t n, coord_read_cb ready, void *arg);
 
 /*
+ * A change on several shards that is not a 2PC transaction but must still
+ * be seen whole by reads at a consistent cut: a rebalance switch, whose
+ * statements (insert the staged rows on the target, delete them on the
+ * source) each commit on their own shard.  It is ordered like a commit's
+ * phase two: it gets an epoch when it begins, runs (ready) only once no
+ * read of an older epoch is still fixing its snapshots, and reads that
+ * begin later wait until coord_apply_end(), so each read sees all of it
+ * or none of it.  Like coord_read_begin(), coord_apply_begin() never calls
+ * back from inside itself: coord_apply_ready() says whether it may run at
+ * once.  NULL on out of memory.
+ */
+typedef struct coord_apply coord_apply;
+coord_apply *coord_apply_begin(coordinator *c, coord_read_cb ready, void *arg);
+bool coord_apply_ready(const coord_apply *a);
+void coord_apply_end(coordinator *c, coord_apply *a);
+
+/*
  * Operator resolution, `COMMIT PREPARED 'txn'` / `ROLLBACK PREPARED 'txn'`.
  *
  * Presumed abort is only right while the decision log is intact: if it is

@@ -122,8 +122,10 @@ struct rebalancer {
 	uint64_t gate_since;
 	waiter *waiters;
 	double max_wait_ms, max_pause_ms;
-	/* switch transaction */
-	uint64_t switch_txn;
+	/* the switch (move_switch) */
+	coord_apply *apply;    /* its statements, ordered at the consistent cut */
+	int switch_tries, switch_step;
+	int switching;         /* also hold scatter reads of gate_src/gate_dst */
 	shard_answer *schema_ans;  /* shard 0's schema, for a new shard */
 	/* shards being drained for removal, and those whose removal waits */
 	bool draining[256];
@@ -401,6 +403,8 @@ static bool req_in_gate(const rebalancer *rb, const plan_request *r, const char 
 		return writes && r->nbuckets == 0;
 	if (rb->gate == GATE_SHARD)
 		return r->shard == rb->gate_src;
+	if (rb->switching && r->nbuckets == 0 && (r->shard == rb->gate_src || r->shard == rb->gate_dst))
+		return true;  /* a switch half done: B's rows may be on both shards */
 	for (uint32_t i = 0; i < r->nbuckets; i++) {
 		uint32_t b = r->buckets[i] % SL_BUCKETS;
 		if (rb->gate_mask[b / 64] & (1ull << (b % 64)))
@@ -487,6 +491,7 @@ static double gate_open(rebalancer *rb)
 		rb->max_pause_ms = held;
 	rb->gate = GATE_OPEN;
 	rb->gate_gen = 0;
+	rb->switching = 0;
 	waiter *w = rb->waiters;
 	rb->waiters = NULL;
 	/* oldest first */
@@ -1081,10 +1086,27 @@ static void drain_poll(rebalancer *rb)
 	after(rb, 1, drain_poll);
 }
 
-/* ---- the switch: flip the map, move the rows in one 2PC transaction -------------------- */
+/* ---- the switch: flip the map, move the rows at the consistent cut ---------------------- */
 
-static void switch_sent(rebalancer *rb);
-static void switch_committed(void *arg, int committed, const char *sqlstate, const char *message);
+/*
+ * The gate keeps every client statement off B, so the rows need no
+ * transaction workspace, locks or 2PC to move: the target copies them from
+ * its staging table and the source deletes them, each in one autocommit
+ * statement on its own shard (durable when answered, idempotent when
+ * redone).  What must not happen is a scatter read seeing them on both
+ * shards or on neither, so the two statements run as one coord_apply: after
+ * every older read has fixed its snapshots, and before any newer read may
+ * begin.  A switch whose statements fail keeps its apply open (reads wait,
+ * as they do for a phase two being retried) and is retried; after
+ * SWITCH_RETRIES it lets reads go and closes the gate to every scatter
+ * read of the two shards instead (rb->switching), as after a router crash
+ * in the switch, until the redo succeeds.
+ */
+#define SWITCH_RETRY_MS 200
+#define SWITCH_RETRIES 25
+
+static void switch_run(rebalancer *rb);
+static void switch_ran(rebalancer *rb);
 
 static void send_assign(rebalancer *rb, size_t slot, size_t shard)
 {
@@ -1097,6 +1119,21 @@ static void send_assign(rebalancer *rb, size_t slot, size_t shard)
 			  .nbuckets = k};
 	round_send(rb, slot, shard, &r);
 	free(buckets);
+}
+
+static void switch_ready(void *arg)
+{
+	rebalancer *rb = arg;
+	if (!rb->closing)
+		switch_run(rb);
+}
+
+static void switch_end_apply(rebalancer *rb)
+{
+	if (rb->apply) {
+		coord_apply_end(rb->srv->coord, rb->apply);
+		rb->apply = NULL;
+	}
 }
 
 static void move_switch(rebalancer *rb)
@@ -1121,94 +1158,91 @@ static void move_switch(rebalancer *rb)
 		m->flip_ms = (double)(now_ms() - m->t_mark);
 		m->t_mark = now_ms();
 	}
-	/* One round, pipelined on each shard's connection (its writer runs
-	 * them in order): the new bucket lists, then every table's switch
-	 * statement in the switch transaction.  Anything failing (a statement
-	 * that had to wait for a lock, say) rolls it back and the switch is
-	 * tried again: every step is idempotent. */
-	rb->switch_txn = router_new_txn(rb->srv);
-	size_t na = m->table ? 0 : 2;  /* bucket moves: the shards' new bucket lists first */
-	if (round_begin(rb, na + 2 * rb->ntabs, switch_sent) != 0) {
-		after(rb, 500, move_switch);
+	rb->switch_tries = 0;
+	rb->switch_step = 0;
+	switch_end_apply(rb);
+	rb->apply = coord_apply_begin(rb->srv->coord, switch_ready, rb);
+	if (!rb->apply) {
+		/* no apply to order it: keep scatter reads of both shards out */
+		rb->switching = 1;
+		switch_run(rb);
 		return;
 	}
+	if (coord_apply_ready(rb->apply))
+		switch_run(rb);
+}
+
+/* One round, pipelined on each shard's connection: the new bucket lists
+ * (bucket moves), then each table's statement.  With failpoints armed it
+ * is two rounds, the target's inserts and then the source's deletes, so
+ * that a crash between them is a real state (router.rebalance.commit). */
+static void switch_run(rebalancer *rb)
+{
+	move *m = rb->cur;
+	bool split = failpoints_armed;
+	bool inserts = !split || rb->switch_step == 0, deletes = !split || rb->switch_step == 1;
+	size_t na = m->table || !inserts ? 0 : 2;
+	size_t n = na + (inserts ? rb->ntabs : 0) + (deletes ? rb->ntabs : 0);
+	if (round_begin(rb, n, switch_ran) != 0) {
+		fail_round(rb, "out of memory");
+		after(rb, SWITCH_RETRY_MS, switch_ran);
+		return;
+	}
+	size_t slot = 0;
 	if (na) {
-		send_assign(rb, 0, m->src);
-		send_assign(rb, 1, m->dst);
+		send_assign(rb, slot++, m->src);
+		send_assign(rb, slot++, m->dst);
 	}
 	sql_buf b;
 	sql_buf_init(&b);
 	for (size_t i = 0; i < rb->ntabs; i++) {
 		tinfo *t = &rb->tabs[i];
-		wire_value params[2];
-		uint32_t np;
-		sql_buf_reset(&b);
-		sql_buf_printf(&b, "DELETE FROM %s", t->name);
-		move_pred(rb, i, &b, params, &np);
-		wire_request r = {.op = WIRE_OP_EXEC, .sql = b.data, .sql_len = (uint32_t)b.len, .txn = rb->switch_txn,
-				  .ts = rb->switch_txn, .begin = i == 0, .params = params, .nparams = np};
-		round_send(rb, na + 2 * i, m->src, &r);
-		sql_buf_reset(&b);
-		sql_buf_printf(&b, "INSERT INTO %s SELECT * FROM %s WHERE true ON CONFLICT DO NOTHING", t->name,
-			       t->stage);
-		r.sql = b.data;
-		r.sql_len = (uint32_t)b.len;
-		r.params = NULL;
-		r.nparams = 0;
-		round_send(rb, na + 1 + 2 * i, m->dst, &r);
+		if (inserts) {
+			sql_buf_reset(&b);
+			sql_buf_printf(&b, "INSERT INTO %s SELECT * FROM %s WHERE true ON CONFLICT DO NOTHING", t->name,
+				       t->stage);
+			round_exec(rb, slot++, m->dst, b.data, NULL, 0, false);
+		}
+		if (deletes) {
+			wire_value params[2];
+			uint32_t np;
+			sql_buf_reset(&b);
+			sql_buf_printf(&b, "DELETE FROM %s", t->name);
+			move_pred(rb, i, &b, params, &np);
+			round_exec(rb, slot++, m->src, b.data, params, np, false);
+		}
 	}
 	sql_buf_free(&b);
 	round_end_empty(rb);
 }
 
-/* The switch statements ran on both shards: commit them together. */
-static void switch_sent(rebalancer *rb)
+static void switch_ran(rebalancer *rb)
 {
 	move *m = rb->cur;
 	if (rb->failed) {
 		snprintf(m->note, sizeof m->note, "switch: %.120s; retrying", rb->err);
-		for (size_t k = 0; k < 2; k++) {
-			wire_request r = {.op = WIRE_OP_ROLLBACK_PREPARED, .txn = rb->switch_txn};
-			shard_pool_send(rb->srv->pool, k ? m->dst : m->src, &r, session_ignore_shard_answer, NULL);
+		if (rb->switch_tries == 0)
+			fprintf(stderr, "router: rebalance: move %" PRId64 ": %s\n", m->id, m->note);
+		if (++rb->switch_tries >= SWITCH_RETRIES && rb->apply) {
+			/* stop holding every read at the cut: hold those of the two
+			 * shards at the gate instead */
+			rb->switching = 1;
+			switch_end_apply(rb);
 		}
-		after(rb, 500, move_switch);
+		after(rb, SWITCH_RETRY_MS, switch_run);
 		return;
 	}
-	size_t shards[2] = {m->src, m->dst};
-	bool wrote[2] = {true, true};
-	failpoint_hit("router.rebalance.commit");
-	coord_commit(rb->srv->coord, rb->switch_txn, rb->switch_txn, shards, wrote, 2, switch_committed, rb);
-}
-
-static void switch_applied(void *arg)
-{
-	rebalancer *rb = arg;
-	if (rb->closing)
+	if (failpoints_armed && rb->switch_step == 0) {
+		failpoint_hit("router.rebalance.commit");
+		rb->switch_step = 1;
+		switch_run(rb);
 		return;
+	}
+	switch_end_apply(rb);
 	failpoint_hit("router.rebalance.applied");
-	move *m = rb->cur;
 	if (m->t_mark)
 		m->commit_ms = (double)(now_ms() - m->t_mark);
 	move_end(rb, "done");
-}
-
-static void switch_committed(void *arg, int committed, const char *sqlstate, const char *message)
-{
-	rebalancer *rb = arg;
-	if (rb->closing)
-		return;
-	move *m = rb->cur;
-	if (!committed) {
-		snprintf(m->note, sizeof m->note, "switch transaction rolled back (%s: %s); retrying", sqlstate ? sqlstate : "",
-			 message ? message : "");
-		after(rb, 500, move_switch);
-		return;
-	}
-	/* the gate opens once the switch is applied on both shards (statements
-	 * would wait for that anyway: coord_on_visible) */
-	size_t shards[2] = {m->src, m->dst};
-	if (coord_on_visible(rb->srv->coord, shards, 2, switch_applied, rb))
-		switch_applied(rb);
 }
 
 /* ---- adding a shard ------------------------------------------------------------------ */
@@ -1961,6 +1995,7 @@ rebalancer *rebalance_open(router_server *srv)
 			rb->queue = m;
 			rb->cur = m;  /* for the gate's table */
 			gate_close(rb, m->table ? GATE_RANGE : GATE_MOVE, m->src, m->dst, m->mask);
+			rb->switching = 1;  /* its statements may have run on one shard only */
 			rb->cur = NULL;
 			fprintf(stderr, "router: rebalance: move %" PRId64 " was switching: finishing it\n", m->id);
 		} else {
@@ -2016,6 +2051,7 @@ void rebalance_close(rebalancer *rb)
 		coord_read_end(rb->srv->coord, rb->cut);
 		rb->cut = NULL;
 	}
+	switch_end_apply(rb);
 	shard_answer_free(rb->schema_ans);
 	rb->schema_ans = NULL;
 	uv_timer_stop(&rb->timer);

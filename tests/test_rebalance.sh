@@ -160,14 +160,29 @@ alive() { kill -0 "$1" 2>/dev/null && [ "$(sed 's/^.*) //' "/proc/$1/stat" 2>/de
 key=1
 for fp in router.rebalance.copied router.rebalance.cutover router.rebalance.before_switch \
 	router.rebalance.switched router.rebalance.commit router.rebalance.applied target-kill \
-	shard-before-prepare shard-before-commit-prepared; do
+	switch-kill-target switch-kill-source; do
 	key=$((key + 37))
 	b=$(bucket_of $key); from=$(owner_of $key); to=$(((from + 1) % 3))
-	if [ "${fp#shard-}" != "$fp" ]; then
-		# the target shard crashes in the switch transaction (the only 2PC
-		# traffic here), is restarted, and the move finishes
-		crash_at "shard-$to" "$fp" "MOVE BUCKET $b TO SHARD $to"
-		t "$fp: the target shard crashed at the failpoint" 'crashed "shard-$to" "$fp"'
+	if [ "${fp#switch-kill-}" != "$fp" ]; then
+		# a shard is killed -9 in the switch while the router sleeps at a
+		# failpoint: the target before its insert from staging, or the
+		# source after the target's insert and before its own delete (the
+		# rows then on both shards); the switch is retried until the shard
+		# is back, and the move finishes
+		if [ "$fp" = switch-kill-target ]; then at=router.rebalance.switched; victim=$to
+		else at=router.rebalance.commit; victim=$from; fi
+		pid=$(cat "$cdir/router.pid"); kill -9 "$pid"; while alive "$pid"; do sleep 0.05; done
+		SHARDLITE_FAILPOINTS=$at=delay:1500 "$bin" cluster start --dir "$cdir" >/dev/null 2>&1
+		q "MOVE BUCKET $b TO SHARD $to" >/dev/null
+		for i in $(seq 1 100); do grep -q "failpoint $at: delaying" "$cdir/router.log" && break; sleep 0.05; done
+		t "$fp: the router paused at $at" 'grep -q "failpoint $at: delaying" "$cdir/router.log"'
+		kill -9 "$(cat "$cdir/shard-$victim.pid")"
+		sleep 2
+		"$bin" cluster start --dir "$cdir" >/dev/null 2>&1
+		t "$fp: the move ends done once shard $victim is back" 'wait_moves 30'
+		t "$fp: the switch was retried while shard $victim was down" 'grep -q "switch: .*retrying" "$cdir/router.log"'
+		# the next crash runs unarmed
+		pid=$(cat "$cdir/router.pid"); kill -9 "$pid"; while alive "$pid"; do sleep 0.05; done
 		"$bin" cluster start --dir "$cdir" >/dev/null 2>&1
 	elif [ "$fp" = target-kill ]; then
 		q "UPDATE accounts SET balance = balance + 0 WHERE id = $key" >/dev/null

@@ -62,6 +62,7 @@ void failpoint_hit(const char *name)
 		switch (fp->action) {
 		case FP_DELAY: {
 			struct timespec ts = {fp->arg / 1000, (fp->arg % 1000) * 1000000L};
+			fprintf(stderr, "failpoint %s: delaying %ld ms\n", name, (long)fp->arg);
 			nanosleep(&ts, NULL);
 			return;
 		}
