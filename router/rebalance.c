@@ -29,14 +29,16 @@
 #include "txn/bucket.h"
 #include "txn/failpoint.h"
 #include "txn/hmap.h"
+#include "txn/rowsum.h"
 
 #define MOVE_CHUNK 64          /* at most this many buckets per planned move */
-#define MOVE_ROWS 2500         /* ... and about this many rows: the cutover pause
+#define MOVE_ROWS 10000        /* ... and about this many rows: the cutover pause
 				* grows with a move's rows (docs/rebalance.md) */
 #define ROWS_PER_INSERT 400
 #define DRAIN_TIMEOUT_MS 2000
 #define CATCHUP_ROUNDS 4
 #define CATCHUP_SMALL 200      /* rows changed in a round: small enough to cut over */
+#define CATCHUP_QUICK_MS 250   /* a first copy this quick needs no catch-up round */
 #define HISTORY 32
 
 typedef struct move {
@@ -53,6 +55,7 @@ typedef struct move {
 	double pause_ms;
 	uint64_t t_mark;       /* cutover: when the last part below began */
 	double drain_ms, sync_ms, flip_ms, commit_ms;  /* the last cutover's parts */
+	double round_ms[CATCHUP_ROUNDS + 1];           /* copy and catch-up rounds */
 	int rounds, attempts;
 	char verified[96];
 	char note[160];
@@ -111,8 +114,9 @@ struct rebalancer {
 	int final_sync;
 	uint64_t delta;
 	coord_read *cut;
-	uint64_t sync_src_rows;
-	uint64_t src_sum;
+	shard_answer **model;  /* per table: the source rows last written to the
+				* target, so a catch-up round reads the source only */
+	uint64_t src_rows, src_sum;  /* the final read of the source: rows, checksum */
 	/* the gate */
 	gate_kind gate;
 	uint64_t gate_gen, gen_counter;
@@ -268,8 +272,18 @@ static char *quote(const char *name)
 	return b.data;
 }
 
+static void models_free(rebalancer *rb)
+{
+	if (rb->model)
+		for (size_t i = 0; i < rb->ntabs; i++)
+			shard_answer_free(rb->model[i]);
+	free(rb->model);
+	rb->model = NULL;
+}
+
 static void tabs_free(rebalancer *rb)
 {
+	models_free(rb);
 	for (size_t i = 0; i < rb->ntabs; i++) {
 		tinfo *t = &rb->tabs[i];
 		free(t->name);
@@ -356,30 +370,20 @@ static void key_put(sql_buf *b, const wire_value *v)
 	}
 }
 
-static uint64_t fnv(uint64_t h, const void *p, size_t n)
-{
-	const unsigned char *c = p;
-	for (size_t i = 0; i < n; i++) {
-		h ^= c[i];
-		h *= 1099511628211ull;
-	}
-	return h;
-}
-
-/* Order-independent checksum of a row set: the sum of each row's FNV-1a
- * hash over its encoded values. */
+/* The rowsum.h checksum of a response's rows (the shards' sl_checksum). */
 static uint64_t rows_checksum(const wire_response *r)
 {
 	uint64_t sum = 0;
-	sql_buf b;
-	sql_buf_init(&b);
-	for (uint32_t i = 0; i < r->nrows; i++) {
-		sql_buf_reset(&b);
-		for (uint32_t c = 0; c < r->ncols; c++)
-			key_put(&b, &r->cells[(size_t)i * r->ncols + c]);
-		sum += fnv(1469598103934665603ull, b.data, b.len);
+	for (uint32_t k = 0; k < r->nrows; k++) {
+		uint64_t h = rowsum_start();
+		for (uint32_t c = 0; c < r->ncols; c++) {
+			const wire_value *v = &r->cells[(size_t)k * r->ncols + c];
+			int type = v->type == WIRE_INT ? ROWSUM_INTEGER : v->type == WIRE_REAL ? ROWSUM_REAL
+				 : v->type == WIRE_TEXT ? ROWSUM_TEXT : v->type == WIRE_BLOB ? ROWSUM_BLOB : ROWSUM_NULL;
+			h = rowsum_value(h, type, v->i, v->r, v->p, v->len);
+		}
+		sum += h;
 	}
-	sql_buf_free(&b);
 	return sum;
 }
 
@@ -589,7 +593,8 @@ static void sync_send_reads(rebalancer *rb)
 		source_sql(rb, i, &b, params, &np);
 		round_exec(rb, 2 * i, sync_src(rb), b.data, params, np, true);
 		sql_buf_reset(&b);
-		sql_buf_printf(&b, "SELECT * FROM %s", sync_target(rb, i));
+		/* with a model, the target holds what it says: no need to read it */
+		sql_buf_printf(&b, rb->model ? "SELECT 1" : "SELECT * FROM %s", sync_target(rb, i));
 		round_exec(rb, 2 * i + 1, sync_dst(rb), b.data, NULL, 0, true);
 	}
 	sql_buf_free(&b);
@@ -758,11 +763,13 @@ static void diff_table(rebalancer *rb, size_t i, const wire_response *src, const
 	hmap_free(&have);
 }
 
-/* The reads are in: write the differences to the target. */
+/* The reads are in: write the differences to the target.  The source rows
+ * read become the model of the target for the next round. */
 static void sync_diffed(rebalancer *rb)
 {
 	if (rb->failed) {
 		end_cut(rb);
+		models_free(rb);
 		if (rb->cur)
 			move_failed(rb);
 		else
@@ -773,14 +780,17 @@ static void sync_diffed(rebalancer *rb)
 	wire_request *reqs = NULL;
 	size_t n = 0, cap = 0;
 	uint64_t src_rows = 0, src_sum = 0;
+	shard_answer **old = rb->model;
+	shard_answer **model = calloc(rb->ntabs ? rb->ntabs : 1, sizeof *model);
 	for (size_t i = 0; i < rb->ntabs; i++) {
-		const wire_response *s = &rb->ans[2 * i]->msg.resp, *d = &rb->ans[2 * i + 1]->msg.resp;
+		const wire_response *s = &rb->ans[2 * i]->msg.resp;
+		const wire_response *d = old ? &old[i]->msg.resp : &rb->ans[2 * i + 1]->msg.resp;
 		src_rows += s->nrows;
 		if (rb->final_sync)
 			src_sum += rows_checksum(s);  /* verified against the target */
 		diff_table(rb, i, s, d, &reqs, &n, &cap);
 	}
-	rb->sync_src_rows = src_rows;
+	rb->src_rows = src_rows;
 	rb->src_sum = src_sum;
 	if (rb->cur)
 		rb->cur->rows_src = src_rows;
@@ -790,6 +800,7 @@ static void sync_diffed(rebalancer *rb)
 	size_t nkeep = rb->nans;
 	rb->ans = NULL;
 	rb->nans = 0;
+	rb->model = NULL;
 	if (round_begin(rb, n, sync_written) == 0) {
 		for (size_t i = 0; i < n; i++)
 			round_send(rb, i, sync_dst(rb), &reqs[i]);
@@ -803,15 +814,27 @@ static void sync_diffed(rebalancer *rb)
 		free(reqs[i].params);
 	}
 	free(reqs);
-	for (size_t i = 0; i < nkeep; i++)
-		shard_answer_free(keep[i]);
+	/* the source rows are what the target holds once the writes are in
+	 * (a failed write drops the model: sync_written) */
+	for (size_t i = 0; i < nkeep; i++) {
+		if (model && i % 2 == 0)
+			model[i / 2] = keep[i];
+		else
+			shard_answer_free(keep[i]);
+	}
 	free(keep);
+	if (old)
+		for (size_t i = 0; i < rb->ntabs; i++)
+			shard_answer_free(old[i]);
+	free(old);
+	rb->model = model;
 	end_cut(rb);
 }
 
 static void sync_written(rebalancer *rb)
 {
 	if (rb->failed) {
+		models_free(rb);  /* the target may hold part of the writes */
 		if (rb->cur)
 			move_failed(rb);
 		else
@@ -825,7 +848,8 @@ static void sync_written(rebalancer *rb)
 			add_after_sync(rb);
 		return;
 	}
-	/* verify: the target now holds exactly the source's rows */
+	/* verify: the target now holds exactly the source's rows, by count and
+	 * checksum (the target's computed where its rows are: sl_checksum) */
 	if (round_begin(rb, rb->ntabs, sync_verified) != 0) {
 		fail_round(rb, "out of memory");
 		after(rb, 0, rb->cur ? move_failed : add_after_sync);
@@ -834,33 +858,49 @@ static void sync_written(rebalancer *rb)
 	sql_buf b;
 	sql_buf_init(&b);
 	for (size_t i = 0; i < rb->ntabs; i++) {
+		tinfo *t = &rb->tabs[i];
 		sql_buf_reset(&b);
-		sql_buf_printf(&b, "SELECT * FROM %s", sync_target(rb, i));
+		sql_buf_puts(&b, "SELECT count(*), sl_checksum(");
+		for (size_t c = 0; c < t->ncols; c++)
+			sql_buf_printf(&b, "%s%s", c ? ", " : "", t->cols[c]);
+		sql_buf_printf(&b, ") FROM %s", sync_target(rb, i));
 		round_exec(rb, i, sync_dst(rb), b.data, NULL, 0, true);
 	}
 	sql_buf_free(&b);
 	round_end_empty(rb);
 }
 
+static int count_and_sum(const shard_answer *a, uint64_t *rows, uint64_t *sum)
+{
+	const wire_response *r = &a->msg.resp;
+	if (r->nrows != 1 || r->ncols != 2 || r->cells[0].type != WIRE_INT || r->cells[1].type != WIRE_INT)
+		return -1;
+	*rows += (uint64_t)r->cells[0].i;
+	*sum += (uint64_t)r->cells[1].i;
+	return 0;
+}
+
 static void sync_verified(rebalancer *rb)
 {
 	if (!rb->failed) {
-		uint64_t rows = 0, sum = 0;
-		for (size_t i = 0; i < rb->ntabs; i++) {
-			rows += rb->ans[i]->msg.resp.nrows;
-			sum += rows_checksum(&rb->ans[i]->msg.resp);
-		}
-		if (rows != rb->sync_src_rows || sum != rb->src_sum) {
-			rb->failed = 1;
-			snprintf(rb->err, sizeof rb->err,
-				 "verification failed: source %" PRIu64 " rows checksum %016" PRIx64
-				 ", target %" PRIu64 " rows checksum %016" PRIx64,
-				 rb->sync_src_rows, rb->src_sum, rows, sum);
+		uint64_t rows[2] = {rb->src_rows, 0}, sum[2] = {rb->src_sum, 0};
+		for (size_t i = 0; i < rb->ntabs && !rb->failed; i++)
+			if (count_and_sum(rb->ans[i], &rows[1], &sum[1]) != 0)
+				fail_round(rb, "verification: unexpected answer to a checksum query");
+		if (rb->failed) {
+			/* said above */
+		} else if (rows[0] != rows[1] || sum[0] != sum[1]) {
+			fail_round(rb,
+				   "verification failed: source %" PRIu64 " rows checksum %016" PRIx64
+				   ", target %" PRIu64 " rows checksum %016" PRIx64,
+				   rows[0], sum[0], rows[1], sum[1]);
 		} else if (rb->cur) {
 			snprintf(rb->cur->verified, sizeof rb->cur->verified, "%" PRIu64 " rows, checksum %016" PRIx64,
-				 rows, sum);
+				 rows[1], sum[1]);
 		}
 	}
+	if (rb->failed)
+		models_free(rb);
 	if (rb->cur) {
 		if (rb->failed)
 			move_failed(rb);
@@ -946,8 +986,13 @@ static void move_end(rebalancer *rb, const char *phase)
 		shard_pool_send(rb->srv->pool, m->dst, &r, on_dropped, NULL);
 	}
 	sql_buf_free(&b);
-	fprintf(stderr, "router: rebalance: move %" PRId64 " (%zu buckets, shard %zu -> %zu) %s: %s\n", m->id, m->n,
-		m->src, m->dst, phase, m->verified[0] ? m->verified : m->note);
+	fprintf(stderr, "router: rebalance: move %" PRId64 " (%zu buckets, shard %zu -> %zu) %s: %s; %.0f ms: rounds",
+		m->id, m->n, m->src, m->dst, phase, m->verified[0] ? m->verified : m->note,
+		(double)(m->t_done - m->t_start));
+	for (int r = 0; r < m->rounds && r <= CATCHUP_ROUNDS; r++)
+		fprintf(stderr, " %.0f", m->round_ms[r]);
+	fprintf(stderr, ", pause: drain %.0f + sync %.0f + flip %.0f + switch %.0f ms\n", m->drain_ms, m->sync_ms,
+		m->flip_ms, m->commit_ms);
 	history_add(rb, m);
 	rb->busy = 0;
 	after(rb, 0, kick);
@@ -958,6 +1003,7 @@ static void move_failed(rebalancer *rb)
 {
 	move *m = rb->cur;
 	end_cut(rb);
+	models_free(rb);  /* the copy starts over from what the target holds */
 	gate_open(rb);
 	m->attempts++;
 	snprintf(m->note, sizeof m->note, "attempt %d failed: %.120s", m->attempts, rb->err);
@@ -978,6 +1024,7 @@ static void move_prepared(rebalancer *rb)
 		return;
 	}
 	rb->cur->rounds = 0;
+	rb->cur->t_mark = now_ms();
 	sync_start(rb, 0);
 }
 
@@ -1043,10 +1090,19 @@ static void move_after_sync(rebalancer *rb)
 		move_switch(rb);
 		return;
 	}
+	if (m->rounds <= CATCHUP_ROUNDS)
+		m->round_ms[m->rounds] = (double)(now_ms() - m->t_mark);
+	m->t_mark = now_ms();
 	m->rounds++;
 	if (m->rounds == 1)
 		failpoint_hit("router.rebalance.copied");
-	if (rb->delta > CATCHUP_SMALL && m->rounds < CATCHUP_ROUNDS) {
+	/* Another round while the last one changed many rows, except after a
+	 * quick first copy: its rows were all new to the target, but what the
+	 * source changed meanwhile is what a round that short lets change,
+	 * which the final sync copies as cheaply as a catch-up round would
+	 * (each round reads every row of B on the source again). */
+	bool quick_copy = m->rounds == 1 && m->round_ms[0] < CATCHUP_QUICK_MS;
+	if (rb->delta > CATCHUP_SMALL && m->rounds < CATCHUP_ROUNDS && !quick_copy) {
 		set_phase(m, "catchup");
 		sync_start(rb, 0);
 		return;

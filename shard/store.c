@@ -19,6 +19,7 @@
 
 #include "txn/bucket.h"
 #include "txn/hmap.h"
+#include "txn/rowsum.h"
 
 #define STMT_CACHE_MAX 512
 #define MAX_WRITE_TABLES 8
@@ -359,25 +360,9 @@ static void fn_sl_bucket(sqlite3_context *ctx, int argc, sqlite3_value **argv)
 	}
 }
 
-/* sl_checksum(c1, c2, ...): an order-independent checksum of a row set,
- * the sum (mod 2^64) of each row's FNV-1a hash over its values, each value
- * encoded as a type byte then its bytes (INTEGER: int64 and REAL: double in
- * host order, TEXT and BLOB: a 32-bit length then the bytes, NULL: nothing
- * more).  The rebalancer compares a move's rows on the source with the
- * staged copy on the target by it (docs/rebalance.md) without reading them. */
-#define FNV_OFFSET 1469598103934665603ull
-#define FNV_PRIME 1099511628211ull
-
-static uint64_t fnv_bytes(uint64_t h, const void *p, size_t n)
-{
-	const unsigned char *c = p;
-	for (size_t i = 0; i < n; i++) {
-		h ^= c[i];
-		h *= FNV_PRIME;
-	}
-	return h;
-}
-
+/* sl_checksum(c1, c2, ...): the checksum of txn/rowsum.h over the rows
+ * aggregated.  The rebalancer compares a move's rows on the source with
+ * the staged copy on the target by it (docs/rebalance.md). */
 static void fn_sl_checksum_step(sqlite3_context *ctx, int argc, sqlite3_value **argv)
 {
 	uint64_t *sum = sqlite3_aggregate_context(ctx, sizeof *sum);
@@ -385,34 +370,18 @@ static void fn_sl_checksum_step(sqlite3_context *ctx, int argc, sqlite3_value **
 		sqlite3_result_error_nomem(ctx);
 		return;
 	}
-	uint64_t h = FNV_OFFSET;
-	for (int i = 0; i < argc; i++) {
-		sqlite3_value *v = argv[i];
-		unsigned char tag = (unsigned char)sqlite3_value_type(v);
-		h = fnv_bytes(h, &tag, 1);
-		switch (tag) {
-		case SQLITE_INTEGER: {
-			int64_t x = sqlite3_value_int64(v);
-			h = fnv_bytes(h, &x, sizeof x);
-			break;
+	uint64_t h = rowsum_start();
+	for (int k = 0; k < argc; k++) {
+		sqlite3_value *v = argv[k];
+		int type = sqlite3_value_type(v);
+		const void *p = NULL;
+		uint32_t n = 0;
+		if (type == SQLITE_TEXT || type == SQLITE_BLOB) {
+			p = type == SQLITE_TEXT ? (const void *)sqlite3_value_text(v) : sqlite3_value_blob(v);
+			n = (uint32_t)sqlite3_value_bytes(v);
 		}
-		case SQLITE_FLOAT: {
-			double x = sqlite3_value_double(v);
-			h = fnv_bytes(h, &x, sizeof x);
-			break;
-		}
-		case SQLITE_TEXT:
-		case SQLITE_BLOB: {
-			const void *p = tag == SQLITE_TEXT ? (const void *)sqlite3_value_text(v) : sqlite3_value_blob(v);
-			uint32_t n = (uint32_t)sqlite3_value_bytes(v);
-			h = fnv_bytes(h, &n, sizeof n);
-			if (n)
-				h = fnv_bytes(h, p, n);
-			break;
-		}
-		default:
-			break;
-		}
+		h = rowsum_value(h, type, type == SQLITE_INTEGER ? sqlite3_value_int64(v) : 0,
+				 type == SQLITE_FLOAT ? sqlite3_value_double(v) : 0, p, n);
 	}
 	*sum += h;
 }
