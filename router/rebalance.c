@@ -251,6 +251,17 @@ static void round_exec(rebalancer *rb, size_t slot, size_t shard, const char *sq
 	round_send(rb, slot, shard, &r);
 }
 
+/* A write to rows behind the gate (a move's staging table, or B's rows in
+ * the switch): no transaction holds or can take a lock on them, so the
+ * shard need not look (wire.fbs: Request.unlocked). */
+static void round_exec_gated(rebalancer *rb, size_t slot, size_t shard, const char *sql, const wire_value *params,
+			     uint32_t np)
+{
+	wire_request r = {.op = WIRE_OP_EXEC, .sql = sql, .sql_len = (uint32_t)strlen(sql),
+			  .params = (wire_value *)params, .nparams = np, .unlocked = true};
+	round_send(rb, slot, shard, &r);
+}
+
 /* A round with nothing to send still continues, from the loop. */
 static void round_end_empty(rebalancer *rb)
 {
@@ -802,8 +813,10 @@ static void sync_diffed(rebalancer *rb)
 	rb->nans = 0;
 	rb->model = NULL;
 	if (round_begin(rb, n, sync_written) == 0) {
-		for (size_t i = 0; i < n; i++)
+		for (size_t i = 0; i < n; i++) {
+			reqs[i].unlocked = rb->cur != NULL;  /* a move's staging table */
 			round_send(rb, i, sync_dst(rb), &reqs[i]);
+		}
 		round_end_empty(rb);
 	} else {
 		fail_round(rb, "out of memory");
@@ -1257,7 +1270,7 @@ static void switch_run(rebalancer *rb)
 			sql_buf_reset(&b);
 			sql_buf_printf(&b, "INSERT INTO %s SELECT * FROM %s WHERE true ON CONFLICT DO NOTHING", t->name,
 				       t->stage);
-			round_exec(rb, slot++, m->dst, b.data, NULL, 0, false);
+			round_exec_gated(rb, slot++, m->dst, b.data, NULL, 0);
 		}
 		if (deletes) {
 			wire_value params[2];
@@ -1265,7 +1278,7 @@ static void switch_run(rebalancer *rb)
 			sql_buf_reset(&b);
 			sql_buf_printf(&b, "DELETE FROM %s", t->name);
 			move_pred(rb, i, &b, params, &np);
-			round_exec(rb, slot++, m->src, b.data, params, np, false);
+			round_exec_gated(rb, slot++, m->src, b.data, params, np);
 		}
 	}
 	sql_buf_free(&b);

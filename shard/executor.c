@@ -463,7 +463,9 @@ static int do_exec_autocommit(shard_executor *ex, shard_req *req)
 	store_stmt *s = store_prepare(ex->st, r->sql, r->sql_len, &res);
 	if (!s)
 		goto out;
-	int check_locks = ex->locks.nheld > 0 && s->writes;
+	/* an unlocked request's rows are out of every transaction's reach
+	 * (the sender says so: the rebalancer's gated writes, wire.fbs) */
+	int check_locks = ex->locks.nheld > 0 && s->writes && !r->unlocked;
 	if (!check_locks) {
 		/* A statement is atomic by itself (a failed one leaves nothing;
 		 * one that ends the batch's transaction is caught by run_sub):

@@ -202,6 +202,19 @@ static void test_locks(wire_client *a, wire_client *b, wire_client *d)
 	   "autocommit write on a locked row times out with 40001 (%s)", th_last_message());
 	ok(th_status(b, WIRE_OP_EXEC, 0, 0, "UPDATE acct SET bal = bal + 5 WHERE id = 5") == OK_,
 	   "other rows stay writable");
+	/* Request.unlocked: the sender vouches that no transaction can hold
+	 * these rows (the rebalancer's gated writes), so the shard does not
+	 * look: such a write on row 4 is not held back by txn 25's lock */
+	{
+		const char *sql = "UPDATE acct SET bal = bal + 0 WHERE id = 4";
+		wire_request ur = {.op = WIRE_OP_EXEC, .sql = sql, .sql_len = (uint32_t)strlen(sql), .unlocked = true};
+		wire_response uresp;
+		char uerr[256];
+		int urc = wire_client_call(b, &ur, &uresp, uerr, sizeof uerr);
+		ok(urc == 0 && uresp.status == WIRE_OK && uresp.changes == 1,
+		   "an unlocked autocommit write is not held back by a row lock (%s)",
+		   urc ? uerr : uresp.message ? uresp.message : "ok");
+	}
 	ok(th_status(a, WIRE_OP_ROLLBACK, 25, 0, NULL) == OK_ && bal(b, 4) == 100, "rollback leaves row 4 at 100");
 	ok(th_status(b, WIRE_OP_EXEC, 0, 0, "UPDATE acct SET bal = bal - 5 WHERE id = 5") == OK_ && bal(b, 5) == 100,
 	   "row 5 restored");

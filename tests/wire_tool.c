@@ -23,6 +23,7 @@
  *   comp_param <value>  (each)    |
  *   mode <u8>           (if not 0)|
  *   snapshot true       (if set)  |
+ *   unlocked true       (if set)  |
  *
  *   value:  null | int <i64> | real <double> | text <string> | blob <string>
  *   string: "..." where bytes outside printable ASCII, '"' and '\' are \xHH
@@ -132,6 +133,8 @@ static void dump(const wire_message *m)
 			printf("mode %u\n", (unsigned)r->mode);
 		if (r->snapshot)
 			puts("snapshot true");
+		if (r->unlocked)
+			puts("unlocked true");
 		return;
 	}
 	const wire_response *r = &m->resp;
@@ -409,6 +412,8 @@ static int parse(parser *ps, char *text, wire_message *m)
 					q->mode = (uint8_t)v;
 				} else if (strcmp(key, "snapshot") == 0) {
 					q->snapshot = strcmp(word(ps), "true") == 0;
+				} else if (strcmp(key, "unlocked") == 0) {
+					q->unlocked = strcmp(word(ps), "true") == 0;
 				} else
 					die(ps, "unknown request item '%s'", key);
 			} else {

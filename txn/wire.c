@@ -46,6 +46,7 @@ enum {
 	REQ_ID = 0, REQ_OP = 1, REQ_TXN = 2, REQ_TS = 3, REQ_SQL = 4,
 	REQ_PARAMS = 5, REQ_READONLY = 6, REQ_EPOCH = 7, REQ_BUCKETS = 8, REQ_BEGIN = 9,
 	REQ_STEP = 10, REQ_COMP = 11, REQ_COMP_PARAMS = 12, REQ_MODE = 13, REQ_SNAPSHOT = 14,
+	REQ_UNLOCKED = 15,
 };
 enum {
 	RESP_ID = 0, RESP_STATUS = 1, RESP_SQLSTATE = 2, RESP_MESSAGE = 3,
@@ -180,6 +181,7 @@ int wire_encode_request(const wire_request *r, uint8_t **out, size_t *outlen)
 	fb_add_u8(&b, REQ_BEGIN, r->begin ? 1 : 0, 0);
 	fb_add_u8(&b, REQ_MODE, r->mode, 0);
 	fb_add_u8(&b, REQ_SNAPSHOT, r->snapshot ? 1 : 0, 0);
+	fb_add_u8(&b, REQ_UNLOCKED, r->unlocked ? 1 : 0, 0);
 	fb_ref req = fb_table_end(&b);
 	return encode_message(&b, MSG_REQUEST, req, out, outlen);
 fail:
@@ -332,7 +334,8 @@ static int verify_request(fb_verifier *v, const fb_table *t)
 	    fb_verify_string(v, t, REQ_COMP, "comp", false) < 0 ||
 	    verify_values(v, t, REQ_COMP_PARAMS, "comp_params", false) < 0 ||
 	    fb_verify_scalar(v, t, REQ_MODE, 1, "mode") < 0 ||
-	    fb_verify_scalar(v, t, REQ_SNAPSHOT, 1, "snapshot") < 0)
+	    fb_verify_scalar(v, t, REQ_SNAPSHOT, 1, "snapshot") < 0 ||
+	    fb_verify_scalar(v, t, REQ_UNLOCKED, 1, "unlocked") < 0)
 		return -1;
 	return 0;
 }
@@ -488,6 +491,7 @@ static int decode_request(const fb_table *t, wire_request *r, char *err,
 	r->step = fb_table_u32(t, REQ_STEP, 0);
 	r->mode = fb_table_u8(t, REQ_MODE, 0);
 	r->snapshot = fb_table_u8(t, REQ_SNAPSHOT, 0) != 0;
+	r->unlocked = fb_table_u8(t, REQ_UNLOCKED, 0) != 0;
 	if (!fb_table_string(t, REQ_SQL, &r->sql, &r->sql_len)) {
 		r->sql = NULL;
 		r->sql_len = 0;
@@ -688,6 +692,7 @@ static bool request_equal(const wire_request *a, const wire_request *b)
 	if (a->id != b->id || a->op != b->op || a->txn != b->txn ||
 	    a->ts != b->ts || a->epoch != b->epoch ||
 	    a->readonly != b->readonly || a->begin != b->begin || a->snapshot != b->snapshot ||
+	    a->unlocked != b->unlocked ||
 	    a->nparams != b->nparams ||
 	    a->nbuckets != b->nbuckets || !a->sql != !b->sql ||
 	    a->sql_len != b->sql_len || a->step != b->step || a->mode != b->mode ||

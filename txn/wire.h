@@ -83,6 +83,7 @@ typedef struct {
 	uint32_t ncomp_params;
 	uint8_t mode;      /* SagaUndo: WIRE_UNDO_* */
 	bool snapshot;     /* readonly Exec: answer WIRE_STARTED first (wire.fbs) */
+	bool unlocked;     /* autocommit Exec: no row-lock check (wire.fbs) */
 } wire_request;
 
 typedef enum {
