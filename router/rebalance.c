@@ -89,25 +89,31 @@ typedef struct waiter {
 
 typedef enum { GATE_OPEN = 0, GATE_MOVE, GATE_REF, GATE_SHARD, GATE_RANGE } gate_kind;
 
-struct rebalancer {
+typedef struct lane lane;
+
+/* One worker of the rebalancer: runs one job at a time, with its own round
+ * of requests.  Moves run on every lane at once (up to NLANES, on disjoint
+ * buckets); the gate is held by one lane at a time, so cutovers take turns
+ * while the other lanes copy.  Shard additions, planning and removals run
+ * on lane 0 alone, while no other lane is busy. */
+#define NLANES 2
+
+struct lane {
+	rebalancer *g;
 	router_server *srv;
+	int idx;
 	uv_timer_t timer;
 	int busy;
-	int closing;
 	/* the current round */
 	uint64_t gen;
 	shard_answer **ans;
 	size_t nans, pending;
 	int failed;
 	char err[256];
-	void (*next)(rebalancer *);
-	/* jobs */
-	move *queue;           /* queued moves, running one first */
+	void (*next)(lane *);
+	/* the job */
 	move *cur;
-	move *history;         /* finished, newest first */
-	add_job *adds;
 	add_job *add_cur;
-	int cancel;
 	/* the table set of the running job */
 	tinfo *tabs;
 	size_t ntabs;
@@ -117,8 +123,26 @@ struct rebalancer {
 	shard_answer **model;  /* per table: the source rows last written to the
 				* target, so a catch-up round reads the source only */
 	uint64_t src_rows, src_sum;  /* the final read of the source: rows, checksum */
+	/* the switch (move_switch) */
+	coord_apply *apply;    /* its statements, ordered at the consistent cut */
+	int switch_tries, switch_step;
+	shard_answer *schema_ans;  /* shard 0's schema, for a new shard */
+};
+
+struct rebalancer {
+	router_server *srv;
+	uv_timer_t kick_timer;
+	int closing, nclosed;
+	lane lanes[NLANES];
+	/* jobs */
+	move *queue;           /* queued moves, in order */
+	move *history;         /* finished, newest first */
+	add_job *adds;
+	int cancel;
 	/* the gate */
 	gate_kind gate;
+	lane *gate_owner;      /* the lane that closed it (NULL: closed at start
+				* for a switch to redo, until a lane takes it) */
 	uint64_t gate_gen, gen_counter;
 	size_t gate_src, gate_dst;
 	uint64_t gate_mask[SL_BUCKETS / 64];
@@ -126,11 +150,7 @@ struct rebalancer {
 	uint64_t gate_since;
 	waiter *waiters;
 	double max_wait_ms, max_pause_ms;
-	/* the switch (move_switch) */
-	coord_apply *apply;    /* its statements, ordered at the consistent cut */
-	int switch_tries, switch_step;
 	int switching;         /* also hold scatter reads of gate_src/gate_dst */
-	shard_answer *schema_ans;  /* shard 0's schema, for a new shard */
 	/* shards being drained for removal, and those whose removal waits */
 	bool draining[256];
 	/* planning */
@@ -147,12 +167,12 @@ static uint64_t now_ms(void)
 /* ---- rounds of requests ------------------------------------------------------------ */
 
 typedef struct {
-	rebalancer *rb;
+	lane *rb;
 	size_t slot;
 	uint64_t gen;
 } rtoken;
 
-static void round_free(rebalancer *rb)
+static void round_free(lane *rb)
 {
 	for (size_t i = 0; i < rb->nans; i++)
 		shard_answer_free(rb->ans[i]);
@@ -163,23 +183,23 @@ static void round_free(rebalancer *rb)
 
 static void on_timer_next(uv_timer_t *t)
 {
-	rebalancer *rb = t->data;
-	void (*next)(rebalancer *) = rb->next;
+	lane *rb = t->data;
+	void (*next)(lane *) = rb->next;
 	rb->next = NULL;
-	if (next && !rb->closing)
+	if (next && !rb->g->closing)
 		next(rb);
 }
 
-static void after(rebalancer *rb, uint64_t ms, void (*next)(rebalancer *))
+static void after(lane *rb, uint64_t ms, void (*next)(lane *))
 {
 	rb->next = next;
 	uv_timer_start(&rb->timer, on_timer_next, ms, 0);
 }
 
-static void fail_round(rebalancer *rb, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void fail_round(lane *rb, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* The round failed; the first reason is kept. */
-static void fail_round(rebalancer *rb, const char *fmt, ...)
+static void fail_round(lane *rb, const char *fmt, ...)
 {
 	if (rb->failed)
 		return;
@@ -193,11 +213,11 @@ static void fail_round(rebalancer *rb, const char *fmt, ...)
 static void on_answer(void *arg, shard_answer *a, const char *error)
 {
 	rtoken *t = arg;
-	rebalancer *rb = t->rb;
+	lane *rb = t->rb;
 	size_t slot = t->slot;
 	uint64_t gen = t->gen;
 	free(t);
-	if (gen != rb->gen || rb->closing) {
+	if (gen != rb->gen || rb->g->closing) {
 		shard_answer_free(a);
 		return;
 	}
@@ -212,7 +232,7 @@ static void on_answer(void *arg, shard_answer *a, const char *error)
 }
 
 /* Start a round of n requests; next runs once all are answered. */
-static int round_begin(rebalancer *rb, size_t n, void (*next)(rebalancer *))
+static int round_begin(lane *rb, size_t n, void (*next)(lane *))
 {
 	round_free(rb);
 	rb->gen++;
@@ -227,7 +247,7 @@ static int round_begin(rebalancer *rb, size_t n, void (*next)(rebalancer *))
 	return 0;
 }
 
-static void round_send(rebalancer *rb, size_t slot, size_t shard, wire_request *r)
+static void round_send(lane *rb, size_t slot, size_t shard, wire_request *r)
 {
 	rtoken *t = malloc(sizeof *t);
 	if (t) {
@@ -243,7 +263,7 @@ static void round_send(rebalancer *rb, size_t slot, size_t shard, wire_request *
 	}
 }
 
-static void round_exec(rebalancer *rb, size_t slot, size_t shard, const char *sql, const wire_value *params,
+static void round_exec(lane *rb, size_t slot, size_t shard, const char *sql, const wire_value *params,
 		       uint32_t np, bool readonly)
 {
 	wire_request r = {.op = WIRE_OP_EXEC, .sql = sql, .sql_len = (uint32_t)strlen(sql),
@@ -254,7 +274,7 @@ static void round_exec(rebalancer *rb, size_t slot, size_t shard, const char *sq
 /* A write to rows behind the gate (a move's staging table, or B's rows in
  * the switch): no transaction holds or can take a lock on them, so the
  * shard need not look (wire.fbs: Request.unlocked). */
-static void round_exec_gated(rebalancer *rb, size_t slot, size_t shard, const char *sql, const wire_value *params,
+static void round_exec_gated(lane *rb, size_t slot, size_t shard, const char *sql, const wire_value *params,
 			     uint32_t np)
 {
 	wire_request r = {.op = WIRE_OP_EXEC, .sql = sql, .sql_len = (uint32_t)strlen(sql),
@@ -263,7 +283,7 @@ static void round_exec_gated(rebalancer *rb, size_t slot, size_t shard, const ch
 }
 
 /* A round with nothing to send still continues, from the loop. */
-static void round_end_empty(rebalancer *rb)
+static void round_end_empty(lane *rb)
 {
 	if (rb->pending == 0)
 		after(rb, 0, rb->next);
@@ -283,7 +303,7 @@ static char *quote(const char *name)
 	return b.data;
 }
 
-static void models_free(rebalancer *rb)
+static void models_free(lane *rb)
 {
 	if (rb->model)
 		for (size_t i = 0; i < rb->ntabs; i++)
@@ -292,7 +312,7 @@ static void models_free(rebalancer *rb)
 	rb->model = NULL;
 }
 
-static void tabs_free(rebalancer *rb)
+static void tabs_free(lane *rb)
 {
 	models_free(rb);
 	for (size_t i = 0; i < rb->ntabs; i++) {
@@ -312,7 +332,7 @@ static void tabs_free(rebalancer *rb)
 }
 
 /* The catalog's HASH tables (hash = true) or reference tables. */
-static int tabs_load(rebalancer *rb, bool hash)
+static int tabs_load(lane *rb, bool hash)
 {
 	tabs_free(rb);
 	const catalog *cat = rb->srv->cat;
@@ -330,7 +350,10 @@ static int tabs_load(rebalancer *rb, bool hash)
 		}
 		tinfo *t = &rb->tabs[rb->ntabs++];
 		char stage[300];
-		snprintf(stage, sizeof stage, "_slmove_%s", ct->name);
+		if (rb->cur)  /* one per move: moves to one target may run at once */
+			snprintf(stage, sizeof stage, "_slmove_%" PRId64 "_%s", rb->cur->id, ct->name);
+		else
+			snprintf(stage, sizeof stage, "_slmove_%s", ct->name);
 		t->name = quote(ct->name);
 		t->stage = quote(stage);
 		snprintf(stage, sizeof stage, "_slbkt_%s", ct->name);
@@ -481,34 +504,42 @@ double rebalance_max_pause_ms(const rebalancer *rb)
 	return rb->max_pause_ms;
 }
 
-static void gate_close(rebalancer *rb, gate_kind kind, size_t src, size_t dst, const uint64_t *mask)
+static void gate_close(lane *rb, gate_kind kind, size_t src, size_t dst, const uint64_t *mask)
 {
-	rb->gate = kind;
-	rb->gate_gen = ++rb->gen_counter;
-	rb->gate_src = src;
-	rb->gate_dst = dst;
+	rb->g->gate = kind;
+	rb->g->gate_owner = rb;
+	rb->g->gate_gen = ++rb->g->gen_counter;
+	rb->g->gate_src = src;
+	rb->g->gate_dst = dst;
 	if (mask)
-		memcpy(rb->gate_mask, mask, sizeof rb->gate_mask);
+		memcpy(rb->g->gate_mask, mask, sizeof rb->g->gate_mask);
 	else
-		memset(rb->gate_mask, 0, sizeof rb->gate_mask);
-	rb->gate_table = kind == GATE_RANGE && rb->cur ? rb->cur->table : NULL;
-	rb->gate_since = now_ms();
-	session_drain_mark(rb->srv, src, rb->gate_gen);
+		memset(rb->g->gate_mask, 0, sizeof rb->g->gate_mask);
+	rb->g->gate_table = kind == GATE_RANGE && rb->cur ? rb->cur->table : NULL;
+	rb->g->gate_since = now_ms();
+	session_drain_mark(rb->srv, src, rb->g->gate_gen);
 }
 
 /* Open the gate; every parked statement runs again (planned anew). */
-static double gate_open(rebalancer *rb)
+static bool holds_gate(const lane *rb)
 {
-	if (rb->gate == GATE_OPEN)
+	return rb->g->gate != GATE_OPEN && rb->g->gate_owner == rb;
+}
+
+/* Open the gate if this lane holds it. */
+static double gate_open(lane *rb)
+{
+	if (!holds_gate(rb))
 		return 0;
-	double held = (double)(now_ms() - rb->gate_since);
-	if (held > rb->max_pause_ms)
-		rb->max_pause_ms = held;
-	rb->gate = GATE_OPEN;
-	rb->gate_gen = 0;
-	rb->switching = 0;
-	waiter *w = rb->waiters;
-	rb->waiters = NULL;
+	double held = (double)(now_ms() - rb->g->gate_since);
+	if (held > rb->g->max_pause_ms)
+		rb->g->max_pause_ms = held;
+	rb->g->gate = GATE_OPEN;
+	rb->g->gate_owner = NULL;
+	rb->g->gate_gen = 0;
+	rb->g->switching = 0;
+	waiter *w = rb->g->waiters;
+	rb->g->waiters = NULL;
 	/* oldest first */
 	waiter *rev = NULL;
 	while (w) {
@@ -521,8 +552,8 @@ static double gate_open(rebalancer *rb)
 	while (rev) {
 		waiter *n = rev->next;
 		double ms = (double)(t - rev->since) / 1e6;
-		if (ms > rb->max_wait_ms)
-			rb->max_wait_ms = ms;
+		if (ms > rb->g->max_wait_ms)
+			rb->g->max_wait_ms = ms;
 		rev->wake(rev->arg);
 		free(rev);
 		rev = n;
@@ -532,16 +563,16 @@ static double gate_open(rebalancer *rb)
 
 /* ---- syncing rows: source query -> target table, by diff -------------------------- */
 
-static void sync_diffed(rebalancer *rb);
-static void sync_written(rebalancer *rb);
-static void sync_verified(rebalancer *rb);
-static void move_after_sync(rebalancer *rb);
-static void add_after_sync(rebalancer *rb);
-static void move_failed(rebalancer *rb);
+static void sync_diffed(lane *rb);
+static void sync_written(lane *rb);
+static void sync_verified(lane *rb);
+static void move_after_sync(lane *rb);
+static void add_after_sync(lane *rb);
+static void move_failed(lane *rb);
 
 /* " WHERE ..." selecting the moving rows of table i: the move's buckets,
  * or its range (bounds as parameters ?1, ?2 in params). */
-static void move_pred(rebalancer *rb, size_t i, sql_buf *b, wire_value *params, uint32_t *np)
+static void move_pred(lane *rb, size_t i, sql_buf *b, wire_value *params, uint32_t *np)
 {
 	tinfo *t = &rb->tabs[i];
 	move *m = rb->cur;
@@ -569,7 +600,7 @@ static void move_pred(rebalancer *rb, size_t i, sql_buf *b, wire_value *params, 
 
 /* The source query of table i: a move's rows, or everything (reference
  * tables for a new shard). */
-static void source_sql(rebalancer *rb, size_t i, sql_buf *b, wire_value *params, uint32_t *np)
+static void source_sql(lane *rb, size_t i, sql_buf *b, wire_value *params, uint32_t *np)
 {
 	tinfo *t = &rb->tabs[i];
 	sql_buf_printf(b, "SELECT * FROM %s", t->name);
@@ -578,22 +609,22 @@ static void source_sql(rebalancer *rb, size_t i, sql_buf *b, wire_value *params,
 		move_pred(rb, i, b, params, np);
 }
 
-static size_t sync_src(const rebalancer *rb)
+static size_t sync_src(const lane *rb)
 {
 	return rb->cur ? rb->cur->src : catalog_first_shard(rb->srv->cat);
 }
 
-static size_t sync_dst(const rebalancer *rb)
+static size_t sync_dst(const lane *rb)
 {
 	return rb->cur ? rb->cur->dst : rb->add_cur->idx;
 }
 
-static const char *sync_target(const rebalancer *rb, size_t i)
+static const char *sync_target(const lane *rb, size_t i)
 {
 	return rb->cur ? rb->tabs[i].stage : rb->tabs[i].name;
 }
 
-static void sync_send_reads(rebalancer *rb)
+static void sync_send_reads(lane *rb)
 {
 	sql_buf b;
 	sql_buf_init(&b);
@@ -619,7 +650,7 @@ static void on_cut(void *arg)
 
 /* Read source and target of every table; the final sync reads the source
  * at a consistent cut, so it holds every committed transaction whole. */
-static void sync_start(rebalancer *rb, int final)
+static void sync_start(lane *rb, int final)
 {
 	rb->final_sync = final;
 	if (round_begin(rb, 2 * rb->ntabs, sync_diffed) != 0) {
@@ -636,7 +667,7 @@ static void sync_start(rebalancer *rb, int final)
 	sync_send_reads(rb);
 }
 
-static void end_cut(rebalancer *rb)
+static void end_cut(lane *rb)
 {
 	if (rb->cut) {
 		coord_read_end(rb->srv->coord, rb->cut);
@@ -673,7 +704,7 @@ static int push_exec(wire_request **out, size_t *nout, size_t *cap, sql_buf *b, 
 
 /* Writes for one table: upserts of source rows missing or different on the
  * target, deletes of target rows the source no longer has. */
-static void diff_table(rebalancer *rb, size_t i, const wire_response *src, const wire_response *dst, wire_request **out,
+static void diff_table(lane *rb, size_t i, const wire_response *src, const wire_response *dst, wire_request **out,
 		       size_t *nout, size_t *cap)
 {
 	tinfo *t = &rb->tabs[i];
@@ -776,7 +807,7 @@ static void diff_table(rebalancer *rb, size_t i, const wire_response *src, const
 
 /* The reads are in: write the differences to the target.  The source rows
  * read become the model of the target for the next round. */
-static void sync_diffed(rebalancer *rb)
+static void sync_diffed(lane *rb)
 {
 	if (rb->failed) {
 		end_cut(rb);
@@ -844,7 +875,7 @@ static void sync_diffed(rebalancer *rb)
 	end_cut(rb);
 }
 
-static void sync_written(rebalancer *rb)
+static void sync_written(lane *rb)
 {
 	if (rb->failed) {
 		models_free(rb);  /* the target may hold part of the writes */
@@ -893,7 +924,7 @@ static int count_and_sum(const shard_answer *a, uint64_t *rows, uint64_t *sum)
 	return 0;
 }
 
-static void sync_verified(rebalancer *rb)
+static void sync_verified(lane *rb)
 {
 	if (!rb->failed) {
 		uint64_t rows[2] = {rb->src_rows, 0}, sum[2] = {rb->src_sum, 0};
@@ -926,17 +957,18 @@ static void sync_verified(rebalancer *rb)
 
 /* ---- moves ----------------------------------------------------------------------------- */
 
-static void kick(rebalancer *rb);
-static void move_copy(rebalancer *rb);
-static void move_switch(rebalancer *rb);
-static void drain_poll(rebalancer *rb);
+static void kick(lane *rb);
+static void kick_soon(rebalancer *g);
+static void move_copy(lane *rb);
+static void move_switch(lane *rb);
+static void drain_poll(lane *rb);
 
 static void set_phase(move *m, const char *phase)
 {
 	snprintf(m->phase, sizeof m->phase, "%s", phase);
 }
 
-static void log_phase(rebalancer *rb, move *m, const char *phase)
+static void log_phase(lane *rb, move *m, const char *phase)
 {
 	sql_error err = {0};
 	if (catalog_move_put(rb->srv->cat, &m->id, phase, m->src, m->dst, m->buckets, m->n, m->table, m->range, &err) != 0)
@@ -950,12 +982,12 @@ static void move_free(move *m)
 	free(m);
 }
 
-static void history_add(rebalancer *rb, move *m)
+static void history_add(lane *rb, move *m)
 {
-	m->next = rb->history;
-	rb->history = m;
+	m->next = rb->g->history;
+	rb->g->history = m;
 	size_t k = 0;
-	for (move *h = rb->history; h; h = h->next)
+	for (move *h = rb->g->history; h; h = h->next)
 		if (++k == HISTORY && h->next) {
 			move *rest = h->next;
 			h->next = NULL;
@@ -978,7 +1010,7 @@ static void on_dropped(void *arg, shard_answer *a, const char *error)
 }
 
 /* The running move ends (done or cancelled): next job. */
-static void move_end(rebalancer *rb, const char *phase)
+static void move_end(lane *rb, const char *phase)
 {
 	move *m = rb->cur;
 	rb->cur = NULL;
@@ -1012,7 +1044,7 @@ static void move_end(rebalancer *rb, const char *phase)
 }
 
 /* Something failed before the switch: open the gate, try again later. */
-static void move_failed(rebalancer *rb)
+static void move_failed(lane *rb)
 {
 	move *m = rb->cur;
 	end_cut(rb);
@@ -1021,7 +1053,7 @@ static void move_failed(rebalancer *rb)
 	m->attempts++;
 	snprintf(m->note, sizeof m->note, "attempt %d failed: %.120s", m->attempts, rb->err);
 	fprintf(stderr, "router: rebalance: move %" PRId64 ": %s\n", m->id, m->note);
-	if (rb->cancel) {
+	if (rb->g->cancel) {
 		move_end(rb, "cancelled");
 		return;
 	}
@@ -1030,7 +1062,7 @@ static void move_failed(rebalancer *rb)
 }
 
 /* Set up: the bucket index on the source, staging tables on the target. */
-static void move_prepared(rebalancer *rb)
+static void move_prepared(lane *rb)
 {
 	if (rb->failed) {
 		move_failed(rb);
@@ -1041,10 +1073,10 @@ static void move_prepared(rebalancer *rb)
 	sync_start(rb, 0);
 }
 
-static void move_copy(rebalancer *rb)
+static void move_copy(lane *rb)
 {
 	move *m = rb->cur;
-	if (rb->cancel) {
+	if (rb->g->cancel) {
 		move_end(rb, "cancelled");
 		return;
 	}
@@ -1083,19 +1115,24 @@ static void move_copy(rebalancer *rb)
 	round_end_empty(rb);
 }
 
-static void move_cutover(rebalancer *rb)
+static void move_cutover(lane *rb)
 {
 	move *m = rb->cur;
+	if (rb->g->gate != GATE_OPEN) {
+		/* another lane is cutting over: wait for the gate */
+		after(rb, 2, move_cutover);
+		return;
+	}
 	set_phase(m, "cutover");
 	failpoint_hit("router.rebalance.cutover");
 	gate_close(rb, m->table ? GATE_RANGE : GATE_MOVE, m->src, m->dst, m->mask);
 	after(rb, 0, drain_poll);
 }
 
-static void move_after_sync(rebalancer *rb)
+static void move_after_sync(lane *rb)
 {
 	move *m = rb->cur;
-	if (rb->cancel && rb->gate == GATE_OPEN) {
+	if (rb->g->cancel && !holds_gate(rb)) {
 		move_end(rb, "cancelled");
 		return;
 	}
@@ -1125,24 +1162,24 @@ static void move_after_sync(rebalancer *rb)
 
 /* The gate is closed: wait until nothing in flight or in an open
  * transaction can still change B on the source. */
-static void drain_poll(rebalancer *rb)
+static void drain_poll(lane *rb)
 {
 	move *m = rb->cur;
-	if (rb->cancel) {
+	if (rb->g->cancel) {
 		move_end(rb, "cancelled");
 		return;
 	}
-	size_t busy = session_drain_count(rb->srv, rb);
+	size_t busy = session_drain_count(rb->srv, rb->g);
 	if (busy == 0) {
 		/* drained: from now on nobody passes the gate (a new generation
 		 * no session was marked for) */
-		rb->gate_gen = ++rb->gen_counter;
-		m->drain_ms = (double)(now_ms() - rb->gate_since);
+		rb->g->gate_gen = ++rb->g->gen_counter;
+		m->drain_ms = (double)(now_ms() - rb->g->gate_since);
 		m->t_mark = now_ms();
 		sync_start(rb, 1);
 		return;
 	}
-	if (now_ms() - rb->gate_since > DRAIN_TIMEOUT_MS) {
+	if (now_ms() - rb->g->gate_since > DRAIN_TIMEOUT_MS) {
 		gate_open(rb);
 		m->attempts++;
 		snprintf(m->note, sizeof m->note,
@@ -1174,10 +1211,10 @@ static void drain_poll(rebalancer *rb)
 #define SWITCH_RETRY_MS 200
 #define SWITCH_RETRIES 25
 
-static void switch_run(rebalancer *rb);
-static void switch_ran(rebalancer *rb);
+static void switch_run(lane *rb);
+static void switch_ran(lane *rb);
 
-static void send_assign(rebalancer *rb, size_t slot, size_t shard)
+static void send_assign(lane *rb, size_t slot, size_t shard)
 {
 	uint32_t *buckets = malloc(SL_BUCKETS * sizeof *buckets);
 	uint32_t k = 0;
@@ -1192,12 +1229,12 @@ static void send_assign(rebalancer *rb, size_t slot, size_t shard)
 
 static void switch_ready(void *arg)
 {
-	rebalancer *rb = arg;
-	if (!rb->closing)
+	lane *rb = arg;
+	if (!rb->g->closing)
 		switch_run(rb);
 }
 
-static void switch_end_apply(rebalancer *rb)
+static void switch_end_apply(lane *rb)
 {
 	if (rb->apply) {
 		coord_apply_end(rb->srv->coord, rb->apply);
@@ -1205,7 +1242,7 @@ static void switch_end_apply(rebalancer *rb)
 	}
 }
 
-static void move_switch(rebalancer *rb)
+static void move_switch(lane *rb)
 {
 	move *m = rb->cur;
 	if (m->t_mark) {
@@ -1233,7 +1270,7 @@ static void move_switch(rebalancer *rb)
 	rb->apply = coord_apply_begin(rb->srv->coord, switch_ready, rb);
 	if (!rb->apply) {
 		/* no apply to order it: keep scatter reads of both shards out */
-		rb->switching = 1;
+		rb->g->switching = 1;
 		switch_run(rb);
 		return;
 	}
@@ -1245,7 +1282,7 @@ static void move_switch(rebalancer *rb)
  * (bucket moves), then each table's statement.  With failpoints armed it
  * is two rounds, the target's inserts and then the source's deletes, so
  * that a crash between them is a real state (router.rebalance.commit). */
-static void switch_run(rebalancer *rb)
+static void switch_run(lane *rb)
 {
 	move *m = rb->cur;
 	bool split = failpoints_armed;
@@ -1285,7 +1322,7 @@ static void switch_run(rebalancer *rb)
 	round_end_empty(rb);
 }
 
-static void switch_ran(rebalancer *rb)
+static void switch_ran(lane *rb)
 {
 	move *m = rb->cur;
 	if (rb->failed) {
@@ -1295,7 +1332,7 @@ static void switch_ran(rebalancer *rb)
 		if (++rb->switch_tries >= SWITCH_RETRIES && rb->apply) {
 			/* stop holding every read at the cut: hold those of the two
 			 * shards at the gate instead */
-			rb->switching = 1;
+			rb->g->switching = 1;
 			switch_end_apply(rb);
 		}
 		after(rb, SWITCH_RETRY_MS, switch_run);
@@ -1316,12 +1353,12 @@ static void switch_ran(rebalancer *rb)
 
 /* ---- adding a shard ------------------------------------------------------------------ */
 
-static void add_pinged(rebalancer *rb);
-static void add_schema(rebalancer *rb);
-static void add_indexes(rebalancer *rb);
-static void add_drain(rebalancer *rb);
+static void add_pinged(lane *rb);
+static void add_schema(lane *rb);
+static void add_indexes(lane *rb);
+static void add_drain(lane *rb);
 
-static void add_finish(rebalancer *rb, int ok, const char *sqlstate, const char *msg)
+static void add_finish(lane *rb, int ok, const char *sqlstate, const char *msg)
 {
 	add_job *j = rb->add_cur;
 	rb->add_cur = NULL;
@@ -1334,7 +1371,7 @@ static void add_finish(rebalancer *rb, int ok, const char *sqlstate, const char 
 	after(rb, 0, kick);
 }
 
-static void add_begin(rebalancer *rb)
+static void add_begin(lane *rb)
 {
 	add_job *j = rb->add_cur;
 	j->idx = catalog_nshards(rb->srv->cat);
@@ -1361,7 +1398,7 @@ static void add_begin(rebalancer *rb)
 		   NULL, 0, true);
 }
 
-static void add_pinged(rebalancer *rb)
+static void add_pinged(lane *rb)
 {
 	if (rb->failed) {
 		char msg[768];
@@ -1390,7 +1427,7 @@ static void idempotent_ddl(sql_buf *b, const char *sql)
 	sql_buf_puts(b, sql);
 }
 
-static void send_schema(rebalancer *rb, bool indexes, void (*next)(rebalancer *))
+static void send_schema(lane *rb, bool indexes, void (*next)(lane *))
 {
 	const wire_response *r = &rb->schema_ans->msg.resp;
 	size_t n = 0;
@@ -1414,12 +1451,12 @@ static void send_schema(rebalancer *rb, bool indexes, void (*next)(rebalancer *)
 	round_end_empty(rb);
 }
 
-static void add_schema(rebalancer *rb)
+static void add_schema(lane *rb)
 {
 	send_schema(rb, false, add_indexes);
 }
 
-static void add_indexes(rebalancer *rb)
+static void add_indexes(lane *rb)
 {
 	if (rb->failed) {
 		shard_answer_free(rb->schema_ans);
@@ -1433,7 +1470,7 @@ static void add_indexes(rebalancer *rb)
 }
 
 /* Reference tables: close the gate for their writes, drain, copy them. */
-static void add_drain(rebalancer *rb)
+static void add_drain(lane *rb)
 {
 	shard_answer_free(rb->schema_ans);
 	rb->schema_ans = NULL;
@@ -1443,10 +1480,10 @@ static void add_drain(rebalancer *rb)
 		add_finish(rb, 0, "58030", msg);
 		return;
 	}
-	if (rb->gate == GATE_OPEN)
+	if (rb->g->gate == GATE_OPEN)
 		gate_close(rb, GATE_REF, catalog_first_shard(rb->srv->cat), 0, NULL);
-	if (session_drain_count(rb->srv, rb) != 0) {
-		if (now_ms() - rb->gate_since > DRAIN_TIMEOUT_MS) {
+	if (session_drain_count(rb->srv, rb->g) != 0) {
+		if (now_ms() - rb->g->gate_since > DRAIN_TIMEOUT_MS) {
 			add_finish(rb, 0, "55006",
 				   "ALTER CLUSTER ADD SHARD: transactions writing reference tables did not finish in time; "
 				   "try again");
@@ -1455,7 +1492,7 @@ static void add_drain(rebalancer *rb)
 		after(rb, 1, add_drain);
 		return;
 	}
-	rb->gate_gen = ++rb->gen_counter;  /* drained: nobody passes any more */
+	rb->g->gate_gen = ++rb->g->gen_counter;  /* drained: nobody passes any more */
 	if (tabs_load(rb, false) != 0) {
 		add_finish(rb, 0, "53200", "out of memory");
 		return;
@@ -1463,9 +1500,9 @@ static void add_drain(rebalancer *rb)
 	sync_start(rb, 1);
 }
 
-static void add_assigned(rebalancer *rb);
+static void add_assigned(lane *rb);
 
-static void add_after_sync(rebalancer *rb)
+static void add_after_sync(lane *rb)
 {
 	add_job *j = rb->add_cur;
 	if (rb->failed) {
@@ -1489,7 +1526,7 @@ static void add_after_sync(rebalancer *rb)
 		send_assign(rb, i, i);
 }
 
-static void add_assigned(rebalancer *rb)
+static void add_assigned(lane *rb)
 {
 	add_job *j = rb->add_cur;
 	char msg[768];
@@ -1513,15 +1550,14 @@ void rebalance_add_shard(rebalancer *rb, const char *addr, rebalance_cb done, vo
 	while (*pp)
 		pp = &(*pp)->next;
 	*pp = j;
-	if (!rb->busy)
-		after(rb, 0, kick);
+	kick_soon(rb);
 }
 
 /* ---- planning (REBALANCE) --------------------------------------------------------------- */
 
-static void plan_counted(rebalancer *rb);
+static void plan_counted(lane *rb);
 
-static int queue_move_of(rebalancer *rb, const uint32_t *buckets, size_t n, size_t src, size_t dst, const char *table,
+static int queue_move_of(lane *rb, const uint32_t *buckets, size_t n, size_t src, size_t dst, const char *table,
 			 size_t range)
 {
 	move *m = calloc(1, sizeof *m);
@@ -1549,7 +1585,7 @@ static int queue_move_of(rebalancer *rb, const uint32_t *buckets, size_t n, size
 	for (size_t i = 0; i < n; i++)
 		m->mask[buckets[i] / 64] |= 1ull << (buckets[i] % 64);
 	set_phase(m, "queued");
-	move **pp = &rb->queue;
+	move **pp = &rb->g->queue;
 	while (*pp)
 		pp = &(*pp)->next;
 	*pp = m;
@@ -1558,16 +1594,16 @@ static int queue_move_of(rebalancer *rb, const uint32_t *buckets, size_t n, size
 
 /* Log every move queued since the last call, in one catalog transaction
  * (a move that stays unlogged is logged when it starts). */
-static void log_queued(rebalancer *rb)
+static void log_queued(lane *rb)
 {
 	size_t n = 0;
-	for (move *m = rb->queue; m; m = m->next)
+	for (move *m = rb->g->queue; m; m = m->next)
 		n += m->id == 0;
 	catalog_move *cm = calloc(n ? n : 1, sizeof *cm);
 	if (!cm)
 		return;
 	size_t k = 0;
-	for (move *m = rb->queue; m; m = m->next)
+	for (move *m = rb->g->queue; m; m = m->next)
 		if (m->id == 0)
 			cm[k++] = (catalog_move){.src = m->src, .dst = m->dst, .buckets = m->buckets, .nbuckets = m->n,
 						 .table = m->table, .range = m->range};
@@ -1576,20 +1612,20 @@ static void log_queued(rebalancer *rb)
 		fprintf(stderr, "router: rebalance: cannot log queued moves: %s\n", err.message);
 	} else {
 		k = 0;
-		for (move *m = rb->queue; m; m = m->next)
+		for (move *m = rb->g->queue; m; m = m->next)
 			if (m->id == 0)
 				m->id = cm[k++].id;
 	}
 	free(cm);
 }
 
-static int queue_move(rebalancer *rb, const uint32_t *buckets, size_t n, size_t src, size_t dst)
+static int queue_move(lane *rb, const uint32_t *buckets, size_t n, size_t src, size_t dst)
 {
 	return queue_move_of(rb, buckets, n, src, dst, NULL, 0);
 }
 
 /* One move asked for by a statement: queued, logged, started when its turn comes. */
-static int queue_one(rebalancer *rb, const uint32_t *buckets, size_t n, size_t src, size_t dst, const char *table,
+static int queue_one(lane *rb, const uint32_t *buckets, size_t n, size_t src, size_t dst, const char *table,
 		     size_t range, sql_error *err)
 {
 	if (queue_move_of(rb, buckets, n, src, dst, table, range) != 0) {
@@ -1597,36 +1633,35 @@ static int queue_one(rebalancer *rb, const uint32_t *buckets, size_t n, size_t s
 		return -1;
 	}
 	log_queued(rb);
-	if (!rb->busy)
-		after(rb, 0, kick);
+	kick_soon(rb->g);
 	return 0;
 }
 
-static void plan_begin(rebalancer *rb)
+static void plan_begin(lane *rb)
 {
 	if (tabs_load(rb, true) != 0) {
-		rebalance_cb d = rb->plan_done;
-		rb->plan_done = NULL;
+		rebalance_cb d = rb->g->plan_done;
+		rb->g->plan_done = NULL;
 		rb->busy = 0;
-		d(rb->plan_arg, 0, "53200", "out of memory");
+		d(rb->g->plan_arg, 0, "53200", "out of memory");
 		return;
 	}
 	size_t ns = catalog_nshards(rb->srv->cat);
 	size_t nt = 0;
 	for (size_t i = 0; i < rb->ntabs; i++)
-		nt += !rb->plan_table || strcmp(rb->tabs[i].name, rb->plan_table) == 0;
+		nt += !rb->g->plan_table || strcmp(rb->tabs[i].name, rb->g->plan_table) == 0;
 	if (round_begin(rb, nt * ns, plan_counted) != 0) {
-		rebalance_cb d = rb->plan_done;
-		rb->plan_done = NULL;
+		rebalance_cb d = rb->g->plan_done;
+		rb->g->plan_done = NULL;
 		rb->busy = 0;
-		d(rb->plan_arg, 0, "53200", "out of memory");
+		d(rb->g->plan_arg, 0, "53200", "out of memory");
 		return;
 	}
 	sql_buf b;
 	sql_buf_init(&b);
 	size_t k = 0;
 	for (size_t i = 0; i < rb->ntabs; i++) {
-		if (rb->plan_table && strcmp(rb->tabs[i].name, rb->plan_table) != 0)
+		if (rb->g->plan_table && strcmp(rb->tabs[i].name, rb->g->plan_table) != 0)
 			continue;
 		sql_buf_reset(&b);
 		sql_buf_printf(&b, "SELECT sl_bucket(%s), count(*) FROM %s GROUP BY 1", rb->tabs[i].key,
@@ -1638,13 +1673,13 @@ static void plan_begin(rebalancer *rb)
 	round_end_empty(rb);
 }
 
-static void plan_counted(rebalancer *rb)
+static void plan_counted(lane *rb)
 {
-	rebalance_cb done = rb->plan_done;
-	void *arg = rb->plan_arg;
-	rb->plan_done = NULL;
-	free(rb->plan_table);
-	rb->plan_table = NULL;
+	rebalance_cb done = rb->g->plan_done;
+	void *arg = rb->g->plan_arg;
+	rb->g->plan_done = NULL;
+	free(rb->g->plan_table);
+	rb->g->plan_table = NULL;
 	rb->busy = 0;
 	if (rb->failed) {
 		char msg[300];
@@ -1683,7 +1718,7 @@ static void plan_counted(rebalancer *rb)
 	for (int iter = 0; iter < SL_BUCKETS; iter++) {
 		size_t h = SIZE_MAX, l = SIZE_MAX;
 		for (size_t s = 0; s < ns; s++) {
-			if (catalog_shard_removed(rb->srv->cat, s) || rebalance_draining(rb, s))
+			if (catalog_shard_removed(rb->srv->cat, s) || rebalance_draining(rb->g, s))
 				continue;
 			if (h == SIZE_MAX || load[s] > load[h])
 				h = s;
@@ -1738,9 +1773,17 @@ static void plan_counted(rebalancer *rb)
 	after(rb, 0, kick);
 }
 
+static bool moves_running(const rebalancer *rb)
+{
+	for (size_t i = 0; i < NLANES; i++)
+		if (rb->lanes[i].cur)
+			return true;
+	return false;
+}
+
 void rebalance_start(rebalancer *rb, const char *table, rebalance_cb done, void *arg)
 {
-	if (rb->queue || rb->cur || rb->plan_done) {
+	if (rb->queue || moves_running(rb) || rb->plan_done) {
 		done(arg, 0, "55000", "a rebalance is already running (SHOW REBALANCE; CANCEL REBALANCE stops it)");
 		return;
 	}
@@ -1761,8 +1804,7 @@ void rebalance_start(rebalancer *rb, const char *table, rebalance_cb done, void 
 	}
 	rb->plan_done = done;
 	rb->plan_arg = arg;
-	if (!rb->busy)
-		after(rb, 0, kick);
+	kick_soon(rb);
 }
 
 int rebalance_move(rebalancer *rb, const uint32_t *buckets, size_t n, size_t dst, sql_error *err)
@@ -1782,6 +1824,13 @@ int rebalance_move(rebalancer *rb, const uint32_t *buckets, size_t n, size_t dst
 				sql_error_set(err, "55000", 0, "bucket %u is already being moved", buckets[i]);
 				return -1;
 			}
+		for (size_t l = 0; l < NLANES; l++) {
+			const move *m = rb->lanes[l].cur;
+			if (m && !m->table && (m->mask[buckets[i] / 64] & (1ull << (buckets[i] % 64)))) {
+				sql_error_set(err, "55000", 0, "bucket %u is already being moved", buckets[i]);
+				return -1;
+			}
+		}
 	}
 	size_t src = catalog_bucket_shard(rb->srv->cat, buckets[0]);
 	for (size_t i = 1; i < n; i++)
@@ -1793,13 +1842,16 @@ int rebalance_move(rebalancer *rb, const uint32_t *buckets, size_t n, size_t dst
 		sql_error_set(err, "22023", 0, "bucket %u is already on shard %zu", buckets[0], dst);
 		return -1;
 	}
-	return queue_one(rb, buckets, n, src, dst, NULL, 0, err);
+	return queue_one(&rb->lanes[0], buckets, n, src, dst, NULL, 0, err);
 }
 
 bool rebalance_table_busy(const rebalancer *rb, const char *table)
 {
-	if (rb->cur && rb->cur->table && strcmp(rb->cur->table, table) == 0)
-		return true;
+	for (size_t l = 0; l < NLANES; l++) {
+		const move *m = rb->lanes[l].cur;
+		if (m && m->table && strcmp(m->table, table) == 0)
+			return true;
+	}
 	for (const move *m = rb->queue; m; m = m->next)
 		if (m->table && strcmp(m->table, table) == 0)
 			return true;
@@ -1829,28 +1881,28 @@ int rebalance_move_range(rebalancer *rb, const char *table, size_t range, size_t
 		sql_error_set(err, "55000", 0, "a range of \"%s\" is being moved already", table);
 		return -1;
 	}
-	return queue_one(rb, NULL, 0, src, dst, table, range, err);
+	return queue_one(&rb->lanes[0], NULL, 0, src, dst, table, range, err);
 }
 
 size_t rebalance_cancel(rebalancer *rb)
 {
 	size_t n = 0;
-	move **pp = &rb->queue;
-	while (*pp) {
-		move *m = *pp;
-		if (m == rb->cur) {
-			pp = &m->next;
-			continue;
-		}
-		*pp = m->next;
+	while (rb->queue) {
+		move *m = rb->queue;
+		if (strcmp(m->phase, "switch") == 0)
+			break;  /* a switch to redo is finished, not cancelled */
+		rb->queue = m->next;
 		set_phase(m, "cancelled");
-		log_phase(rb, m, "cancelled");
-		history_add(rb, m);
+		log_phase(&rb->lanes[0], m, "cancelled");
+		history_add(&rb->lanes[0], m);
 		n++;
 	}
-	if (rb->cur && strcmp(rb->cur->phase, "switch") != 0) {
-		rb->cancel = 1;
-		n++;
+	for (size_t l = 0; l < NLANES; l++) {
+		const move *m = rb->lanes[l].cur;
+		if (m && strcmp(m->phase, "switch") != 0) {
+			rb->cancel = 1;
+			n++;
+		}
 	}
 	return n;
 }
@@ -1914,46 +1966,45 @@ void rebalance_remove_shard(rebalancer *rb, size_t shard, rebalance_cb done, voi
 			continue;
 		mine[best][nmine[best]++] = b;
 		if (nmine[best] == 16) {
-			nq += queue_move(rb, mine[best], nmine[best], shard, best) == 0;
+			nq += queue_move(&rb->lanes[0], mine[best], nmine[best], shard, best) == 0;
 			nmine[best] = 0;
 		}
 	}
 	for (size_t i = 0; i < 256; i++) {
 		if (mine[i] && nmine[i])
-			nq += queue_move(rb, mine[i], nmine[i], shard, i) == 0;
+			nq += queue_move(&rb->lanes[0], mine[i], nmine[i], shard, i) == 0;
 		free(mine[i]);
 	}
-	log_queued(rb);
+	log_queued(&rb->lanes[0]);
 	rb->draining[shard] = true;
 	char msg[200];
 	snprintf(msg, sizeof msg,
 		 "draining shard %zu: %zu bucket move(s) queued; it leaves the cluster once they are done (SHOW SHARDS)",
 		 shard, nq);
 	done(arg, 1, NULL, msg);
-	if (!rb->busy)
-		after(rb, 0, kick);
+	kick_soon(rb);
 }
 
-static void remove_drain(rebalancer *rb);
+static void remove_drain(lane *rb);
 
-static void remove_end(rebalancer *rb, size_t shard)
+static void remove_end(lane *rb, size_t shard)
 {
 	gate_open(rb);
-	rb->draining[shard] = false;
+	rb->g->draining[shard] = false;
 	rb->busy = 0;
 	after(rb, 0, kick);
 }
 
 /* All its buckets are gone: stop everything reaching it, drain, remove. */
-static bool remove_next(rebalancer *rb)
+static bool remove_next(lane *rb)
 {
 	for (size_t i = 0; i < 256 && i < catalog_nshards(rb->srv->cat); i++) {
-		if (!rb->draining[i])
+		if (!rb->g->draining[i])
 			continue;
 		sql_error err = {0};
 		if (catalog_remove_check(rb->srv->cat, i, true, &err) != 0) {
 			fprintf(stderr, "router: rebalance: shard %zu is not removed: %s\n", i, err.message);
-			rb->draining[i] = false;
+			rb->g->draining[i] = false;
 			continue;
 		}
 		rb->busy = 1;
@@ -1964,11 +2015,11 @@ static bool remove_next(rebalancer *rb)
 	return false;
 }
 
-static void remove_drain(rebalancer *rb)
+static void remove_drain(lane *rb)
 {
-	size_t shard = rb->gate_src;
-	if (session_drain_count(rb->srv, rb) != 0) {
-		if (now_ms() - rb->gate_since > DRAIN_TIMEOUT_MS) {
+	size_t shard = rb->g->gate_src;
+	if (session_drain_count(rb->srv, rb->g) != 0) {
+		if (now_ms() - rb->g->gate_since > DRAIN_TIMEOUT_MS) {
 			/* retry later: open the gate meanwhile */
 			gate_open(rb);
 			rb->busy = 0;
@@ -1978,7 +2029,7 @@ static void remove_drain(rebalancer *rb)
 		after(rb, 1, remove_drain);
 		return;
 	}
-	rb->gate_gen = ++rb->gen_counter;  /* drained: nobody passes any more */
+	rb->g->gate_gen = ++rb->g->gen_counter;  /* drained: nobody passes any more */
 	sql_error err = {0};
 	if (catalog_remove_shard(rb->srv->cat, shard, &err) != 0)
 		fprintf(stderr, "router: rebalance: removing shard %zu: %s\n", shard, err.message);
@@ -1989,47 +2040,113 @@ static void remove_drain(rebalancer *rb)
 
 /* ---- the job loop --------------------------------------------------------------------- */
 
-static void kick(rebalancer *rb)
+static bool lanes_idle(const rebalancer *g)
 {
-	if (rb->busy || rb->closing)
-		return;
-	rb->cancel = 0;
-	if (rb->adds) {
-		rb->busy = 1;
-		rb->add_cur = rb->adds;
-		rb->adds = rb->adds->next;
-		add_begin(rb);
-		return;
+	for (size_t i = 0; i < NLANES; i++)
+		if (g->lanes[i].busy)
+			return false;
+	return true;
+}
+
+/* May m run beside the moves running now?  Not on a bucket (or a range
+ * table) one of them moves. */
+static bool move_free_to_run(const rebalancer *g, const move *m)
+{
+	for (size_t i = 0; i < NLANES; i++) {
+		const move *o = g->lanes[i].cur;
+		if (!o)
+			continue;
+		if (m->table || o->table) {
+			if (m->table && o->table && strcmp(m->table, o->table) == 0)
+				return false;
+			continue;
+		}
+		for (size_t w = 0; w < SL_BUCKETS / 64; w++)
+			if (m->mask[w] & o->mask[w])
+				return false;
 	}
-	if (rb->plan_done) {
-		rb->busy = 1;
-		plan_begin(rb);
-		return;
-	}
-	if (rb->queue) {
-		rb->busy = 1;
-		move *m = rb->queue;
-		rb->queue = m->next;
-		m->next = NULL;
-		rb->cur = m;
-		m->t_start = now_ms();
-		if (strcmp(m->phase, "switch") == 0) {
-			/* found switching at start: the gate is closed already */
-			if (tabs_load(rb, true) != 0) {
-				after(rb, 500, kick);
-				rb->busy = 0;
-				rb->queue = m;
-				rb->cur = NULL;
-				return;
-			}
-			move_switch(rb);
+	return true;
+}
+
+static void start_move(lane *rb, move *m)
+{
+	rb->busy = 1;
+	rb->cur = m;
+	m->t_start = now_ms();
+	if (strcmp(m->phase, "switch") == 0) {
+		/* found switching at start: the gate was closed for it */
+		rb->g->gate_owner = rb;
+		if (tabs_load(rb, true) != 0) {
+			rb->busy = 0;
+			rb->cur = NULL;
+			m->next = rb->g->queue;
+			rb->g->queue = m;
+			rb->g->gate_owner = NULL;
+			after(rb, 500, kick);
 			return;
 		}
-		log_phase(rb, m, "copy");
-		move_copy(rb);
+		move_switch(rb);
 		return;
 	}
-	remove_next(rb);
+	log_phase(rb, m, "copy");
+	move_copy(rb);
+}
+
+/* Give every idle lane work: shard additions, planning and removals on
+ * lane 0 while nothing else runs; queued moves in order, on any lane, as
+ * long as the next one touches no bucket a running move has. */
+static void dispatch(rebalancer *g)
+{
+	if (g->closing)
+		return;
+	if (lanes_idle(g))
+		g->cancel = 0;
+	lane *l0 = &g->lanes[0];
+	if (g->adds || g->plan_done) {
+		if (!lanes_idle(g))
+			return;  /* after the running moves */
+		l0->busy = 1;
+		if (g->adds) {
+			l0->add_cur = g->adds;
+			g->adds = g->adds->next;
+			add_begin(l0);
+		} else {
+			plan_begin(l0);
+		}
+		return;
+	}
+	for (size_t i = 0; i < NLANES && g->queue; i++) {
+		lane *rb = &g->lanes[i];
+		if (rb->busy)
+			continue;
+		move *m = g->queue;
+		/* a switch to redo goes first, alone; otherwise disjoint moves */
+		if (strcmp(m->phase, "switch") != 0 && g->gate != GATE_OPEN && !g->gate_owner)
+			return;
+		if (!move_free_to_run(g, m))
+			return;
+		g->queue = m->next;
+		m->next = NULL;
+		start_move(rb, m);
+	}
+	if (lanes_idle(g) && !g->queue)
+		remove_next(l0);
+}
+
+static void kick(lane *rb)
+{
+	dispatch(rb->g);
+}
+
+static void on_kick(uv_timer_t *t)
+{
+	dispatch(t->data);
+}
+
+static void kick_soon(rebalancer *g)
+{
+	if (!g->closing)
+		uv_timer_start(&g->kick_timer, on_kick, 0, 0);
 }
 
 rebalancer *rebalance_open(router_server *srv)
@@ -2038,8 +2155,16 @@ rebalancer *rebalance_open(router_server *srv)
 	if (!rb)
 		return NULL;
 	rb->srv = srv;
-	uv_timer_init(srv->loop, &rb->timer);
-	rb->timer.data = rb;
+	uv_timer_init(srv->loop, &rb->kick_timer);
+	rb->kick_timer.data = rb;
+	for (size_t i = 0; i < NLANES; i++) {
+		lane *l = &rb->lanes[i];
+		l->g = rb;
+		l->srv = srv;
+		l->idx = (int)i;
+		uv_timer_init(srv->loop, &l->timer);
+		l->timer.data = l;
+	}
 	catalog_move *ms = NULL;
 	size_t n = catalog_moves_load(srv->cat, &ms);
 	for (size_t i = 0; i < n; i++) {
@@ -2062,10 +2187,12 @@ rebalancer *rebalance_open(router_server *srv)
 			/* nothing may touch these buckets until the switch is redone */
 			m->next = rb->queue;
 			rb->queue = m;
-			rb->cur = m;  /* for the gate's table */
-			gate_close(rb, m->table ? GATE_RANGE : GATE_MOVE, m->src, m->dst, m->mask);
+			lane *l0 = &rb->lanes[0];
+			l0->cur = m;  /* for the gate's table */
+			gate_close(l0, m->table ? GATE_RANGE : GATE_MOVE, m->src, m->dst, m->mask);
 			rb->switching = 1;  /* its statements may have run on one shard only */
-			rb->cur = NULL;
+			rb->gate_owner = NULL;  /* the lane that redoes the switch takes it */
+			l0->cur = NULL;
 			fprintf(stderr, "router: rebalance: move %" PRId64 " was switching: finishing it\n", m->id);
 		} else {
 			move **pp = &rb->queue;
@@ -2077,54 +2204,71 @@ rebalancer *rebalance_open(router_server *srv)
 	}
 	free(ms);
 	if (rb->queue)
-		after(rb, 100, kick);
+		uv_timer_start(&rb->kick_timer, on_kick, 100, 0);
 	return rb;
 }
 
-static void on_timer_closed(uv_handle_t *h)
+/* Every timer closed (NLANES + 1): free everything. */
+static void closed_one(rebalancer *g)
 {
-	rebalancer *rb = h->data;
-	move *lists[2] = {rb->queue, rb->history};
+	if (++g->nclosed < NLANES + 1)
+		return;
+	move *lists[2] = {g->queue, g->history};
 	for (int l = 0; l < 2; l++)
 		while (lists[l]) {
 			move *n = lists[l]->next;
 			move_free(lists[l]);
 			lists[l] = n;
 		}
-	if (rb->cur)
-		move_free(rb->cur);
-	while (rb->adds) {
-		add_job *n = rb->adds->next;
-		free(rb->adds);
-		rb->adds = n;
+	while (g->adds) {
+		add_job *n = g->adds->next;
+		free(g->adds);
+		g->adds = n;
 	}
-	free(rb->add_cur);
-	while (rb->waiters) {
-		waiter *n = rb->waiters->next;
-		free(rb->waiters);
-		rb->waiters = n;
+	while (g->waiters) {
+		waiter *n = g->waiters->next;
+		free(g->waiters);
+		g->waiters = n;
 	}
-	round_free(rb);
-	tabs_free(rb);
-	free(rb->plan_table);
-	free(rb);
+	for (size_t i = 0; i < NLANES; i++) {
+		lane *rb = &g->lanes[i];
+		if (rb->cur)
+			move_free(rb->cur);
+		free(rb->add_cur);
+		round_free(rb);
+		tabs_free(rb);
+	}
+	free(g->plan_table);
+	free(g);
 }
 
-void rebalance_close(rebalancer *rb)
+static void on_lane_closed(uv_handle_t *h)
 {
-	if (!rb)
+	closed_one(((lane *)h->data)->g);
+}
+
+static void on_kick_closed(uv_handle_t *h)
+{
+	closed_one(h->data);
+}
+
+void rebalance_close(rebalancer *g)
+{
+	if (!g)
 		return;
-	rb->closing = 1;
-	rb->gen++;
-	if (rb->cut) {
-		coord_read_end(rb->srv->coord, rb->cut);
-		rb->cut = NULL;
+	g->closing = 1;
+	for (size_t i = 0; i < NLANES; i++) {
+		lane *rb = &g->lanes[i];
+		rb->gen++;
+		end_cut(rb);
+		switch_end_apply(rb);
+		shard_answer_free(rb->schema_ans);
+		rb->schema_ans = NULL;
+		uv_timer_stop(&rb->timer);
+		uv_close((uv_handle_t *)&rb->timer, on_lane_closed);
 	}
-	switch_end_apply(rb);
-	shard_answer_free(rb->schema_ans);
-	rb->schema_ans = NULL;
-	uv_timer_stop(&rb->timer);
-	uv_close((uv_handle_t *)&rb->timer, on_timer_closed);
+	uv_timer_stop(&g->kick_timer);
+	uv_close((uv_handle_t *)&g->kick_timer, on_kick_closed);
 }
 
 /* ---- SHOW REBALANCE -------------------------------------------------------------------- */
@@ -2164,8 +2308,9 @@ static void row_of(const move *m, rebalance_row *r)
 size_t rebalance_list(rebalancer *rb, rebalance_row *rows, size_t max)
 {
 	size_t n = 0;
-	if (rb->cur && n < max)
-		row_of(rb->cur, &rows[n++]);
+	for (size_t l = 0; l < NLANES; l++)
+		if (rb->lanes[l].cur && n < max)
+			row_of(rb->lanes[l].cur, &rows[n++]);
 	for (move *m = rb->queue; m && n < max; m = m->next)
 		row_of(m, &rows[n++]);
 	for (move *m = rb->history; m && n < max; m = m->next)
