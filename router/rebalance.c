@@ -35,6 +35,7 @@
 #define MOVE_ROWS 10000        /* ... and about this many rows: the cutover pause
 				* grows with a move's rows (docs/rebalance.md) */
 #define ROWS_PER_INSERT 400
+#define SYNC_WINDOW 2          /* a sync's writes in flight at once, per move */
 #define DRAIN_TIMEOUT_MS 2000
 #define CATCHUP_ROUNDS 4
 #define CATCHUP_SMALL 200      /* rows changed in a round: small enough to cut over */
@@ -123,6 +124,12 @@ struct lane {
 	shard_answer **model;  /* per table: the source rows last written to the
 				* target, so a catch-up round reads the source only */
 	uint64_t src_rows, src_sum;  /* the final read of the source: rows, checksum */
+	/* a sync's writes, sent SYNC_WINDOW at a time (the target's writer also
+	 * serves clients); their params point into the answers in wkeep */
+	wire_request *wq;
+	size_t nwq, wq_sent;
+	shard_answer **wkeep;
+	size_t nwkeep;
 	/* the switch (move_switch) */
 	coord_apply *apply;    /* its statements, ordered at the consistent cut */
 	int switch_tries, switch_step;
@@ -153,6 +160,11 @@ struct rebalancer {
 	int switching;         /* also hold scatter reads of gate_src/gate_dst */
 	/* shards being drained for removal, and those whose removal waits */
 	bool draining[256];
+	/* shards known to have their bucket indexes: building one holds the
+	 * shard's writer for a while (every client transaction there waits), so
+	 * the first move from a shard runs alone, not beside another move's
+	 * cutover, whose drain would wait for those transactions */
+	bool bkt_indexed[256];
 	/* planning */
 	rebalance_cb plan_done;
 	void *plan_arg;
@@ -210,6 +222,43 @@ static void fail_round(lane *rb, const char *fmt, ...)
 	va_end(ap);
 }
 
+static void round_send(lane *rb, size_t slot, size_t shard, wire_request *r);
+static size_t sync_dst(const lane *rb);
+
+/* A sync's queued writes: all sent and answered (or the lane closing). */
+static void writes_free(lane *rb)
+{
+	for (size_t i = 0; i < rb->nwq; i++) {
+		free((char *)rb->wq[i].sql);
+		free(rb->wq[i].params);
+	}
+	free(rb->wq);
+	rb->wq = NULL;
+	rb->nwq = rb->wq_sent = 0;
+	for (size_t i = 0; i < rb->nwkeep; i++)
+		shard_answer_free(rb->wkeep[i]);
+	free(rb->wkeep);
+	rb->wkeep = NULL;
+	rb->nwkeep = 0;
+}
+
+/* Send the next queued write of a sync, if any; after a failure, give up
+ * the rest (the round ends once the writes sent are answered). */
+static void writes_next(lane *rb)
+{
+	if (rb->failed && rb->wq_sent < rb->nwq) {
+		rb->pending -= rb->nwq - rb->wq_sent;
+		rb->wq_sent = rb->nwq;
+		if (rb->pending == 0)
+			after(rb, 0, rb->next);
+		return;
+	}
+	if (rb->wq_sent < rb->nwq) {
+		size_t i = rb->wq_sent++;
+		round_send(rb, i, sync_dst(rb), &rb->wq[i]);
+	}
+}
+
 static void on_answer(void *arg, shard_answer *a, const char *error)
 {
 	rtoken *t = arg;
@@ -229,6 +278,8 @@ static void on_answer(void *arg, shard_answer *a, const char *error)
 	rb->ans[slot] = a;
 	if (--rb->pending == 0)
 		after(rb, 0, rb->next);
+	else
+		writes_next(rb);
 }
 
 /* Start a round of n requests; next runs once all are answered. */
@@ -843,40 +894,48 @@ static void sync_diffed(lane *rb)
 	rb->ans = NULL;
 	rb->nans = 0;
 	rb->model = NULL;
-	if (round_begin(rb, n, sync_written) == 0) {
-		for (size_t i = 0; i < n; i++) {
-			reqs[i].unlocked = rb->cur != NULL;  /* a move's staging table */
-			round_send(rb, i, sync_dst(rb), &reqs[i]);
-		}
-		round_end_empty(rb);
-	} else {
-		fail_round(rb, "out of memory");
-		after(rb, 0, sync_written);
-	}
-	for (size_t i = 0; i < n; i++) {
-		free((char *)reqs[i].sql);
-		free(reqs[i].params);
-	}
-	free(reqs);
+	end_cut(rb);
 	/* the source rows are what the target holds once the writes are in
-	 * (a failed write drops the model: sync_written) */
+	 * (a failed write drops the model: sync_written); the other answers
+	 * and the old model live until every write is sent */
+	writes_free(rb);
+	size_t nold = old ? rb->ntabs : 0;
+	rb->wkeep = calloc(nkeep + nold + 1, sizeof *rb->wkeep);
 	for (size_t i = 0; i < nkeep; i++) {
 		if (model && i % 2 == 0)
 			model[i / 2] = keep[i];
+		else if (rb->wkeep)
+			rb->wkeep[rb->nwkeep++] = keep[i];
 		else
 			shard_answer_free(keep[i]);
 	}
-	free(keep);
-	if (old)
-		for (size_t i = 0; i < rb->ntabs; i++)
+	for (size_t i = 0; i < nold; i++) {
+		if (rb->wkeep)
+			rb->wkeep[rb->nwkeep++] = old[i];
+		else
 			shard_answer_free(old[i]);
+	}
+	free(keep);
 	free(old);
 	rb->model = model;
-	end_cut(rb);
+	rb->wq = reqs;
+	rb->nwq = n;
+	rb->wq_sent = 0;
+	for (size_t i = 0; i < n; i++)
+		reqs[i].unlocked = rb->cur != NULL;  /* a move's staging table */
+	if (!rb->wkeep || round_begin(rb, n, sync_written) != 0) {
+		fail_round(rb, "out of memory");
+		after(rb, 0, sync_written);
+		return;
+	}
+	for (size_t i = 0; i < SYNC_WINDOW; i++)
+		writes_next(rb);
+	round_end_empty(rb);
 }
 
 static void sync_written(lane *rb)
 {
+	writes_free(rb);
 	if (rb->failed) {
 		models_free(rb);  /* the target may hold part of the writes */
 		if (rb->cur)
@@ -1067,6 +1126,10 @@ static void move_prepared(lane *rb)
 	if (rb->failed) {
 		move_failed(rb);
 		return;
+	}
+	if (!rb->cur->table && rb->cur->src < 256 && !rb->g->bkt_indexed[rb->cur->src]) {
+		rb->g->bkt_indexed[rb->cur->src] = true;
+		kick_soon(rb->g);  /* the other lanes may start now */
 	}
 	rb->cur->rounds = 0;
 	rb->cur->t_mark = now_ms();
@@ -2125,6 +2188,8 @@ static void dispatch(rebalancer *g)
 			return;
 		if (!move_free_to_run(g, m))
 			return;
+		if (!m->table && m->src < 256 && !g->bkt_indexed[m->src] && !lanes_idle(g))
+			return;
 		g->queue = m->next;
 		m->next = NULL;
 		start_move(rb, m);
@@ -2236,6 +2301,7 @@ static void closed_one(rebalancer *g)
 			move_free(rb->cur);
 		free(rb->add_cur);
 		round_free(rb);
+		writes_free(rb);
 		tabs_free(rb);
 	}
 	free(g->plan_table);
