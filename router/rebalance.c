@@ -2,16 +2,20 @@
  * rebalance.c — online bucket moves and shard additions (see rebalance.h,
  * docs/rebalance.md).
  *
- * Everything runs on the router's loop as one sequential job at a time:
- * a job sends a round of shard requests (rb_round), and the round's
- * continuation runs once every answer is in.  A round's answers are
- * dropped if the job was abandoned meanwhile (generation check).
+ * Everything runs on the router's loop.  The work is done by lanes (struct
+ * lane): each runs one job at a time as a sequence of rounds of shard
+ * requests; a round's continuation runs once every answer is in, and its
+ * answers are dropped if the job was abandoned meanwhile (generation check).
+ * Moves run on every lane (disjoint buckets); shard additions, planning and
+ * removals on lane 0 while the others are idle (dispatch()).  In every
+ * function taking a lane, `rb` is the lane and `rb->g` the rebalancer.
  *
- * Invariants: rb->busy iff a job (move, shard addition or planning) is
- * running; the gate is closed only by the running job and always opened
- * (waking every parked statement) before that job ends; a move's catalog
- * phase only moves forward (queued/copy -> switch -> done), except that a
- * cancel turns queued/copy into cancelled.
+ * Invariants: lane->busy iff that lane runs a job; the gate is closed only
+ * by the lane that owns it (gate_owner; NULL only at start, for a switch to
+ * redo, until a lane takes that move) and always opened, waking every parked
+ * statement, before that lane's job ends; a move's catalog phase only moves
+ * forward (queued/copy -> switch -> done), except that a cancel turns
+ * queued/copy into cancelled.
  */
 #include "router/rebalance.h"
 

@@ -6,28 +6,31 @@
  * T (docs/rebalance.md):
  *
  *   copy      rows of B on S are copied into private staging tables on T
- *             ("_slmove_<table>"), invisible to every query; then caught up
- *             again (a row-by-row diff of S against the staging copy);
+ *             ("_slmove_<move id>_<table>"), invisible to every query; then
+ *             caught up again (a row-by-row diff of S against the rows last
+ *             written there);
  *   cutover   the gate closes for B: statements that would reach B (and
  *             scatter writes and DDL) wait in the router; transactions that
  *             already touched S finish; a final diff runs at a consistent cut
- *             and the staging copy is verified (row count and checksum equal
- *             to S's);
+ *             and the staging copy is verified (T's own row count and
+ *             checksum equal to those of the rows read from S);
  *   switch    the catalog gives B to T (durably, epoch + 1), both shards get
- *             their new bucket lists, and one two-phase transaction deletes
- *             B's rows on S and moves the staging rows into T's tables, so
- *             no reader ever sees them twice or not at all;
+ *             their new bucket lists, T inserts the staged rows and S deletes
+ *             B's rows (two autocommit statements, ordered at the consistent
+ *             cut as one coord_apply, so no reader ever sees the rows twice
+ *             or not at all);
  *   done      the gate opens; waiting statements are planned again with the
  *             new map and go to T.
  *
  * Crash safety: the move is logged in the catalog (sl_moves).  A move found
  * in "copy" at start begins again (copying is idempotent); one found in
- * "switch" keeps its buckets gated and redoes the switch, whose statements
- * are idempotent, until it commits.
+ * "switch" keeps its buckets gated (and scatter reads of S and T held) and
+ * redoes the switch, whose statements are idempotent, until both succeed.
  *
- * Invariants: at most one move runs at a time; while the gate is closed no
- * statement reaches B except those of transactions that touched S before
- * it closed, and the switch starts only once those have ended.
+ * Invariants: moves run on at most NLANES lanes at once, on disjoint buckets;
+ * the gate is held by at most one lane; while it is closed no statement
+ * reaches B except those of transactions that touched S before it closed,
+ * and the switch starts only once those have ended.
  */
 #ifndef SHARDLITE_REBALANCE_H
 #define SHARDLITE_REBALANCE_H
