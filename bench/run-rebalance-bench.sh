@@ -8,6 +8,8 @@
 #   bench/run-rebalance-bench.sh BUILD_DIR [ACCOUNTS] [SECONDS] [AUDIT_EVERY_MS]
 # AUDIT_EVERY_MS: the bank's auditor waits that long between two audits
 # (default 0: back to back, a full scan of every account at all times).
+# SECONDS "noload": no bank at all, the rebalancer alone (rows loaded by
+# multi-row INSERTs; copy rate, longest pause and three moves' breakdown).
 # KEEP_LOG=FILE keeps a copy of the router's log (each move's story).
 set -euo pipefail
 build=${1:-build}
@@ -20,6 +22,29 @@ trap '"$bin" cluster stop --dir "$dir/c" >/dev/null 2>&1; [ -n "${KEEP_LOG:-}" ]
 port=$(python3 -c 'import random; print(random.randrange(20000, 30000))')
 export PGHOST=127.0.0.1 PGPORT=$port PGUSER=bench PGDATABASE=shardlite
 q() { psql -X -q -A -t -c "$1"; }
+if [ "$seconds" = noload ]; then
+  "$bin" cluster start --dir "$dir/c" --shards 2 --port "$port" >/dev/null
+  q "CREATE TABLE accounts (id BIGINT PRIMARY KEY, balance BIGINT NOT NULL) PARTITION BY HASH (id)"
+  for ((b = 0; b < accounts / 1000; b++)); do
+    printf 'INSERT INTO accounts VALUES '
+    seq $((b * 1000 + 1)) $((b * 1000 + 1000)) | sed 's/.*/(&, 1000)/' | paste -sd, | tr -d '\n'
+    echo ';'
+  done > "$dir/load.sql"
+  psql -X -q -v ON_ERROR_STOP=1 -f "$dir/load.sql" >/dev/null
+  "$bin" cluster add-shard --dir "$dir/c" >/dev/null
+  "$bin" cluster add-shard --dir "$dir/c" >/dev/null
+  t0=$(date +%s.%N)
+  q "REBALANCE" >/dev/null
+  until [ "$(q "SHOW REBALANCE" | grep -vc '|done|')" = 0 ]; do sleep 0.1; done
+  t1=$(date +%s.%N)
+  rows=0
+  for i in 2 3; do rows=$((rows + $("$bin" shard-query "127.0.0.1:$((port + 1 + i))" "SELECT count(*) FROM accounts"))); done
+  echo "no load: rows moved: $rows in $(echo "$t1 - $t0" | bc) s: $(echo "$rows / ($t1 - $t0)" | bc) rows/s"
+  echo "longest cutover pause: $(q "SHOW rebalance_max_pause_ms") ms"
+  echo "total: $(q "SELECT count(*), sum(balance) FROM accounts") (loaded $accounts|$((accounts * 1000)))"
+  grep "rebalance: move" "$dir/c/router.log" | sed -n '2p;10p;20p' | sed 's/^router: rebalance: //'
+  exit 0
+fi
 "$build/examples/bank" --shardlite "$bin" --dir "$dir/c" --port "$port" --shards 2 --accounts "$accounts" \
 	--clients 8 --seconds "$seconds" --seed 1 --timeline "$dir/timeline" --audit-every "$audit_every" --keep >"$dir/bank.out" 2>&1 &
 bpid=$!
