@@ -22,6 +22,15 @@ trap '"$bin" cluster stop --dir "$dir/c" >/dev/null 2>&1; [ -n "${KEEP_LOG:-}" ]
 port=$(python3 -c 'import random; print(random.randrange(20000, 30000))')
 export PGHOST=127.0.0.1 PGPORT=$port PGUSER=bench PGDATABASE=shardlite
 q() { psql -X -q -A -t -c "$1"; }
+# two more shards, REBALANCE, wait until every move is done: t0..t1
+grow_and_rebalance() {
+  "$bin" cluster add-shard --dir "$dir/c" >/dev/null
+  "$bin" cluster add-shard --dir "$dir/c" >/dev/null
+  t0=$(date +%s.%N)
+  q "REBALANCE" >/dev/null
+  until [ "$(q "SHOW REBALANCE" | grep -vc '|done|')" = 0 ]; do sleep 0.1; done
+  t1=$(date +%s.%N)
+}
 if [ "$seconds" = noload ]; then
   "$bin" cluster start --dir "$dir/c" --shards 2 --port "$port" >/dev/null
   q "CREATE TABLE accounts (id BIGINT PRIMARY KEY, balance BIGINT NOT NULL) PARTITION BY HASH (id)"
@@ -31,12 +40,7 @@ if [ "$seconds" = noload ]; then
     echo ';'
   done > "$dir/load.sql"
   psql -X -q -v ON_ERROR_STOP=1 -f "$dir/load.sql" >/dev/null
-  "$bin" cluster add-shard --dir "$dir/c" >/dev/null
-  "$bin" cluster add-shard --dir "$dir/c" >/dev/null
-  t0=$(date +%s.%N)
-  q "REBALANCE" >/dev/null
-  until [ "$(q "SHOW REBALANCE" | grep -vc '|done|')" = 0 ]; do sleep 0.1; done
-  t1=$(date +%s.%N)
+  grow_and_rebalance
   rows=0
   for i in 2 3; do rows=$((rows + $("$bin" shard-query "127.0.0.1:$((port + 1 + i))" "SELECT count(*) FROM accounts"))); done
   echo "no load: rows moved: $rows in $(echo "$t1 - $t0" | bc) s: $(echo "$rows / ($t1 - $t0)" | bc) rows/s"
@@ -51,12 +55,7 @@ bpid=$!
 until [ "$(q "SELECT count(*) FROM accounts" 2>/dev/null)" = "$accounts" ]; do sleep 0.5; done
 until [ -s "$dir/timeline" ] && [ "$(wc -l <"$dir/timeline")" -ge 8 ]; do sleep 0.5; done
 before=$(wc -l <"$dir/timeline")
-"$bin" cluster add-shard --dir "$dir/c" >/dev/null
-"$bin" cluster add-shard --dir "$dir/c" >/dev/null
-t0=$(date +%s.%N)
-q "REBALANCE" >/dev/null
-until [ "$(q "SHOW REBALANCE" | grep -vc '|done|')" = 0 ]; do sleep 0.1; done
-t1=$(date +%s.%N)
+grow_and_rebalance
 during=$(wc -l <"$dir/timeline")
 q "SHOW REBALANCE" >"$dir/moves"
 wait $bpid || true
