@@ -2137,6 +2137,12 @@ static bool move_free_to_run(const rebalancer *g, const move *m)
 
 static void start_move(lane *rb, move *m)
 {
+	for (size_t i = 0; i < NLANES; i++) {
+		const move *o = rb->g->lanes[i].cur;
+		if (o)
+			fprintf(stderr, "router: rebalance: move %" PRId64 " starts on lane %d beside move %" PRId64 "\n",
+				m->id, rb->idx, o->id);
+	}
 	rb->busy = 1;
 	rb->cur = m;
 	m->t_start = now_ms();

@@ -85,6 +85,7 @@ grow_under_load() {
 	t "$mode: REBALANCE plans moves while transfers run" \
 		'echo "$out" | grep -q "bucket move(s) planned" && ! echo "$out" | grep -q ERROR'
 	t "$mode: every move is done within 60 s" 'wait_moves 60'
+	t "$mode: two moves ran at once (lanes)" 'grep -q "starts on lane [0-9] beside move" "$cdir/router.log"'
 	t "$mode: the bank was still running during the moves" 'kill -0 $bpid 2>/dev/null'
 	local removed=none
 	if [ "$mode" = 2pc ]; then
