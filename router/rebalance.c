@@ -1273,7 +1273,10 @@ static void drain_poll(lane *rb)
  * as they do for a phase two being retried) and is retried; after
  * SWITCH_RETRIES it lets reads go and closes the gate to every scatter
  * read of the two shards instead (rb->switching), as after a router crash
- * in the switch, until the redo succeeds.
+ * in the switch, until the redo succeeds.  (Reads already waiting at the
+ * cut then go on, as they do when a phase two is left to the sweep after
+ * its retries; the statements fail only while one of the two shards is
+ * unreachable, and a read of it fails then too.)
  */
 #define SWITCH_RETRY_MS 200
 #define SWITCH_RETRIES 25
