@@ -990,21 +990,18 @@ static int count_and_sum(const shard_answer *a, uint64_t *rows, uint64_t *sum)
 static void sync_verified(lane *rb)
 {
 	if (!rb->failed) {
-		uint64_t rows[2] = {rb->src_rows, 0}, sum[2] = {rb->src_sum, 0};
+		uint64_t rows = 0, sum = 0;
 		for (size_t i = 0; i < rb->ntabs && !rb->failed; i++)
-			if (count_and_sum(rb->ans[i], &rows[1], &sum[1]) != 0)
+			if (count_and_sum(rb->ans[i], &rows, &sum) != 0)
 				fail_round(rb, "verification: unexpected answer to a checksum query");
-		if (rb->failed) {
-			/* said above */
-		} else if (rows[0] != rows[1] || sum[0] != sum[1]) {
+		if (!rb->failed && (rows != rb->src_rows || sum != rb->src_sum))
 			fail_round(rb,
 				   "verification failed: source %" PRIu64 " rows checksum %016" PRIx64
 				   ", target %" PRIu64 " rows checksum %016" PRIx64,
-				   rows[0], sum[0], rows[1], sum[1]);
-		} else if (rb->cur) {
+				   rb->src_rows, rb->src_sum, rows, sum);
+		else if (!rb->failed && rb->cur)
 			snprintf(rb->cur->verified, sizeof rb->cur->verified, "%" PRIu64 " rows, checksum %016" PRIx64,
-				 rows[1], sum[1]);
-		}
+				 rows, sum);
 	}
 	if (rb->failed)
 		models_free(rb);

@@ -10,6 +10,7 @@
 
 #include "tests/harness.h"
 #include "tests/tap.h"
+#include "txn/rowsum.h"
 
 #define OK_ WIRE_OK
 
@@ -49,6 +50,38 @@ static void test_basics(wire_client *c)
 		   bal(c, 1) == 100,
 	   "a second statement in one request is refused and not run");
 	ok(th_int(c, 0, "SELECT count(*) FROM acct") == 6, "session still usable after errors");
+}
+
+/* sl_checksum() is txn/rowsum.h's checksum, the one the router computes
+ * over wire values to verify a bucket move: every value type, rows in any
+ * order. */
+static void test_checksum(wire_client *c)
+{
+	ok(th_status(c, WIRE_OP_EXEC, 0, 0, "CREATE TABLE ck(i, r, t, b, n)") == OK_ &&
+		   th_status(c, WIRE_OP_EXEC, 0, 0,
+			     "INSERT INTO ck VALUES (-7, 2.5, 'héllo', x'00ff10', NULL), (9, -0.25, '', x'', NULL)") == OK_,
+	   "a table with every value type");
+	uint64_t h1 = rowsum_start(), h2 = rowsum_start();
+	h1 = rowsum_value(h1, ROWSUM_INTEGER, -7, 0, NULL, 0);
+	h1 = rowsum_value(h1, ROWSUM_REAL, 0, 2.5, NULL, 0);
+	h1 = rowsum_value(h1, ROWSUM_TEXT, 0, 0, "h\xc3\xa9llo", 6);
+	h1 = rowsum_value(h1, ROWSUM_BLOB, 0, 0, "\x00\xff\x10", 3);
+	h1 = rowsum_value(h1, ROWSUM_NULL, 0, 0, NULL, 0);
+	h2 = rowsum_value(h2, ROWSUM_INTEGER, 9, 0, NULL, 0);
+	h2 = rowsum_value(h2, ROWSUM_REAL, 0, -0.25, NULL, 0);
+	h2 = rowsum_value(h2, ROWSUM_TEXT, 0, 0, "", 0);
+	h2 = rowsum_value(h2, ROWSUM_BLOB, 0, 0, NULL, 0);
+	h2 = rowsum_value(h2, ROWSUM_NULL, 0, 0, NULL, 0);
+	int64_t want = (int64_t)(h1 + h2);
+	ok(th_int(c, 0, "SELECT sl_checksum(i, r, t, b, n) FROM ck") == want &&
+		   th_int(c, 0, "SELECT sl_checksum(i, r, t, b, n) FROM (SELECT * FROM ck ORDER BY i DESC)") == want,
+	   "sl_checksum is the sum of the rows' rowsum hashes, in any order");
+	ok(th_int(c, 0, "SELECT sl_checksum(i, r, t, b, n) FROM ck WHERE i = 9") == (int64_t)h2 &&
+		   th_int(c, 0, "SELECT sl_checksum(i) FROM ck WHERE i > 100") == 0,
+	   "one row: its hash; no rows: 0");
+	ok(th_int(c, 0, "SELECT sl_checksum(i, r, t, b, n) FROM (SELECT 9 AS i, -0.25 AS r, '' AS t, x'' AS b, 1 AS n)") !=
+		   (int64_t)h2,
+	   "a changed value changes the checksum");
 }
 
 static void test_isolation(wire_client *c, wire_client *c2)
@@ -539,6 +572,7 @@ int main(void)
 	test_basics(a);
 	test_isolation(a, b);
 	test_apply(a, b);
+	test_checksum(a);
 	test_locks(a, b, d);
 	test_both_end_in_one_batch(a, b, d);
 	test_disconnect_and_idle(b);
