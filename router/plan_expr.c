@@ -104,6 +104,23 @@ const char *plan__buf_dup(sql_arena *a, const sql_buf *b)
 	return sql_arena_strndup(a, b->data ? b->data : "", b->len);
 }
 
+const char *plan__hidden_filter(plan_ctx *c)
+{
+	const catalog_table *t = c->table;
+	if (t == NULL || t->partition != SQL_PARTITION_HASH || t->partition_col < 0)
+		return NULL;
+	sql_buf b;
+	sql_buf_init(&b);
+	sql_buf_puts(&b, "(NOT EXISTS (SELECT 1 FROM _slhidden) OR sl_bucket(");
+	sql_render_ident(&b, t->cols[t->partition_col].name);
+	sql_buf_puts(&b, ") NOT IN (SELECT bucket FROM _slhidden))");
+	const char *s = plan__buf_dup(c->arena, &b);
+	sql_buf_free(&b);
+	if (s == NULL)
+		plan__oom(c);
+	return s;
+}
+
 const char *plan__render_expr(plan_ctx *c, const sql_expr *e)
 {
 	sql_buf b;

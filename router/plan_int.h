@@ -204,6 +204,15 @@ const char *plan__render_expr(plan_ctx *c, const sql_expr *e);
 /* Copy buf into the arena (NULL if the buffer failed or memory ran out). */
 const char *plan__buf_dup(sql_arena *a, const sql_buf *b);
 
+/* The row filter of a scatter statement on a HASH table (NULL for other
+ * tables, or when out of memory: check c->err): leaves out the rows of the
+ * buckets the shard lists in its _slhidden table, rows it holds for a bucket
+ * move but does not own (before the move's switch on the target, after it
+ * on the source until deleted).  Read in the statement's own snapshot, so a
+ * switch at the consistent cut moves visibility atomically; free while the
+ * list is empty (SQLite evaluates the NOT EXISTS once per statement). */
+const char *plan__hidden_filter(plan_ctx *c);
+
 /* ---- plan_select.c, plan_write.c, plan_route.c ----------------------------- */
 
 int plan__build_select(plan_ctx *c, router_plan *p, const sql_select *s);

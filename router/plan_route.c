@@ -709,9 +709,11 @@ int plan_requests(const router_plan *p, const catalog *cat, const wire_value *pa
 		}
 		if (rc != 0)
 			break;
-		bool single = count_hits(&tg) == 1;
-		const char *sql = reads && !single ? p->sql_scatter : p->sql_single;
-		int maxp = reads && !single ? p->scatter_max_param : p->single_max_param;
+		/* several shards: the scatter form, which leaves out the rows a
+		 * shard hides (only a key's owner gets a single request) */
+		bool scatter = count_hits(&tg) > 1 && p->sql_scatter != NULL;
+		const char *sql = scatter ? p->sql_scatter : p->sql_single;
+		int maxp = scatter ? p->scatter_max_param : p->single_max_param;
 		for (size_t s = 0; s < nsh && rc == 0; s++) {
 			if (!tg.hit[s])
 				continue;

@@ -459,16 +459,30 @@ static sql_expr *to_merge(sel_state *st, sql_expr *e)
 
 /* ---- SQL -------------------------------------------------------------------------------- */
 
-static const char *render_select(plan_ctx *c, const sql_select *q)
+static const char *render_select_filtered(plan_ctx *c, const sql_select *q, const char *filter)
 {
 	sql_buf b;
 	sql_buf_init(&b);
-	sql_render_select(&b, q);
+	sql_render_select_filtered(&b, q, filter);
 	const char *s = plan__buf_dup(c->arena, &b);
 	sql_buf_free(&b);
 	if (s == NULL)
 		plan__oom(c);
 	return s;
+}
+
+static const char *render_select(plan_ctx *c, const sql_select *q)
+{
+	return render_select_filtered(c, q, NULL);
+}
+
+/* A scatter's partial query: without the rows its shard hides. */
+static const char *render_scatter(plan_ctx *c, const sql_select *q)
+{
+	const char *filter = plan__hidden_filter(c);
+	if (filter == NULL && c->err->sqlstate[0])
+		return NULL;
+	return render_select_filtered(c, q, filter);
 }
 
 static int order_list(sel_state *st, sql_order_list *out, bool merge_side, const size_t *key_col)
@@ -598,7 +612,7 @@ static int build_scatter_plain(sel_state *st, router_plan *p)
 		if ((q.limit = shard_limit(st)) == NULL)
 			goto oom;
 	}
-	if ((p->sql_scatter = render_select(c, &q)) == NULL)
+	if ((p->sql_scatter = render_scatter(c, &q)) == NULL)
 		return -1;
 	p->scatter_ncols = st->shard_items.n;
 
@@ -654,7 +668,7 @@ static int build_scatter_agg(sel_state *st, router_plan *p)
 	q.where = st->where;
 	if (group_list(st, &q.group_by, true) != 0)
 		return -1;
-	if ((p->sql_scatter = render_select(c, &q)) == NULL)
+	if ((p->sql_scatter = render_scatter(c, &q)) == NULL)
 		return -1;
 	p->scatter_ncols = st->shard_items.n;
 

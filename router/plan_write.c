@@ -164,11 +164,15 @@ static int where_clause(plan_ctx *c, const sql_expr *where, sql_expr **out)
 	return (*out = plan__coerce(c, (sql_expr *)where)) ? 0 : -1;
 }
 
-static int finish(plan_ctx *c, router_plan *p, sql_buf *b, const sql_expr *where)
+/* b: the statement for one shard; fb: the same with the scatter's row
+ * filter (plan__hidden_filter), for several. */
+static int finish(plan_ctx *c, router_plan *p, sql_buf *b, sql_buf *fb, const sql_expr *where)
 {
 	p->sql_single = plan__buf_dup(c->arena, b);
+	p->sql_scatter = fb->len ? plan__buf_dup(c->arena, fb) : p->sql_single;
 	sql_buf_free(b);
-	if (p->sql_single == NULL) {
+	sql_buf_free(fb);
+	if (p->sql_single == NULL || p->sql_scatter == NULL) {
 		plan__oom(c);
 		return -1;
 	}
@@ -222,10 +226,16 @@ int plan__build_update(plan_ctx *c, router_plan *p, const sql_update *s)
 	}
 	if (where_clause(c, s->where, &u.where) != 0)
 		return -1;
-	sql_buf b;
+	const char *filter = plan__hidden_filter(c);
+	if (filter == NULL && c->err->sqlstate[0])
+		return -1;
+	sql_buf b, fb;
 	sql_buf_init(&b);
+	sql_buf_init(&fb);
 	sql_render_update(&b, &u);
-	return finish(c, p, &b, u.where);
+	if (filter)
+		sql_render_update_filtered(&fb, &u, filter);
+	return finish(c, p, &b, &fb, u.where);
 }
 
 int plan__build_delete(plan_ctx *c, router_plan *p, const sql_delete *s)
@@ -233,8 +243,14 @@ int plan__build_delete(plan_ctx *c, router_plan *p, const sql_delete *s)
 	sql_delete d = *s;
 	if (where_clause(c, s->where, &d.where) != 0)
 		return -1;
-	sql_buf b;
+	const char *filter = plan__hidden_filter(c);
+	if (filter == NULL && c->err->sqlstate[0])
+		return -1;
+	sql_buf b, fb;
 	sql_buf_init(&b);
+	sql_buf_init(&fb);
 	sql_render_delete(&b, &d);
-	return finish(c, p, &b, d.where);
+	if (filter)
+		sql_render_delete_filtered(&fb, &d, filter);
+	return finish(c, p, &b, &fb, d.where);
 }

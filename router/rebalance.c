@@ -45,6 +45,8 @@
 #define CATCHUP_SMALL 200      /* rows changed in a round: small enough to cut over */
 #define CATCHUP_QUICK_MS 250   /* a first copy this quick needs no catch-up round */
 #define HISTORY 32
+#define SWITCH_RETRY_MS 200    /* a switch (or a cleanup) that failed runs again */
+#define SWITCH_RETRIES 25
 
 typedef struct move {
 	int64_t id;
@@ -54,12 +56,14 @@ typedef struct move {
 	uint32_t *buckets;
 	size_t n;
 	uint64_t mask[SL_BUCKETS / 64];
-	char phase[16];        /* queued copy catchup cutover switch done cancelled */
+	char phase[16];        /* queued copy catchup cutover switch cleanup done,
+				* or cancelling cancelled */
 	uint64_t rows_copied, rows_src;
 	uint64_t t_start, t_done;
 	double pause_ms;
 	uint64_t t_mark;       /* cutover: when the last part below began */
 	double drain_ms, sync_ms, flip_ms, commit_ms;  /* the last cutover's parts */
+	double cleanup_ms;     /* deleting the source's rows, after the pause */
 	double round_ms[CATCHUP_ROUNDS + 1];           /* copy and catch-up rounds */
 	int rounds, attempts;
 	char verified[96];
@@ -137,6 +141,10 @@ struct lane {
 	/* the switch (move_switch) */
 	coord_apply *apply;    /* its statements, ordered at the consistent cut */
 	int switch_tries, switch_step;
+	/* deleting hidden rows (cleanup_start) */
+	size_t clean_shard;
+	const char *clean_phase;
+	int clean_tries, clean_step;
 	shard_answer *schema_ans;  /* shard 0's schema, for a new shard */
 };
 
@@ -436,6 +444,20 @@ static void put_bucket_list(sql_buf *b, const uint32_t *buckets, size_t n)
 		sql_buf_printf(b, "%s%u", i ? ", " : "", buckets[i]);
 }
 
+/* Hide a move's buckets on a shard (its _slhidden, plan.h), or show them. */
+static void hidden_sql(const move *m, sql_buf *b, bool hide)
+{
+	if (hide) {
+		sql_buf_puts(b, "INSERT OR IGNORE INTO _slhidden(bucket) VALUES ");
+		for (size_t i = 0; i < m->n; i++)
+			sql_buf_printf(b, "%s(%u)", i ? ", " : "", m->buckets[i]);
+	} else {
+		sql_buf_puts(b, "DELETE FROM _slhidden WHERE bucket IN (");
+		put_bucket_list(b, m->buckets, m->n);
+		sql_buf_puts(b, ")");
+	}
+}
+
 /* ---- rows: keys, equality, checksums ---------------------------------------------- */
 
 static void key_put(sql_buf *b, const wire_value *v)
@@ -674,9 +696,29 @@ static size_t sync_dst(const lane *rb)
 	return rb->cur ? rb->cur->dst : rb->add_cur->idx;
 }
 
+/* A bucket move copies straight into the target's table, where the rows
+ * stay hidden (_slhidden, plan.h) until the switch; a range move stages
+ * them in a table of its own. */
+static bool direct(const lane *rb)
+{
+	return rb->cur && !rb->cur->table;
+}
+
 static const char *sync_target(const lane *rb, size_t i)
 {
-	return rb->cur ? rb->tabs[i].stage : rb->tabs[i].name;
+	return rb->cur && !direct(rb) ? rb->tabs[i].stage : rb->tabs[i].name;
+}
+
+/* The target's copy of table i: all of sync_target(), or (a bucket move)
+ * its rows of the move's buckets.  No parameters. */
+static void target_rows(lane *rb, size_t i, sql_buf *b)
+{
+	sql_buf_printf(b, " FROM %s", sync_target(rb, i));
+	if (direct(rb)) {
+		wire_value none[2];
+		uint32_t np;
+		move_pred(rb, i, b, none, &np);
+	}
 }
 
 static void sync_send_reads(lane *rb)
@@ -691,7 +733,12 @@ static void sync_send_reads(lane *rb)
 		round_exec(rb, 2 * i, sync_src(rb), b.data, params, np, true);
 		sql_buf_reset(&b);
 		/* with a model, the target holds what it says: no need to read it */
-		sql_buf_printf(&b, rb->model ? "SELECT 1" : "SELECT * FROM %s", sync_target(rb, i));
+		if (rb->model) {
+			sql_buf_puts(&b, "SELECT 1");
+		} else {
+			sql_buf_puts(&b, "SELECT *");
+			target_rows(rb, i, &b);
+		}
 		round_exec(rb, 2 * i + 1, sync_dst(rb), b.data, NULL, 0, true);
 	}
 	sql_buf_free(&b);
@@ -757,6 +804,27 @@ static int push_exec(wire_request **out, size_t *nout, size_t *cap, sql_buf *b, 
 	return 0;
 }
 
+/* " ON CONFLICT (pk) DO UPDATE SET every other column" */
+static void upsert_tail(const tinfo *t, sql_buf *b)
+{
+	sql_buf_puts(b, " ON CONFLICT (");
+	for (size_t p = 0; p < t->npk; p++)
+		sql_buf_printf(b, "%s%s", p ? ", " : "", t->cols[t->pk[p]]);
+	sql_buf_puts(b, ") DO ");
+	bool first = true;
+	for (size_t c = 0; c < t->ncols; c++) {
+		bool pk = false;
+		for (size_t p = 0; p < t->npk; p++)
+			pk = pk || t->pk[p] == c;
+		if (pk)
+			continue;
+		sql_buf_printf(b, "%s%s = excluded.%s", first ? "UPDATE SET " : ", ", t->cols[c], t->cols[c]);
+		first = false;
+	}
+	if (first)
+		sql_buf_puts(b, "NOTHING");
+}
+
 /* Writes for one table: upserts of source rows missing or different on the
  * target, deletes of target rows the source no longer has. */
 static void diff_table(lane *rb, size_t i, const wire_response *src, const wire_response *dst, wire_request **out,
@@ -805,7 +873,10 @@ static void diff_table(lane *rb, size_t i, const wire_response *src, const wire_
 		size_t m = nup - at < per ? nup - at : per;
 		sql_buf b;
 		sql_buf_init(&b);
-		sql_buf_printf(&b, "INSERT OR REPLACE INTO %s VALUES ", target);
+		/* into a table of clients' rows: an upsert on the primary key
+		 * (a conflict on another UNIQUE index fails the move, where OR
+		 * REPLACE would delete a row of the target's own) */
+		sql_buf_printf(&b, direct(rb) ? "INSERT INTO %s VALUES " : "INSERT OR REPLACE INTO %s VALUES ", target);
 		wire_value *params = malloc(m * src->ncols * sizeof *params + 1);
 		if (!params) {
 			sql_buf_free(&b);
@@ -821,6 +892,8 @@ static void diff_table(lane *rb, size_t i, const wire_response *src, const wire_
 			}
 			sql_buf_puts(&b, ")");
 		}
+		if (direct(rb))
+			upsert_tail(t, &b);
 		if (push_exec(out, nout, cap, &b, params, np) != 0)
 			break;
 	}
@@ -926,7 +999,7 @@ static void sync_diffed(lane *rb)
 	rb->nwq = n;
 	rb->wq_sent = 0;
 	for (size_t i = 0; i < n; i++)
-		reqs[i].unlocked = rb->cur != NULL;  /* a move's staging table */
+		reqs[i].unlocked = rb->cur != NULL;  /* a move's rows, behind the gate or hidden */
 	if (!rb->wkeep || round_begin(rb, n, sync_written) != 0) {
 		fail_round(rb, "out of memory");
 		after(rb, 0, sync_written);
@@ -970,7 +1043,8 @@ static void sync_written(lane *rb)
 		sql_buf_puts(&b, "SELECT count(*), sl_checksum(");
 		for (size_t c = 0; c < t->ncols; c++)
 			sql_buf_printf(&b, "%s%s", c ? ", " : "", t->cols[c]);
-		sql_buf_printf(&b, ") FROM %s", sync_target(rb, i));
+		sql_buf_puts(&b, ")");
+		target_rows(rb, i, &b);
 		round_exec(rb, i, sync_dst(rb), b.data, NULL, 0, true);
 	}
 	sql_buf_free(&b);
@@ -1069,8 +1143,10 @@ static void on_dropped(void *arg, shard_answer *a, const char *error)
 	shard_answer_free(a);
 }
 
+static void cleanup_start(lane *rb, size_t shard, const char *phase);
+
 /* The running move ends (done or cancelled): next job. */
-static void move_end(lane *rb, const char *phase)
+static void move_finish(lane *rb, const char *phase)
 {
 	move *m = rb->cur;
 	rb->cur = NULL;
@@ -1084,7 +1160,7 @@ static void move_end(lane *rb, const char *phase)
 	/* the staging tables are no longer needed */
 	sql_buf b;
 	sql_buf_init(&b);
-	for (size_t i = 0; i < rb->ntabs; i++) {
+	for (size_t i = 0; m->table && i < rb->ntabs; i++) {
 		sql_buf_reset(&b);
 		sql_buf_printf(&b, "DROP TABLE IF EXISTS %s", rb->tabs[i].stage);
 		wire_request r = {.op = WIRE_OP_EXEC, .sql = b.data, .sql_len = (uint32_t)b.len};
@@ -1096,11 +1172,113 @@ static void move_end(lane *rb, const char *phase)
 		(double)(m->t_done - m->t_start));
 	for (int r = 0; r < m->rounds && r <= CATCHUP_ROUNDS; r++)
 		fprintf(stderr, " %.0f", m->round_ms[r]);
-	fprintf(stderr, ", pause: drain %.0f + sync %.0f + flip %.0f + switch %.0f ms\n", m->drain_ms, m->sync_ms,
-		m->flip_ms, m->commit_ms);
+	fprintf(stderr, ", pause: drain %.0f + sync %.0f + flip %.0f + switch %.0f ms; cleanup %.0f ms\n", m->drain_ms,
+		m->sync_ms, m->flip_ms, m->commit_ms, m->cleanup_ms);
 	history_add(rb, m);
 	rb->busy = 0;
 	after(rb, 0, kick);
+}
+
+/* The running move ends.  A cancelled bucket move first deletes its copy
+ * on the target (hidden meanwhile). */
+static void move_end(lane *rb, const char *phase)
+{
+	move *m = rb->cur;
+	if (direct(rb) && strcmp(phase, "cancelled") == 0 && rb->ntabs > 0) {
+		end_cut(rb);
+		gate_open(rb);
+		/* durably cancelled first: after a crash the copy stays hidden,
+		 * harmless (a later move of these buckets to this shard syncs
+		 * over it), rather than the move resuming */
+		log_phase(rb, m, "cancelled");
+		cleanup_start(rb, m->dst, "cancelled");
+		return;
+	}
+	move_finish(rb, phase);
+}
+
+/* ---- deleting a bucket move's rows where they are hidden ---------------------------- */
+
+/*
+ * After a switch the source's rows of B, after a cancel the target's copy:
+ * hidden on that shard (its _slhidden), so no client statement reaches them
+ * and they go in autocommit chunks (each holds the shard's writer briefly)
+ * without the gate; then the buckets leave _slhidden.  A shard that stays
+ * unreachable keeps them hidden, which is harmless: the scatter filter
+ * leaves them out, and a later move of those buckets to that shard reads
+ * what is there and syncs over it.
+ */
+#define CLEANUP_CHUNK 2500
+#define CLEANUP_RETRIES 25
+
+static void cleanup_run(lane *rb);
+
+static void cleanup_start(lane *rb, size_t shard, const char *phase)
+{
+	move *m = rb->cur;
+	rb->clean_shard = shard;
+	rb->clean_phase = phase;
+	rb->clean_tries = 0;
+	rb->clean_step = 0;
+	m->t_mark = now_ms();
+	set_phase(m, strcmp(phase, "done") == 0 ? "cleanup" : "cancelling");
+	cleanup_run(rb);
+}
+
+static void cleanup_ran(lane *rb)
+{
+	move *m = rb->cur;
+	if (rb->failed) {
+		if (++rb->clean_tries < CLEANUP_RETRIES) {
+			after(rb, SWITCH_RETRY_MS, cleanup_run);
+			return;
+		}
+		snprintf(m->note, sizeof m->note, "rows of the moved buckets left hidden on shard %zu: %.100s",
+			 rb->clean_shard, rb->err);
+		fprintf(stderr, "router: rebalance: move %" PRId64 ": %s\n", m->id, m->note);
+	} else if (rb->clean_step == 0) {
+		bool more = false;
+		for (size_t i = 0; i < rb->nans; i++)
+			more = more || rb->ans[i]->msg.resp.changes >= CLEANUP_CHUNK;
+		if (!more)
+			rb->clean_step = 1;
+		cleanup_run(rb);
+		return;
+	}
+	m->cleanup_ms = (double)(now_ms() - m->t_mark);
+	move_finish(rb, rb->clean_phase);
+}
+
+/* One round: a chunk of every table's rows of B, or (step 1) B out of
+ * _slhidden. */
+static void cleanup_run(lane *rb)
+{
+	move *m = rb->cur;
+	size_t n = rb->clean_step == 0 ? rb->ntabs : 1;
+	if (round_begin(rb, n, cleanup_ran) != 0) {
+		fail_round(rb, "out of memory");
+		after(rb, SWITCH_RETRY_MS, cleanup_ran);
+		return;
+	}
+	sql_buf b;
+	sql_buf_init(&b);
+	if (rb->clean_step == 0) {
+		for (size_t i = 0; i < rb->ntabs; i++) {
+			tinfo *t = &rb->tabs[i];
+			wire_value none[2];
+			uint32_t np;
+			sql_buf_reset(&b);
+			sql_buf_printf(&b, "DELETE FROM %s WHERE rowid IN (SELECT rowid FROM %s", t->name, t->name);
+			move_pred(rb, i, &b, none, &np);
+			sql_buf_printf(&b, " LIMIT %d)", CLEANUP_CHUNK);
+			round_exec_gated(rb, i, rb->clean_shard, b.data, NULL, 0);
+		}
+	} else {
+		hidden_sql(m, &b, false);
+		round_exec_gated(rb, 0, rb->clean_shard, b.data, NULL, 0);
+	}
+	sql_buf_free(&b);
+	round_end_empty(rb);
 }
 
 /* Something failed before the switch: open the gate, try again later. */
@@ -1128,8 +1306,9 @@ static void move_prepared(lane *rb)
 		move_failed(rb);
 		return;
 	}
-	if (!rb->cur->table && rb->cur->src < 256 && !rb->g->bkt_indexed[rb->cur->src]) {
-		rb->g->bkt_indexed[rb->cur->src] = true;
+	if (!rb->cur->table && rb->cur->src < 256 && rb->cur->dst < 256 &&
+	    (!rb->g->bkt_indexed[rb->cur->src] || !rb->g->bkt_indexed[rb->cur->dst])) {
+		rb->g->bkt_indexed[rb->cur->src] = rb->g->bkt_indexed[rb->cur->dst] = true;
 		kick_soon(rb->g);  /* the other lanes may start now */
 	}
 	rb->cur->rounds = 0;
@@ -1150,7 +1329,9 @@ static void move_copy(lane *rb)
 		return;
 	}
 	set_phase(m, "copy");
-	if (round_begin(rb, 2 * rb->ntabs, move_prepared) != 0) {
+	/* a bucket move: the bucket index on both sides, and the buckets
+	 * hidden on the target before any of their rows arrive there */
+	if (round_begin(rb, 2 * rb->ntabs + (direct(rb) ? 1 : 0), move_prepared) != 0) {
 		move_failed(rb);
 		return;
 	}
@@ -1166,14 +1347,24 @@ static void move_copy(lane *rb)
 				       t->key);
 		round_exec(rb, 2 * i, m->src, b.data, NULL, 0, m->table != NULL);
 		sql_buf_reset(&b);
-		sql_buf_printf(&b, "CREATE TABLE IF NOT EXISTS %s (", t->stage);
-		for (size_t c = 0; c < t->ncols; c++)
-			sql_buf_printf(&b, "%s%s", c ? ", " : "", t->cols[c]);
-		sql_buf_puts(&b, ", PRIMARY KEY (");
-		for (size_t p = 0; p < t->npk; p++)
-			sql_buf_printf(&b, "%s%s", p ? ", " : "", t->cols[t->pk[p]]);
-		sql_buf_puts(&b, "))");
+		if (direct(rb)) {
+			sql_buf_printf(&b, "CREATE INDEX IF NOT EXISTS %s ON %s(sl_bucket(%s))", t->bkt_index, t->name,
+				       t->key);
+		} else {
+			sql_buf_printf(&b, "CREATE TABLE IF NOT EXISTS %s (", t->stage);
+			for (size_t c = 0; c < t->ncols; c++)
+				sql_buf_printf(&b, "%s%s", c ? ", " : "", t->cols[c]);
+			sql_buf_puts(&b, ", PRIMARY KEY (");
+			for (size_t p = 0; p < t->npk; p++)
+				sql_buf_printf(&b, "%s%s", p ? ", " : "", t->cols[t->pk[p]]);
+			sql_buf_puts(&b, "))");
+		}
 		round_exec(rb, 2 * i + 1, m->dst, b.data, NULL, 0, false);
+	}
+	if (direct(rb)) {
+		sql_buf_reset(&b);
+		hidden_sql(m, &b, true);
+		round_exec_gated(rb, 2 * rb->ntabs, m->dst, b.data, NULL, 0);
 	}
 	sql_buf_free(&b);
 	round_end_empty(rb);
@@ -1275,8 +1466,6 @@ static void drain_poll(lane *rb)
  * its retries; the statements fail only while one of the two shards is
  * unreachable, and a read of it fails then too.)
  */
-#define SWITCH_RETRY_MS 200
-#define SWITCH_RETRIES 25
 
 static void switch_run(lane *rb);
 static void switch_ran(lane *rb);
@@ -1355,7 +1544,8 @@ static void switch_run(lane *rb)
 	bool split = failpoints_armed;
 	bool inserts = !split || rb->switch_step == 0, deletes = !split || rb->switch_step == 1;
 	size_t na = m->table || !inserts ? 0 : 2;
-	size_t n = na + (inserts ? rb->ntabs : 0) + (deletes ? rb->ntabs : 0);
+	size_t per = direct(rb) ? 1 : rb->ntabs;
+	size_t n = na + (inserts ? per : 0) + (deletes ? per : 0);
 	if (round_begin(rb, n, switch_ran) != 0) {
 		fail_round(rb, "out of memory");
 		after(rb, SWITCH_RETRY_MS, switch_ran);
@@ -1368,7 +1558,20 @@ static void switch_run(lane *rb)
 	}
 	sql_buf b;
 	sql_buf_init(&b);
-	for (size_t i = 0; i < rb->ntabs; i++) {
+	if (direct(rb)) {
+		/* the copy is in the target's table: B shows there and hides on
+		 * the source (its rows are deleted after the gate opens) */
+		if (inserts) {
+			hidden_sql(m, &b, false);
+			round_exec_gated(rb, slot++, m->dst, b.data, NULL, 0);
+		}
+		if (deletes) {
+			sql_buf_reset(&b);
+			hidden_sql(m, &b, true);
+			round_exec_gated(rb, slot++, m->src, b.data, NULL, 0);
+		}
+	}
+	for (size_t i = 0; !direct(rb) && i < rb->ntabs; i++) {
 		tinfo *t = &rb->tabs[i];
 		if (inserts) {
 			sql_buf_reset(&b);
@@ -1415,6 +1618,13 @@ static void switch_ran(lane *rb)
 	failpoint_hit("router.rebalance.applied");
 	if (m->t_mark)
 		m->commit_ms = (double)(now_ms() - m->t_mark);
+	if (direct(rb)) {
+		double held = gate_open(rb);
+		if (held > m->pause_ms)
+			m->pause_ms = held;
+		cleanup_start(rb, m->src, "done");
+		return;
+	}
 	move_end(rb, "done");
 }
 
@@ -1731,8 +1941,10 @@ static void plan_begin(lane *rb)
 		if (rb->g->plan_table && strcmp(rb->tabs[i].name, rb->g->plan_table) != 0)
 			continue;
 		sql_buf_reset(&b);
-		sql_buf_printf(&b, "SELECT sl_bucket(%s), count(*) FROM %s GROUP BY 1", rb->tabs[i].key,
-			       rb->tabs[i].name);
+		sql_buf_printf(&b,
+			       "SELECT sl_bucket(%s), count(*) FROM %s WHERE sl_bucket(%s) NOT IN (SELECT bucket FROM "
+			       "_slhidden) GROUP BY 1",
+			       rb->tabs[i].key, rb->tabs[i].name, rb->tabs[i].key);
 		for (size_t s = 0; s < ns; s++)
 			round_exec(rb, k++, s, b.data, NULL, 0, true);
 	}
@@ -1966,7 +2178,8 @@ size_t rebalance_cancel(rebalancer *rb)
 	}
 	for (size_t l = 0; l < NLANES; l++) {
 		const move *m = rb->lanes[l].cur;
-		if (m && strcmp(m->phase, "switch") != 0) {
+		if (m && (strcmp(m->phase, "copy") == 0 || strcmp(m->phase, "catchup") == 0 ||
+			  strcmp(m->phase, "cutover") == 0)) {
 			rb->cancel = 1;
 			n++;
 		}
@@ -2198,7 +2411,8 @@ static void dispatch(rebalancer *g)
 			return;
 		if (!move_free_to_run(g, m))
 			return;
-		if (!m->table && m->src < 256 && !g->bkt_indexed[m->src] && !lanes_idle(g))
+		if (!m->table && m->src < 256 && m->dst < 256 && (!g->bkt_indexed[m->src] || !g->bkt_indexed[m->dst]) &&
+		    !lanes_idle(g))
 			return;
 		g->queue = m->next;
 		m->next = NULL;

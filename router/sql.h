@@ -100,6 +100,11 @@ int sql_render_select(sql_buf *b, const sql_select *s);
 int sql_render_insert(sql_buf *b, const sql_insert *s);
 int sql_render_update(sql_buf *b, const sql_update *s);
 int sql_render_delete(sql_buf *b, const sql_delete *s);
+/* The same with `filter`, a raw SQLite predicate (or NULL), ANDed to the
+ * WHERE clause: the router's shard-side row filters (plan.h). */
+int sql_render_select_filtered(sql_buf *b, const sql_select *s, const char *filter);
+int sql_render_update_filtered(sql_buf *b, const sql_update *s, const char *filter);
+int sql_render_delete_filtered(sql_buf *b, const sql_delete *s, const char *filter);
 int sql_render_create_table(sql_buf *b, const sql_create_table *s);
 int sql_render_create_index(sql_buf *b, const sql_create_index *s);
 int sql_render_drop_table(sql_buf *b, const sql_drop_table *s);

@@ -519,15 +519,32 @@ int sql_render_order_by(sql_buf *b, const sql_order_list *order)
 	return b->failed ? -1 : 0;
 }
 
-static int render_where(sql_buf *b, const sql_expr *where)
+/* " WHERE where", with `filter` (raw SQLite, or NULL) ANDed to it. */
+static int render_where(sql_buf *b, const sql_expr *where, const char *filter)
 {
-	if (where == NULL)
+	if (where == NULL && filter == NULL)
 		return 0;
 	sql_buf_puts(b, " WHERE ");
-	return render(b, where, 0, true);
+	if (where == NULL) {
+		sql_buf_puts(b, filter);
+		return b->failed ? -1 : 0;
+	}
+	if (filter == NULL)
+		return render(b, where, 0, true);
+	sql_buf_puts(b, "(");
+	if (render(b, where, 0, true) < 0)
+		return -1;
+	sql_buf_puts(b, ") AND ");
+	sql_buf_puts(b, filter);
+	return b->failed ? -1 : 0;
 }
 
 int sql_render_select(sql_buf *b, const sql_select *s)
+{
+	return sql_render_select_filtered(b, s, NULL);
+}
+
+int sql_render_select_filtered(sql_buf *b, const sql_select *s, const char *filter)
 {
 	sql_buf_puts(b, s->distinct ? "SELECT DISTINCT " : "SELECT ");
 	if (sql_render_select_items(b, &s->items) < 0)
@@ -540,7 +557,7 @@ int sql_render_select(sql_buf *b, const sql_select *s)
 			sql_render_ident(b, s->from->alias);
 		}
 	}
-	if (render_where(b, s->where) < 0)
+	if (render_where(b, s->where, filter) < 0)
 		return -1;
 	if (s->group_by.n > 0) {
 		sql_buf_puts(b, " GROUP BY ");
@@ -602,6 +619,11 @@ int sql_render_insert(sql_buf *b, const sql_insert *s)
 
 int sql_render_update(sql_buf *b, const sql_update *s)
 {
+	return sql_render_update_filtered(b, s, NULL);
+}
+
+int sql_render_update_filtered(sql_buf *b, const sql_update *s, const char *filter)
+{
 	sql_buf_puts(b, "UPDATE ");
 	sql_render_ident(b, s->table);
 	sql_buf_puts(b, " SET ");
@@ -613,16 +635,21 @@ int sql_render_update(sql_buf *b, const sql_update *s)
 		if (render(b, s->set.items[i].value, 0, true) < 0)
 			return -1;
 	}
-	if (render_where(b, s->where) < 0)
+	if (render_where(b, s->where, filter) < 0)
 		return -1;
 	return b->failed ? -1 : 0;
 }
 
 int sql_render_delete(sql_buf *b, const sql_delete *s)
 {
+	return sql_render_delete_filtered(b, s, NULL);
+}
+
+int sql_render_delete_filtered(sql_buf *b, const sql_delete *s, const char *filter)
+{
 	sql_buf_puts(b, "DELETE FROM ");
 	sql_render_ident(b, s->table);
-	if (render_where(b, s->where) < 0)
+	if (render_where(b, s->where, filter) < 0)
 		return -1;
 	return b->failed ? -1 : 0;
 }

@@ -23,12 +23,26 @@
 #include "router/catalog.h"
 #include "router/plan.h"
 #include "router/sql.h"
+#include "txn/bucket.h"
 #include "tests/tap.h"
 
 #define NSHARDS 4
 
 static catalog *cat;
 static sqlite3 *shard_db[NSHARDS];
+
+/* The shards' sl_bucket() for integer keys (shard/store.c has all types). */
+static void fn_sl_bucket(sqlite3_context *ctx, int argc, sqlite3_value **argv)
+{
+	(void)argc;
+	if (sqlite3_value_type(argv[0]) == SQLITE_INTEGER)
+		sqlite3_result_int64(ctx, sl_bucket_of_int(sqlite3_value_int64(argv[0])));
+	else if (sqlite3_value_type(argv[0]) == SQLITE_TEXT)
+		sqlite3_result_int64(ctx, sl_bucket_of_bytes(sqlite3_value_text(argv[0]),
+							     (size_t)sqlite3_value_bytes(argv[0])));
+	else
+		sqlite3_result_null(ctx);
+}
 static sqlite3 *plain;
 
 /* ---- rows as strings --------------------------------------------------------- */
@@ -868,6 +882,83 @@ static void test_routing(void)
 	run_free(&rs);
 }
 
+/* A shard's hidden buckets (_slhidden, as a bucket move leaves them): scatter
+ * statements leave their rows out, a key's owner still answers for it. */
+static int copy_bucket(int from, int to, uint32_t bucket)
+{
+	sqlite3_stmt *r, *w;
+	sqlite3_prepare_v2(shard_db[from], "SELECT * FROM accounts WHERE sl_bucket(id) = ?1", -1, &r, NULL);
+	sqlite3_bind_int64(r, 1, bucket);
+	sqlite3_prepare_v2(shard_db[to], "INSERT INTO accounts VALUES (?1, ?2, ?3, ?4, ?5)", -1, &w, NULL);
+	int n = 0;
+	for (; sqlite3_step(r) == SQLITE_ROW; n++) {
+		for (int c = 0; c < 5; c++)
+			sqlite3_bind_value(w, c + 1, sqlite3_column_value(r, c));
+		if (sqlite3_step(w) != SQLITE_DONE)
+			bail("copy: %s", sqlite3_errmsg(shard_db[to]));
+		sqlite3_reset(w);
+	}
+	sqlite3_finalize(r);
+	sqlite3_finalize(w);
+	return n;
+}
+
+static void hide(int shard, uint32_t bucket, bool on)
+{
+	char sql[96];
+	snprintf(sql, sizeof sql, on ? "INSERT INTO _slhidden VALUES (%u)" : "DELETE FROM _slhidden WHERE bucket = %u",
+		 bucket);
+	if (sqlite3_exec(shard_db[shard], sql, NULL, NULL, NULL) != SQLITE_OK)
+		bail("hide: %s", sqlite3_errmsg(shard_db[shard]));
+}
+
+static void test_hidden(void)
+{
+	const int64_t id = 43;
+	uint32_t b = sl_bucket_of_int(id);
+	int src = (int)catalog_bucket_shard(cat, b), dst = (src + 1) % NSHARDS;
+	/* a move's copy on the target, hidden there */
+	int n = copy_bucket(src, dst, b);
+	ok(n >= 1, "bucket %u: %d rows copied from shard %d to %d", b, n, src, dst);
+	hide(dst, b, true);
+	both("SELECT count(*), sum(balance) FROM accounts");
+	both("SELECT * FROM accounts WHERE balance > 0 ORDER BY id LIMIT 50");
+	both("SELECT owner, count(*) FROM accounts GROUP BY owner");
+	both("SELECT * FROM accounts WHERE id = 43");
+	both("SELECT * FROM accounts WHERE id IN (43, 44, 45, 46)");
+	both("UPDATE accounts SET balance = balance + 3 WHERE balance >= 0");
+	both("UPDATE accounts SET balance = balance + 1 WHERE id = 43");
+	/* the final sync: the writes above went to the source only */
+	char sql[96];
+	snprintf(sql, sizeof sql, "DELETE FROM accounts WHERE sl_bucket(id) = %u", b);
+	if (sqlite3_exec(shard_db[dst], sql, NULL, NULL, NULL) != SQLITE_OK || copy_bucket(src, dst, b) != n)
+		bail("sync: %s", sqlite3_errmsg(shard_db[dst]));
+	/* its switch: the target owns the bucket and shows it, the source hides
+	 * its rows until it deletes them */
+	sql_error err;
+	int64_t mid = 0;
+	if (catalog_move_put(cat, &mid, "copy", (size_t)src, (size_t)dst, &b, 1, NULL, 0, &err) != 0 ||
+	    catalog_move_switch(cat, mid, (size_t)dst, &b, 1, NULL, 0, &err) != 0)
+		bail("switch: %s", err.message);
+	hide(src, b, true);
+	hide(dst, b, false);
+	run_state rs;
+	ok(prepare(&rs, "SELECT * FROM accounts WHERE id = 43", NULL, 0, NULL, 0) == 0 && rs.batch.n == 1 &&
+		   rs.batch.reqs[0].shard == (size_t)dst,
+	   "after the switch, id 43 is routed to shard %d", dst);
+	run_free(&rs);
+	both("SELECT count(*), sum(balance) FROM accounts");
+	both("UPDATE accounts SET balance = balance - 3 WHERE balance >= 0");
+	both("DELETE FROM accounts WHERE id % 1000 = 43");
+	both("SELECT * FROM accounts WHERE id = 43");
+	/* the source's rows deleted, nothing hidden any more */
+	if (sqlite3_exec(shard_db[src], sql, NULL, NULL, NULL) != SQLITE_OK)
+		bail("delete: %s", sqlite3_errmsg(shard_db[src]));
+	hide(src, b, false);
+	both("SELECT count(*), sum(balance) FROM accounts");
+	ok(catalog_move_put(cat, &mid, "done", (size_t)src, (size_t)dst, &b, 1, NULL, 0, &err) == 0, "move done");
+}
+
 static void test_writes(void)
 {
 	both("UPDATE accounts SET balance = balance + 1 WHERE id < 100");
@@ -1150,7 +1241,11 @@ int main(void)
 		snprintf(addr, sizeof addr, "127.0.0.1:%d", 5434 + i);
 		if (catalog_add_shard(cat, addr, &err) != i)
 			bail("add shard: %s", err.message);
-		if (sqlite3_open(":memory:", &shard_db[i]) != SQLITE_OK)
+		if (sqlite3_open(":memory:", &shard_db[i]) != SQLITE_OK ||
+		    sqlite3_create_function(shard_db[i], "sl_bucket", 1, SQLITE_UTF8 | SQLITE_DETERMINISTIC, NULL,
+					    fn_sl_bucket, NULL, NULL) != SQLITE_OK ||
+		    sqlite3_exec(shard_db[i], "CREATE TABLE _slhidden(bucket INTEGER PRIMARY KEY)", NULL, NULL,
+				 NULL) != SQLITE_OK)
 			bail("sqlite");
 	}
 	if (sqlite3_open(":memory:", &plain) != SQLITE_OK)
@@ -1164,6 +1259,7 @@ int main(void)
 	test_random();
 	test_routing();
 	test_writes();
+	test_hidden();
 	test_errors();
 	test_types();
 	test_format();

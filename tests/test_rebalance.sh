@@ -6,6 +6,8 @@
 #    acknowledged transfers say, the total is exact) must pass, no row is
 #    lost or duplicated, the new shards hold their share, and a static
 #    table's row count and checksum are unchanged;
+#  - a move waiting in its cutover: its copy is in the target's table, hidden
+#    (scatter reads count every row once), and deleted when it is cancelled;
 #  - MOVE BUCKET with the router killed at each rebalance failpoint (after
 #    the copy, at the cutover, after the map flip, before and after the
 #    switch commit), the target shard killed -9 mid-move, and the target
@@ -40,17 +42,22 @@ trap cleanup EXIT
 export PGHOST=127.0.0.1 PGUSER=tester PGDATABASE=shardlite PGCONNECT_TIMEOUT=5
 q() { timeout 30 psql -X -q -A -t -v ON_ERROR_STOP=1 -c "$1" 2>&1; }
 sq() { timeout 15 "$bin" shard-query "127.0.0.1:$((PGPORT + 1 + $1))" "$2" 2>/dev/null; }
-# every move done (none queued or running), within $1 seconds
+# every move done or cancelled (none queued or running), within $1 seconds
 wait_moves() {
 	local i
 	for i in $(seq 1 $(($1 * 5))); do
-		[ "$(q "SHOW REBALANCE" | grep -vc '|done|')" = 0 ] && return 0
+		[ "$(q "SHOW REBALANCE" | grep -Evc '\|(done|cancelled)\|')" = 0 ] && return 0
 		sleep 0.2
 	done
 	q "SHOW REBALANCE" | sed 's/^/# /' | head -20
 	return 1
 }
 rows_on() { local s=$1; sq "$s" "SELECT count(*) FROM accounts"; }
+# no bucket hidden (a move's copy or leftovers, _slhidden) on the shards given
+hidden_none() {
+	local s
+	for s in "$@"; do [ "$(sq "$s" "SELECT count(*) FROM _slhidden")" = 0 ] || return 1; done
+}
 
 # ---- 2 -> 4 shards under the bank's load ------------------------------------
 grow_under_load() {
@@ -124,6 +131,8 @@ grow_under_load() {
 	t "$mode: the static table's row count and checksum are unchanged ($after)" '[ "$before" = "$after" ]'
 	t "$mode: every move reports a verified checksum" \
 		'[ "$(q "SHOW REBALANCE" | grep -c "rows, checksum")" = "$(q "SHOW REBALANCE" | wc -l)" ]'
+	t "$mode: no bucket is left hidden on any shard (_slhidden empty)" \
+		'hidden_none 0 1 2 3'
 	t "$mode: no staging table is left on the new shards" \
 		'[ "$(sq 2 "SELECT count(*) FROM sqlite_master WHERE substr(name, 1, 8) = '\''_slmove_'\''")" = 0 ]'
 	"$bin" cluster stop --dir "$cdir" >/dev/null 2>&1
@@ -204,6 +213,48 @@ for fp in router.rebalance.copied router.rebalance.cutover router.rebalance.befo
 	t "$fp: 3000 rows on the shards, sum unchanged" '[ $total = 3000 ] && [ "$(q "SELECT count(*), sum(balance) FROM accounts")" = "3000|300000" ]'
 	t "$fp: the row is readable and writable" '[ "$(q "UPDATE accounts SET balance = balance + 1 WHERE id = $key; UPDATE accounts SET balance = balance - 1 WHERE id = $key; SELECT balance FROM accounts WHERE id = $key")" = 100 ]'
 done
+
+# ---- a bucket move's copy is hidden on the target until its switch ----------------
+# A transaction holds a row of the bucket open on the source, so the move
+# waits in its cutover (drain) with its copy already in the target's table.
+hold_txn() {
+	( echo "BEGIN;"; echo "UPDATE accounts SET balance = balance + 0 WHERE id = $1;"; sleep "$2"; echo "COMMIT;" ) |
+		timeout 30 psql -X -q >/dev/null 2>&1
+}
+wait_copy() {
+	local i
+	for i in $(seq 1 100); do
+		[ "$(sq "$1" "SELECT count(*) FROM accounts WHERE id = $2")" = 1 ] && return 0
+		sleep 0.05
+	done
+	return 1
+}
+key=1201; b=$(bucket_of $key); from=$(owner_of $key); to=$(((from + 1) % 3))
+hold_txn $key 3 &
+hpid=$!
+sleep 0.5
+q "MOVE BUCKET $b TO SHARD $to" >/dev/null
+t "hidden: the copy of row $key is in shard $to's table while a transaction holds the row on shard $from" 'wait_copy $to $key'
+t "hidden: shard $to hides bucket $b (_slhidden)" '[ "$(sq $to "SELECT count(*) FROM _slhidden WHERE bucket = $b")" = 1 ]'
+t "hidden: a scatter read counts every row once meanwhile" '[ "$(q "SELECT count(*), sum(balance) FROM accounts")" = "3000|300000" ]'
+t "hidden: and so does one grouped by balance" '[ "$(q "SELECT balance, count(*) FROM accounts GROUP BY balance")" = "100|3000" ]'
+wait $hpid
+t "hidden: the move ends done once the transaction committed" 'wait_moves 30'
+t "hidden: row $key is on shard $to only, no bucket hidden on any shard" \
+	'[ "$(sq $from "SELECT count(*) FROM accounts WHERE id = $key")" = 0 ] && [ "$(owner_of $key)" = "$to" ] && hidden_none 0 1 2'
+key=1301; b=$(bucket_of $key); from=$(owner_of $key); to=$(((from + 1) % 3))
+hold_txn $key 3 &
+hpid=$!
+sleep 0.5
+q "MOVE BUCKET $b TO SHARD $to" >/dev/null
+t "cancel: the copy of row $key reached shard $to" 'wait_copy $to $key'
+t "cancel: CANCEL REBALANCE cancels the move in its cutover" 'q "CANCEL REBALANCE" | grep -q "NOTICE: *1 bucket move(s) cancelled"'
+wait $hpid
+t "cancel: the move ends cancelled" 'wait_moves 30 && q "SHOW REBALANCE" | grep -q "|cancelled|"'
+t "cancel: shard $to deleted its hidden copy of bucket $b, nothing hidden on any shard" \
+	'[ "$(sq $to "SELECT count(*) FROM accounts WHERE sl_bucket(id) = $b")" = 0 ] && hidden_none 0 1 2'
+t "cancel: bucket $b stays on shard $from, totals unchanged" \
+	'[ "$(owner_of $key)" = "$from" ] && [ "$(q "SELECT count(*), sum(balance) FROM accounts")" = "3000|300000" ]'
 
 # ---- RANGE tables: SPLIT AT, MOVE RANGE (with writes running, and a crash) --------
 q "CREATE TABLE ev (k BIGINT PRIMARY KEY, v BIGINT NOT NULL) PARTITION BY RANGE (k) SPLIT AT (1000, 2000)" >/dev/null
