@@ -38,7 +38,12 @@
 #define MOVE_CHUNK 64          /* at most this many buckets per planned move */
 #define MOVE_ROWS 10000        /* ... and about this many rows: the cutover pause
 				* grows with a move's rows (docs/rebalance.md) */
-#define ROWS_PER_INSERT 400
+#define ROWS_PER_INSERT 400    /* rows per statement into a staging table */
+#define PARAMS_PER_WRITE 30000 /* ... into a client table: as many as fit.  Each
+				* statement commits on its own, and its rows land
+				* all over the table's indexes (random keys): a
+				* small one rewrites most index pages in the WAL
+				* for a few rows */
 #define SYNC_WINDOW 2          /* a sync's writes in flight at once, per move */
 #define DRAIN_TIMEOUT_MS 2000
 #define CATCHUP_ROUNDS 4
@@ -866,9 +871,9 @@ static void diff_table(lane *rb, size_t i, const wire_response *src, const wire_
 	if (rb->cur)
 		rb->cur->rows_copied += nup;
 	/* upsert statements */
-	size_t per = ROWS_PER_INSERT;
-	if (src->ncols && per * src->ncols > 30000)
-		per = 30000 / src->ncols;
+	size_t per = direct(rb) && src->ncols ? PARAMS_PER_WRITE / src->ncols : ROWS_PER_INSERT;
+	if (src->ncols && per * src->ncols > PARAMS_PER_WRITE)
+		per = PARAMS_PER_WRITE / src->ncols;
 	for (size_t at = 0; at < nup; at += per) {
 		size_t m = nup - at < per ? nup - at : per;
 		sql_buf b;
@@ -882,13 +887,16 @@ static void diff_table(lane *rb, size_t i, const wire_response *src, const wire_
 			sql_buf_free(&b);
 			break;
 		}
+		/* anonymous parameters, in order: SQLite looks up the name of
+		 * every numbered one (?NNN) in a list as it compiles it, which
+		 * grows quadratic with thousands of them */
 		uint32_t np = 0;
 		for (size_t j = 0; j < m; j++) {
 			sql_buf_puts(&b, j ? ", (" : "(");
 			for (uint32_t c = 0; c < src->ncols; c++) {
 				params[np] = src->cells[(size_t)up[at + j] * src->ncols + c];
 				np++;
-				sql_buf_printf(&b, "%s?%u", c ? ", " : "", np);
+				sql_buf_puts(&b, c ? ", ?" : "?");
 			}
 			sql_buf_puts(&b, ")");
 		}
@@ -917,7 +925,7 @@ static void diff_table(lane *rb, size_t i, const wire_response *src, const wire_
 			for (size_t p = 0; p < t->npk; p++) {
 				params[np] = dst->cells[(size_t)(at - 1) * nc + t->pk[p]];
 				np++;
-				sql_buf_printf(&b, "%s?%u", p ? ", " : "", np);
+				sql_buf_puts(&b, p ? ", ?" : "?");
 			}
 			sql_buf_puts(&b, ")");
 		}
@@ -1208,7 +1216,9 @@ static void move_end(lane *rb, const char *phase)
  * leaves them out, and a later move of those buckets to that shard reads
  * what is there and syncs over it.
  */
-#define CLEANUP_CHUNK 2500
+#define CLEANUP_CHUNK 20000    /* a move's rows, mostly in one statement: small
+				* chunks of random keys rewrite most index pages
+				* each (see PARAMS_PER_WRITE) */
 #define CLEANUP_RETRIES 25
 
 static void cleanup_run(lane *rb);
