@@ -69,6 +69,7 @@ typedef struct move {
 	uint64_t t_mark;       /* cutover: when the last part below began */
 	double drain_ms, sync_ms, flip_ms, commit_ms;  /* the last cutover's parts */
 	double cleanup_ms;     /* deleting the source's rows, after the pause */
+	size_t final_buckets;  /* buckets the final sync found changed and read */
 	double round_ms[CATCHUP_ROUNDS + 1];           /* copy and catch-up rounds */
 	int rounds, attempts;
 	char verified[96];
@@ -92,6 +93,7 @@ typedef struct {
 	char **cols;           /* quoted */
 	size_t npk;
 	size_t *pk;            /* column indexes of the primary key */
+	size_t keycol;         /* column index of the partition key (hash tables) */
 } tinfo;
 
 typedef struct waiter {
@@ -132,6 +134,9 @@ struct lane {
 	tinfo *tabs;
 	size_t ntabs;
 	int final_sync;
+	int by_bucket;         /* this final sync compares per-bucket checksums first */
+	uint64_t dirty[SL_BUCKETS / 64];  /* ... and these buckets differed */
+	uint64_t full_rows, full_sum;     /* ... the source's rows of all of B */
 	uint64_t delta;
 	coord_read *cut;
 	shard_answer **model;  /* per table: the source rows last written to the
@@ -427,6 +432,7 @@ static int tabs_load(lane *rb, bool hash)
 		snprintf(stage, sizeof stage, "_slbkt_%s", ct->name);
 		t->bkt_index = quote(stage);
 		t->key = ct->partition_col >= 0 ? quote(ct->cols[ct->partition_col].name) : NULL;
+		t->keycol = ct->partition_col >= 0 ? (size_t)ct->partition_col : 0;
 		t->cols = calloc(ct->ncols, sizeof *t->cols);
 		t->pk = calloc(ct->ncols, sizeof *t->pk);
 		if (!t->name || !t->stage || !t->bkt_index || !t->cols || !t->pk || (ct->partition_col >= 0 && !t->key))
@@ -486,21 +492,44 @@ static void key_put(sql_buf *b, const wire_value *v)
 	}
 }
 
-/* The rowsum.h checksum of a response's rows (the shards' sl_checksum). */
+/* The rowsum.h checksum of one row (a term of the shards' sl_checksum). */
+static uint64_t row_sum(const wire_value *row, uint32_t ncols)
+{
+	uint64_t h = rowsum_start();
+	for (uint32_t c = 0; c < ncols; c++) {
+		const wire_value *v = &row[c];
+		int type = v->type == WIRE_INT ? ROWSUM_INTEGER : v->type == WIRE_REAL ? ROWSUM_REAL
+			 : v->type == WIRE_TEXT ? ROWSUM_TEXT : v->type == WIRE_BLOB ? ROWSUM_BLOB : ROWSUM_NULL;
+		h = rowsum_value(h, type, v->i, v->r, v->p, v->len);
+	}
+	return h;
+}
+
+/* ... of a response's rows (the shards' sl_checksum). */
 static uint64_t rows_checksum(const wire_response *r)
 {
 	uint64_t sum = 0;
-	for (uint32_t k = 0; k < r->nrows; k++) {
-		uint64_t h = rowsum_start();
-		for (uint32_t c = 0; c < r->ncols; c++) {
-			const wire_value *v = &r->cells[(size_t)k * r->ncols + c];
-			int type = v->type == WIRE_INT ? ROWSUM_INTEGER : v->type == WIRE_REAL ? ROWSUM_REAL
-				 : v->type == WIRE_TEXT ? ROWSUM_TEXT : v->type == WIRE_BLOB ? ROWSUM_BLOB : ROWSUM_NULL;
-			h = rowsum_value(h, type, v->i, v->r, v->p, v->len);
-		}
-		sum += h;
-	}
+	for (uint32_t k = 0; k < r->nrows; k++)
+		sum += row_sum(&r->cells[(size_t)k * r->ncols], r->ncols);
 	return sum;
+}
+
+/* The bucket of a stored key, as the shards' sl_bucket() computes it
+ * (shard/store.c); -1 for a value it gives none. */
+static int value_bucket(const wire_value *v)
+{
+	switch (v->type) {
+	case WIRE_INT:
+		return (int)sl_bucket_of_int(v->i);
+	case WIRE_TEXT:
+		return (int)sl_bucket_of_bytes(v->p, v->len);
+	case WIRE_REAL:
+		if (v->r >= -9223372036854775808.0 && v->r < 9223372036854775808.0 && v->r == (double)(int64_t)v->r)
+			return (int)sl_bucket_of_int((int64_t)v->r);
+		return -1;
+	default:
+		return -1;
+	}
 }
 
 /* ---- the gate ------------------------------------------------------------------------ */
@@ -716,10 +745,25 @@ static const char *sync_target(const lane *rb, size_t i)
 
 /* The target's copy of table i: all of sync_target(), or (a bucket move)
  * its rows of the move's buckets.  No parameters. */
+static void dirty_pred(const lane *rb, size_t i, sql_buf *b)
+{
+	const move *m = rb->cur;
+	sql_buf_printf(b, " WHERE sl_bucket(%s) IN (", rb->tabs[i].key);
+	size_t k2 = 0;
+	for (size_t k = 0; k < m->n; k++) {
+		uint32_t bk = m->buckets[k] % SL_BUCKETS;
+		if (rb->dirty[bk / 64] & (1ull << (bk % 64)))
+			sql_buf_printf(b, "%s%u", k2++ ? ", " : "", bk);
+	}
+	sql_buf_puts(b, ")");
+}
+
 static void target_rows(lane *rb, size_t i, sql_buf *b)
 {
 	sql_buf_printf(b, " FROM %s", sync_target(rb, i));
-	if (direct(rb)) {
+	if (direct(rb) && rb->final_sync && rb->by_bucket) {
+		dirty_pred(rb, i, b);  /* the final sync checked the others */
+	} else if (direct(rb)) {
 		wire_value none[2];
 		uint32_t np;
 		move_pred(rb, i, b, none, &np);
@@ -750,9 +794,47 @@ static void sync_send_reads(lane *rb)
 	round_end_empty(rb);
 }
 
+/*
+ * The final sync of a bucket move that has a model: source and target
+ * both answer each bucket's row count and checksum (one scan where the
+ * rows are, nothing shipped, the two at once); the target must match the
+ * model (what was written to it), and only the buckets where the source
+ * differs from it are read, synced and verified again.  With none, the
+ * move is verified there and then.  The gate is closed and drained, so
+ * after the cut B cannot change on the source: the second read needs no
+ * cut of its own.
+ */
+static void final_counted(lane *rb);
+
+static void sync_send_sums(lane *rb)
+{
+	sql_buf b;
+	sql_buf_init(&b);
+	for (size_t i = 0; i < rb->ntabs; i++) {
+		tinfo *t = &rb->tabs[i];
+		wire_value none[2];
+		uint32_t np;
+		sql_buf_reset(&b);
+		sql_buf_printf(&b, "SELECT sl_bucket(%s), count(*), sl_checksum(", t->key);
+		for (size_t c = 0; c < t->ncols; c++)
+			sql_buf_printf(&b, "%s%s", c ? ", " : "", t->cols[c]);
+		sql_buf_printf(&b, ") FROM %s", t->name);
+		move_pred(rb, i, &b, none, &np);
+		sql_buf_puts(&b, " GROUP BY 1");
+		round_exec(rb, 2 * i, sync_src(rb), b.data, NULL, 0, true);
+		round_exec(rb, 2 * i + 1, sync_dst(rb), b.data, NULL, 0, true);
+	}
+	sql_buf_free(&b);
+	round_end_empty(rb);
+}
+
 static void on_cut(void *arg)
 {
-	sync_send_reads(arg);
+	lane *rb = arg;
+	if (rb->by_bucket)
+		sync_send_sums(rb);
+	else
+		sync_send_reads(rb);
 }
 
 /* Read source and target of every table; the final sync reads the source
@@ -760,7 +842,10 @@ static void on_cut(void *arg)
 static void sync_start(lane *rb, int final)
 {
 	rb->final_sync = final;
-	if (round_begin(rb, 2 * rb->ntabs, sync_diffed) != 0) {
+	rb->by_bucket = final && rb->model && direct(rb);
+	if (final && rb->cur)
+		rb->cur->final_buckets = rb->cur->n;  /* unless by_bucket finds fewer */
+	if (round_begin(rb, 2 * rb->ntabs, rb->by_bucket ? final_counted : sync_diffed) != 0) {
 		fail_round(rb, "out of memory");
 		after(rb, 0, rb->cur ? move_failed : add_after_sync);
 		return;
@@ -768,7 +853,7 @@ static void sync_start(lane *rb, int final)
 	if (final) {
 		rb->cut = coord_read_begin(rb->srv->coord, on_cut, rb);
 		if (rb->cut && coord_read_ready(rb->cut))
-			sync_send_reads(rb);
+			on_cut(rb);
 		return;
 	}
 	sync_send_reads(rb);
@@ -1018,6 +1103,193 @@ static void sync_diffed(lane *rb)
 	round_end_empty(rb);
 }
 
+static void final_read(lane *rb);
+
+/* Subtract a per-bucket count/checksum answer from cnt/sum; 0 or -1. */
+static int sub_sums(const shard_answer *ans, uint64_t *cnt, uint64_t *sum, uint64_t *rows, uint64_t *total)
+{
+	const wire_response *a = &ans->msg.resp;
+	for (uint32_t r = 0; r < a->nrows; r++) {
+		const wire_value *v = &a->cells[(size_t)r * a->ncols];
+		if (a->ncols != 3 || v[0].type != WIRE_INT || v[0].i < 0 || v[0].i >= SL_BUCKETS || v[1].type != WIRE_INT ||
+		    v[2].type != WIRE_INT)
+			return -1;
+		cnt[v[0].i] -= (uint64_t)v[1].i;
+		sum[v[0].i] -= (uint64_t)v[2].i;
+		if (rows) {
+			rows[v[0].i] += (uint64_t)v[1].i;
+			total[v[0].i] += (uint64_t)v[2].i;
+		}
+	}
+	return 0;
+}
+
+/* Both sides' per-bucket counts and checksums are in: read the buckets
+ * where the source differs from the model, if any. */
+static void final_counted(lane *rb)
+{
+	end_cut(rb);
+	if (rb->failed) {
+		models_free(rb);
+		move_failed(rb);
+		return;
+	}
+	move *m = rb->cur;
+	uint64_t *buf = calloc(6 * (size_t)SL_BUCKETS, sizeof *buf);
+	if (!buf) {
+		fail_round(rb, "out of memory");
+		models_free(rb);
+		move_failed(rb);
+		return;
+	}
+	uint64_t *cs = buf, *ss = buf + SL_BUCKETS;              /* model - source */
+	uint64_t *ct = buf + 2 * SL_BUCKETS, *st = buf + 3 * SL_BUCKETS;  /* model - target */
+	uint64_t *rows = buf + 4 * SL_BUCKETS, *sums = buf + 5 * SL_BUCKETS;  /* the source's */
+	memset(rb->dirty, 0, sizeof rb->dirty);
+	for (size_t i = 0; i < rb->ntabs && !rb->failed; i++) {
+		const tinfo *t = &rb->tabs[i];
+		const wire_response *md = &rb->model[i]->msg.resp;
+		memset(buf, 0, 4 * (size_t)SL_BUCKETS * sizeof *buf);
+		for (uint32_t r = 0; r < md->nrows; r++) {
+			const wire_value *row = &md->cells[(size_t)r * md->ncols];
+			int b = value_bucket(&row[t->keycol]);
+			if (b < 0) {
+				memcpy(rb->dirty, m->mask, sizeof rb->dirty);  /* cannot tell: read all */
+				continue;
+			}
+			uint64_t h = row_sum(row, md->ncols);
+			cs[b]++, ct[b]++;
+			ss[b] += h, st[b] += h;
+		}
+		if (sub_sums(rb->ans[2 * i], cs, ss, rows, sums) != 0 || sub_sums(rb->ans[2 * i + 1], ct, st, NULL, NULL) != 0) {
+			fail_round(rb, "final sync: unexpected answer to a checksum query");
+			break;
+		}
+		for (size_t k = 0; k < m->n; k++) {
+			uint32_t b = m->buckets[k] % SL_BUCKETS;
+			if (ct[b] || st[b]) {
+				fail_round(rb, "final sync: the target's rows of bucket %u are not what was written there", b);
+				break;
+			}
+			if (cs[b] || ss[b])
+				rb->dirty[b / 64] |= 1ull << (b % 64);
+		}
+	}
+	uint64_t all_rows = 0, all_sum = 0, d_rows = 0, d_sum = 0;
+	size_t ndirty = 0;
+	for (size_t k = 0; k < m->n; k++) {
+		uint32_t b = m->buckets[k] % SL_BUCKETS;
+		all_rows += rows[b];
+		all_sum += sums[b];
+		if (rb->dirty[b / 64] & (1ull << (b % 64))) {
+			ndirty++;
+			d_rows += rows[b];
+			d_sum += sums[b];
+		}
+	}
+	free(buf);
+	if (rb->failed) {
+		models_free(rb);
+		move_failed(rb);
+		return;
+	}
+	m->rows_src = all_rows;
+	m->final_buckets = ndirty;
+	rb->full_rows = all_rows;
+	rb->full_sum = all_sum;
+	rb->src_rows = d_rows;  /* what the target's dirty buckets must hold */
+	rb->src_sum = d_sum;
+	rb->delta = 0;
+	if (ndirty == 0) {
+		/* the target holds exactly the source's rows: verified */
+		models_free(rb);
+		snprintf(m->verified, sizeof m->verified, "%" PRIu64 " rows, checksum %016" PRIx64, all_rows, all_sum);
+		move_after_sync(rb);
+		return;
+	}
+	if (round_begin(rb, rb->ntabs, final_read) != 0) {
+		fail_round(rb, "out of memory");
+		models_free(rb);
+		after(rb, 0, move_failed);
+		return;
+	}
+	sql_buf b;
+	sql_buf_init(&b);
+	for (size_t i = 0; i < rb->ntabs; i++) {
+		sql_buf_reset(&b);
+		sql_buf_printf(&b, "SELECT * FROM %s", rb->tabs[i].name);
+		dirty_pred(rb, i, &b);
+		round_exec(rb, i, sync_src(rb), b.data, NULL, 0, true);
+	}
+	sql_buf_free(&b);
+	round_end_empty(rb);
+}
+
+/* The differing buckets' source rows are in: write their differences
+ * from the model (restricted to those buckets) to the target. */
+static void final_read(lane *rb)
+{
+	if (rb->failed) {
+		models_free(rb);
+		move_failed(rb);
+		return;
+	}
+	wire_request *reqs = NULL;
+	size_t n = 0, cap = 0;
+	for (size_t i = 0; i < rb->ntabs; i++) {
+		const wire_response *md = &rb->model[i]->msg.resp;
+		wire_response part = *md;
+		part.cells = malloc(((size_t)md->nrows * md->ncols + 1) * sizeof *part.cells);
+		if (!part.cells) {
+			fail_round(rb, "out of memory");
+			break;
+		}
+		part.nrows = 0;
+		for (uint32_t r = 0; r < md->nrows; r++) {
+			const wire_value *row = &md->cells[(size_t)r * md->ncols];
+			int b = value_bucket(&row[rb->tabs[i].keycol]);
+			if (b < 0 || (rb->dirty[b / 64] & (1ull << (b % 64))))
+				memcpy(&part.cells[(size_t)part.nrows++ * md->ncols], row, md->ncols * sizeof *row);
+		}
+		diff_table(rb, i, &rb->ans[i]->msg.resp, &part, &reqs, &n, &cap);
+		free(part.cells);
+	}
+	/* the writes' params point into the source's answers and the model */
+	writes_free(rb);
+	rb->wkeep = calloc(rb->nans + rb->ntabs + 1, sizeof *rb->wkeep);
+	if (rb->wkeep) {
+		for (size_t i = 0; i < rb->nans; i++)
+			rb->wkeep[rb->nwkeep++] = rb->ans[i];
+		for (size_t i = 0; i < rb->ntabs; i++)
+			rb->wkeep[rb->nwkeep++] = rb->model[i];
+		free(rb->ans);
+		rb->ans = NULL;
+		rb->nans = 0;
+		free(rb->model);
+		rb->model = NULL;
+	}
+	models_free(rb);
+	rb->wq = reqs;
+	rb->nwq = n;
+	rb->wq_sent = 0;
+	for (size_t i = 0; i < n; i++)
+		reqs[i].unlocked = true;
+	bool failed = rb->failed;
+	if (!rb->wkeep || round_begin(rb, n, sync_written) != 0) {
+		fail_round(rb, "out of memory");
+		after(rb, 0, sync_written);
+		return;
+	}
+	if (failed) {
+		fail_round(rb, "out of memory");
+		after(rb, 0, sync_written);
+		return;
+	}
+	for (size_t i = 0; i < SYNC_WINDOW; i++)
+		writes_next(rb);
+	round_end_empty(rb);
+}
+
 static void sync_written(lane *rb)
 {
 	writes_free(rb);
@@ -1081,6 +1353,9 @@ static void sync_verified(lane *rb)
 				   "verification failed: source %" PRIu64 " rows checksum %016" PRIx64
 				   ", target %" PRIu64 " rows checksum %016" PRIx64,
 				   rb->src_rows, rb->src_sum, rows, sum);
+		else if (!rb->failed && rb->cur && rb->by_bucket)  /* the other buckets matched already */
+			snprintf(rb->cur->verified, sizeof rb->cur->verified, "%" PRIu64 " rows, checksum %016" PRIx64,
+				 rb->full_rows, rb->full_sum);
 		else if (!rb->failed && rb->cur)
 			snprintf(rb->cur->verified, sizeof rb->cur->verified, "%" PRIu64 " rows, checksum %016" PRIx64,
 				 rows, sum);
@@ -1180,8 +1455,9 @@ static void move_finish(lane *rb, const char *phase)
 		(double)(m->t_done - m->t_start));
 	for (int r = 0; r < m->rounds && r <= CATCHUP_ROUNDS; r++)
 		fprintf(stderr, " %.0f", m->round_ms[r]);
-	fprintf(stderr, ", pause: drain %.0f + sync %.0f + flip %.0f + switch %.0f ms; cleanup %.0f ms\n", m->drain_ms,
-		m->sync_ms, m->flip_ms, m->commit_ms, m->cleanup_ms);
+	fprintf(stderr, ", pause: drain %.0f + sync %.0f + flip %.0f + switch %.0f ms (final sync read %zu of %zu buckets)"
+		"; cleanup %.0f ms\n", m->drain_ms, m->sync_ms, m->flip_ms, m->commit_ms, m->final_buckets, m->n,
+		m->cleanup_ms);
 	history_add(rb, m);
 	rb->busy = 0;
 	after(rb, 0, kick);
@@ -1264,6 +1540,12 @@ static void cleanup_ran(lane *rb)
 static void cleanup_run(lane *rb)
 {
 	move *m = rb->cur;
+	if (rb->g->gate != GATE_OPEN && !holds_gate(rb)) {
+		/* not while another lane cuts over: its drain and switch would
+		 * wait behind this delete in the shard's writer */
+		after(rb, 2, cleanup_run);
+		return;
+	}
 	size_t n = rb->clean_step == 0 ? rb->ntabs : 1;
 	if (round_begin(rb, n, cleanup_ran) != 0) {
 		fail_round(rb, "out of memory");
