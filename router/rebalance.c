@@ -155,6 +155,7 @@ struct lane {
 	size_t clean_shard;
 	const char *clean_phase;
 	int clean_tries, clean_step;
+	int clean_busy;        /* a round of cleanup_run is in flight */
 	shard_answer *schema_ans;  /* shard 0's schema, for a new shard */
 };
 
@@ -1514,6 +1515,7 @@ static void cleanup_start(lane *rb, size_t shard, const char *phase)
 static void cleanup_ran(lane *rb)
 {
 	move *m = rb->cur;
+	rb->clean_busy = 0;
 	if (rb->failed) {
 		if (++rb->clean_tries < CLEANUP_RETRIES) {
 			after(rb, SWITCH_RETRY_MS, cleanup_run);
@@ -1547,6 +1549,7 @@ static void cleanup_run(lane *rb)
 		return;
 	}
 	size_t n = rb->clean_step == 0 ? rb->ntabs : 1;
+	rb->clean_busy = 1;
 	if (round_begin(rb, n, cleanup_ran) != 0) {
 		fail_round(rb, "out of memory");
 		after(rb, SWITCH_RETRY_MS, cleanup_ran);
@@ -1662,11 +1665,22 @@ static void move_copy(lane *rb)
 	round_end_empty(rb);
 }
 
+/* Is a lane deleting a move's rows (cleanup_run's statements in flight)? */
+static bool cleaning(const rebalancer *g)
+{
+	for (size_t i = 0; i < NLANES; i++)
+		if (g->lanes[i].cur && g->lanes[i].clean_busy)
+			return true;
+	return false;
+}
+
 static void move_cutover(lane *rb)
 {
 	move *m = rb->cur;
-	if (rb->g->gate != GATE_OPEN) {
-		/* another lane is cutting over: wait for the gate */
+	if (rb->g->gate != GATE_OPEN || cleaning(rb->g)) {
+		/* another lane is cutting over: wait for the gate; or deleting
+		 * a move's rows, which holds a shard's writer (the drain would
+		 * wait for the transactions behind it) */
 		after(rb, 2, move_cutover);
 		return;
 	}
