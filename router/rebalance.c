@@ -39,11 +39,13 @@
 #define MOVE_ROWS 10000        /* ... and about this many rows: the cutover pause
 				* grows with a move's rows (docs/rebalance.md) */
 #define ROWS_PER_INSERT 400    /* rows per statement into a staging table */
-#define PARAMS_PER_WRITE 30000 /* ... into a client table: as many as fit.  Each
-				* statement commits on its own, and its rows land
-				* all over the table's indexes (random keys): a
-				* small one rewrites most index pages in the WAL
-				* for a few rows */
+#define PARAMS_PER_WRITE 6000  /* ... into a client table: 3,000 rows of two
+				* columns.  Each statement commits on its own
+				* and its rows land all over the table's
+				* indexes (random keys): a small one rewrites
+				* most index pages in the WAL for a few rows; a
+				* huge one holds the target's writer (and
+				* another lane's switch behind it) too long */
 #define SYNC_WINDOW 2          /* a sync's writes in flight at once, per move */
 #define DRAIN_TIMEOUT_MS 2000
 #define CATCHUP_ROUNDS 4
