@@ -153,11 +153,6 @@ struct lane {
 	/* the switch (move_switch) */
 	coord_apply *apply;    /* its statements, ordered at the consistent cut */
 	int switch_tries, switch_step;
-	/* deleting hidden rows (cleanup_start) */
-	size_t clean_shard;
-	const char *clean_phase;
-	int clean_tries, clean_step;
-	int clean_busy;        /* a round of cleanup_run is in flight */
 	shard_answer *schema_ans;  /* shard 0's schema, for a new shard */
 };
 
@@ -183,6 +178,9 @@ struct rebalancer {
 	waiter *waiters;
 	double max_wait_ms, max_pause_ms;
 	int switching;         /* also hold scatter reads of gate_src/gate_dst */
+	/* deleting moves' hidden rows, one statement at a time, in order */
+	struct cleanup_job *cleanups;
+	uv_timer_t clean_timer;
 	/* shards being drained for removal, and those whose removal waits */
 	bool draining[256];
 	/* shards known to have their bucket indexes: building one holds the
@@ -634,6 +632,8 @@ static void gate_close(lane *rb, gate_kind kind, size_t src, size_t dst, const u
 	session_drain_mark(rb->srv, src, rb->g->gate_gen);
 }
 
+static void on_clean_timer(uv_timer_t *t);
+
 /* Open the gate; every parked statement runs again (planned anew). */
 static bool holds_gate(const lane *rb)
 {
@@ -650,6 +650,7 @@ static double gate_open(lane *rb)
 		rb->g->max_pause_ms = held;
 	rb->g->gate = GATE_OPEN;
 	rb->g->gate_owner = NULL;
+	uv_timer_start(&rb->g->clean_timer, on_clean_timer, 0, 0);  /* cleanups may go on */
 	rb->g->gate_gen = 0;
 	rb->g->switching = 0;
 	waiter *w = rb->g->waiters;
@@ -1429,9 +1430,10 @@ static void on_dropped(void *arg, shard_answer *a, const char *error)
 	shard_answer_free(a);
 }
 
-static void cleanup_start(lane *rb, size_t shard, const char *phase);
+static void cleanup_queue(lane *rb, size_t shard, const char *phase);
 
-/* The running move ends (done or cancelled): next job. */
+/* The running move ends (done or cancelled, or its cleanup queued: phase
+ * cleanup or cancelling until that is done): the lane takes its next job. */
 static void move_finish(lane *rb, const char *phase)
 {
 	move *m = rb->cur;
@@ -1441,7 +1443,8 @@ static void move_finish(lane *rb, const char *phase)
 	if (held > m->pause_ms && strcmp(phase, "done") == 0)
 		m->pause_ms = held;
 	set_phase(m, phase);
-	log_phase(rb, m, phase);
+	if (strcmp(phase, "cleanup") != 0 && strcmp(phase, "cancelling") != 0)
+		log_phase(rb, m, phase);  /* else when its cleanup is done */
 	m->t_done = now_ms();
 	/* the staging tables are no longer needed */
 	sql_buf b;
@@ -1458,16 +1461,15 @@ static void move_finish(lane *rb, const char *phase)
 		(double)(m->t_done - m->t_start));
 	for (int r = 0; r < m->rounds && r <= CATCHUP_ROUNDS; r++)
 		fprintf(stderr, " %.0f", m->round_ms[r]);
-	fprintf(stderr, ", pause: drain %.0f + sync %.0f + flip %.0f + switch %.0f ms (final sync read %zu of %zu buckets)"
-		"; cleanup %.0f ms\n", m->drain_ms, m->sync_ms, m->flip_ms, m->commit_ms, m->final_buckets, m->n,
-		m->cleanup_ms);
+	fprintf(stderr, ", pause: drain %.0f + sync %.0f + flip %.0f + switch %.0f ms (final sync read %zu of %zu buckets)\n",
+		m->drain_ms, m->sync_ms, m->flip_ms, m->commit_ms, m->final_buckets, m->n);
 	history_add(rb, m);
 	rb->busy = 0;
 	after(rb, 0, kick);
 }
 
-/* The running move ends.  A cancelled bucket move first deletes its copy
- * on the target (hidden meanwhile). */
+/* The running move ends.  A cancelled bucket move's copy on the target
+ * (hidden meanwhile) is deleted behind it. */
 static void move_end(lane *rb, const char *phase)
 {
 	move *m = rb->cur;
@@ -1478,7 +1480,8 @@ static void move_end(lane *rb, const char *phase)
 		 * harmless (a later move of these buckets to this shard syncs
 		 * over it), rather than the move resuming */
 		log_phase(rb, m, "cancelled");
-		cleanup_start(rb, m->dst, "cancelled");
+		cleanup_queue(rb, m->dst, "cancelled");
+		move_finish(rb, "cancelling");
 		return;
 	}
 	move_finish(rb, phase);
@@ -1489,93 +1492,215 @@ static void move_end(lane *rb, const char *phase)
 /*
  * After a switch the source's rows of B, after a cancel the target's copy:
  * hidden on that shard (its _slhidden), so no client statement reaches them
- * and they go in autocommit chunks (each holds the shard's writer briefly)
- * without the gate; then the buckets leave _slhidden.  A shard that stays
- * unreachable keeps them hidden, which is harmless: the scatter filter
- * leaves them out, and a later move of those buckets to that shard reads
- * what is there and syncs over it.
+ * and they are deleted without the gate, behind the move: its lane goes on
+ * with the next move meanwhile.  Cleanups run one statement at a time, in
+ * order, never while a lane holds the gate (a cutover's drain and switch
+ * would wait behind the delete in the shard's writer; a cutover also waits
+ * for the statement in flight), and no move may take a bucket whose cleanup
+ * is pending.  The rows go in autocommit statements of up to CLEANUP_CHUNK
+ * rows, then the buckets leave _slhidden, then the move is logged done (a
+ * router crash before that redoes the switch and its cleanup).  A shard that
+ * stays unreachable keeps the rows hidden, which is harmless: the scatter
+ * filter leaves them out, and a later move of those buckets to that shard
+ * reads what is there and syncs over it.
  */
 #define CLEANUP_CHUNK 20000    /* a move's rows, mostly in one statement: small
 				* chunks of random keys rewrite most index pages
 				* each (see PARAMS_PER_WRITE) */
 #define CLEANUP_RETRIES 25
 
-static void cleanup_run(lane *rb);
+typedef struct cleanup_job {
+	int64_t id;            /* the move */
+	size_t src, dst, shard;
+	uint32_t *buckets;
+	size_t n;
+	uint64_t mask[SL_BUCKETS / 64];
+	const char *phase;     /* "done" or "cancelled" when finished */
+	char **sql;            /* per table: delete a chunk of B's rows */
+	size_t nsql, at;       /* at == nsql: the _slhidden statement */
+	char *unhide;
+	int tries, inflight;
+	uint64_t t0;
+	struct cleanup_job *next;
+} cleanup_job;
 
-static void cleanup_start(lane *rb, size_t shard, const char *phase)
+static void cleanup_free(cleanup_job *j)
 {
-	move *m = rb->cur;
-	rb->clean_shard = shard;
-	rb->clean_phase = phase;
-	rb->clean_tries = 0;
-	rb->clean_step = 0;
-	m->t_mark = now_ms();
-	set_phase(m, strcmp(phase, "done") == 0 ? "cleanup" : "cancelling");
-	cleanup_run(rb);
+	for (size_t i = 0; i < j->nsql; i++)
+		free(j->sql[i]);
+	free(j->sql);
+	free(j->unhide);
+	free(j->buckets);
+	free(j);
 }
 
-static void cleanup_ran(lane *rb)
+static bool cleaning(const rebalancer *g)
 {
-	move *m = rb->cur;
-	rb->clean_busy = 0;
-	if (rb->failed) {
-		if (++rb->clean_tries < CLEANUP_RETRIES) {
-			after(rb, SWITCH_RETRY_MS, cleanup_run);
+	return g->cleanups && g->cleanups->inflight;
+}
+
+/* Do pending cleanups keep m off its buckets? */
+static bool cleanup_blocks(const rebalancer *g, const move *m)
+{
+	for (const cleanup_job *j = g->cleanups; j && !m->table; j = j->next)
+		for (size_t w = 0; w < SL_BUCKETS / 64; w++)
+			if (j->mask[w] & m->mask[w])
+				return true;
+	return false;
+}
+
+static void cleanup_pump(rebalancer *g);
+
+static void on_clean_timer(uv_timer_t *t)
+{
+	cleanup_pump(t->data);
+}
+
+/* The head job is finished (or given up): the move is done. */
+static void cleanup_done(rebalancer *g, const char *problem)
+{
+	cleanup_job *j = g->cleanups;
+	g->cleanups = j->next;
+	double ms = (double)(now_ms() - j->t0);
+	for (move *h = g->history; h; h = h->next) {
+		if (h->id != j->id)
+			continue;
+		h->cleanup_ms = ms;
+		set_phase(h, j->phase);
+		if (problem)
+			snprintf(h->note, sizeof h->note, "rows of the moved buckets left hidden on shard %zu: %.100s",
+				 j->shard, problem);
+	}
+	if (strcmp(j->phase, "done") == 0) {
+		sql_error err = {0};
+		int64_t id = j->id;
+		if (catalog_move_put(g->srv->cat, &id, "done", j->src, j->dst, j->buckets, j->n, NULL, 0, &err) != 0)
+			fprintf(stderr, "router: rebalance: cannot log move %" PRId64 ": %s\n", j->id, err.message);
+	}
+	if (problem)
+		fprintf(stderr, "router: rebalance: move %" PRId64 ": rows left hidden on shard %zu: %s\n", j->id, j->shard,
+			problem);
+	else
+		fprintf(stderr, "router: rebalance: move %" PRId64 " %s: cleanup on shard %zu %.0f ms\n", j->id, j->phase,
+			j->shard, ms);
+	cleanup_free(j);
+	kick_soon(g);  /* moves kept off these buckets may start */
+}
+
+static void on_cleaned(void *arg, shard_answer *a, const char *error)
+{
+	rebalancer *g = arg;
+	if (g->closing || !g->cleanups) {
+		shard_answer_free(a);
+		return;
+	}
+	cleanup_job *j = g->cleanups;
+	j->inflight = 0;
+	const char *problem = error ? error
+			    : a && a->msg.resp.status == WIRE_ERROR ? (a->msg.resp.message ? a->msg.resp.message : "error")
+			    : NULL;
+	if (problem) {
+		if (++j->tries >= CLEANUP_RETRIES) {
+			char msg[160];
+			snprintf(msg, sizeof msg, "%s", problem);
+			shard_answer_free(a);
+			cleanup_done(g, msg);
+			cleanup_pump(g);
 			return;
 		}
-		snprintf(m->note, sizeof m->note, "rows of the moved buckets left hidden on shard %zu: %.100s",
-			 rb->clean_shard, rb->err);
-		fprintf(stderr, "router: rebalance: move %" PRId64 ": %s\n", m->id, m->note);
-	} else if (rb->clean_step == 0) {
-		bool more = false;
-		for (size_t i = 0; i < rb->nans; i++)
-			more = more || rb->ans[i]->msg.resp.changes >= CLEANUP_CHUNK;
-		if (!more)
-			rb->clean_step = 1;
-		cleanup_run(rb);
+		shard_answer_free(a);
+		uv_timer_start(&g->clean_timer, on_clean_timer, SWITCH_RETRY_MS, 0);
 		return;
 	}
-	m->cleanup_ms = (double)(now_ms() - m->t_mark);
-	move_finish(rb, rb->clean_phase);
+	if (j->at < j->nsql) {
+		if (a->msg.resp.changes < CLEANUP_CHUNK)
+			j->at++;  /* this table is done */
+	} else {
+		shard_answer_free(a);
+		cleanup_done(g, NULL);
+		cleanup_pump(g);
+		return;
+	}
+	shard_answer_free(a);
+	cleanup_pump(g);
 }
 
-/* One round: a chunk of every table's rows of B, or (step 1) B out of
- * _slhidden. */
-static void cleanup_run(lane *rb)
+/* Send the head job's next statement, unless one is in flight or a lane
+ * holds the gate (gate_open pumps again). */
+static void cleanup_pump(rebalancer *g)
+{
+	cleanup_job *j = g->cleanups;
+	if (g->closing || !j || j->inflight || g->gate != GATE_OPEN)
+		return;
+	const char *sql = j->at < j->nsql ? j->sql[j->at] : j->unhide;
+	wire_request r = {.op = WIRE_OP_EXEC, .sql = sql, .sql_len = (uint32_t)strlen(sql), .unlocked = true};
+	j->inflight = 1;
+	if (shard_pool_send(g->srv->pool, j->shard, &r, on_cleaned, g) != 0) {
+		j->inflight = 0;
+		if (++j->tries >= CLEANUP_RETRIES) {
+			cleanup_done(g, "cannot reach the shard");
+			cleanup_pump(g);
+			return;
+		}
+		uv_timer_start(&g->clean_timer, on_clean_timer, SWITCH_RETRY_MS, 0);
+	}
+}
+
+/* Queue the deletion of the running move's rows of B on `shard`. */
+static void cleanup_queue(lane *rb, size_t shard, const char *phase)
 {
 	move *m = rb->cur;
-	if (rb->g->gate != GATE_OPEN && !holds_gate(rb)) {
-		/* not while another lane cuts over: its drain and switch would
-		 * wait behind this delete in the shard's writer */
-		after(rb, 2, cleanup_run);
+	cleanup_job *j = calloc(1, sizeof *j);
+	if (j) {
+		j->buckets = malloc((m->n ? m->n : 1) * sizeof *j->buckets);
+		j->sql = calloc(rb->ntabs ? rb->ntabs : 1, sizeof *j->sql);
+	}
+	if (!j || !j->buckets || !j->sql) {
+		if (j)
+			cleanup_free(j);
+		fprintf(stderr, "router: rebalance: move %" PRId64 ": out of memory: rows left hidden on shard %zu\n",
+			m->id, shard);
 		return;
 	}
-	size_t n = rb->clean_step == 0 ? rb->ntabs : 1;
-	rb->clean_busy = 1;
-	if (round_begin(rb, n, cleanup_ran) != 0) {
-		fail_round(rb, "out of memory");
-		after(rb, SWITCH_RETRY_MS, cleanup_ran);
-		return;
-	}
+	j->id = m->id;
+	j->src = m->src;
+	j->dst = m->dst;
+	j->shard = shard;
+	memcpy(j->buckets, m->buckets, m->n * sizeof *j->buckets);
+	j->n = m->n;
+	memcpy(j->mask, m->mask, sizeof j->mask);
+	j->phase = phase;
+	j->t0 = now_ms();
 	sql_buf b;
 	sql_buf_init(&b);
-	if (rb->clean_step == 0) {
-		for (size_t i = 0; i < rb->ntabs; i++) {
-			tinfo *t = &rb->tabs[i];
-			wire_value none[2];
-			uint32_t np;
-			sql_buf_reset(&b);
-			sql_buf_printf(&b, "DELETE FROM %s WHERE rowid IN (SELECT rowid FROM %s", t->name, t->name);
-			move_pred(rb, i, &b, none, &np);
-			sql_buf_printf(&b, " LIMIT %d)", CLEANUP_CHUNK);
-			round_exec_gated(rb, i, rb->clean_shard, b.data, NULL, 0);
-		}
-	} else {
-		hidden_sql(m, &b, false);
-		round_exec_gated(rb, 0, rb->clean_shard, b.data, NULL, 0);
+	for (size_t i = 0; i < rb->ntabs; i++) {
+		tinfo *t = &rb->tabs[i];
+		wire_value none[2];
+		uint32_t np;
+		sql_buf_reset(&b);
+		sql_buf_printf(&b, "DELETE FROM %s WHERE rowid IN (SELECT rowid FROM %s", t->name, t->name);
+		move_pred(rb, i, &b, none, &np);
+		sql_buf_printf(&b, " LIMIT %d)", CLEANUP_CHUNK);
+		j->sql[j->nsql++] = b.failed ? NULL : strdup(b.data);
 	}
+	sql_buf_reset(&b);
+	hidden_sql(m, &b, false);
+	j->unhide = b.failed ? NULL : strdup(b.data);
 	sql_buf_free(&b);
-	round_end_empty(rb);
+	bool ok = j->unhide != NULL;
+	for (size_t i = 0; i < j->nsql; i++)
+		ok = ok && j->sql[i];
+	if (!ok) {
+		cleanup_free(j);
+		fprintf(stderr, "router: rebalance: move %" PRId64 ": out of memory: rows left hidden on shard %zu\n",
+			m->id, shard);
+		return;
+	}
+	cleanup_job **pp = &rb->g->cleanups;
+	while (*pp)
+		pp = &(*pp)->next;
+	*pp = j;
+	cleanup_pump(rb->g);
 }
 
 /* Something failed before the switch: open the gate, try again later. */
@@ -1667,14 +1792,6 @@ static void move_copy(lane *rb)
 	round_end_empty(rb);
 }
 
-/* Is a lane deleting a move's rows (cleanup_run's statements in flight)? */
-static bool cleaning(const rebalancer *g)
-{
-	for (size_t i = 0; i < NLANES; i++)
-		if (g->lanes[i].cur && g->lanes[i].clean_busy)
-			return true;
-	return false;
-}
 
 static void move_cutover(lane *rb)
 {
@@ -1930,7 +2047,8 @@ static void switch_ran(lane *rb)
 		double held = gate_open(rb);
 		if (held > m->pause_ms)
 			m->pause_ms = held;
-		cleanup_start(rb, m->src, "done");
+		cleanup_queue(rb, m->src, "done");
+		move_finish(rb, "cleanup");
 		return;
 	}
 	move_end(rb, "done");
@@ -2640,6 +2758,8 @@ static bool lanes_idle(const rebalancer *g)
  * table) one of them moves. */
 static bool move_free_to_run(const rebalancer *g, const move *m)
 {
+	if (cleanup_blocks(g, m))
+		return false;
 	for (size_t i = 0; i < NLANES; i++) {
 		const move *o = g->lanes[i].cur;
 		if (!o)
@@ -2697,8 +2817,8 @@ static void dispatch(rebalancer *g)
 		g->cancel = 0;
 	lane *l0 = &g->lanes[0];
 	if (g->adds || g->plan_done) {
-		if (!lanes_idle(g))
-			return;  /* after the running moves */
+		if (!lanes_idle(g) || g->cleanups)
+			return;  /* after the running moves and their cleanups */
 		l0->busy = 1;
 		if (g->adds) {
 			l0->add_cur = g->adds;
@@ -2726,7 +2846,7 @@ static void dispatch(rebalancer *g)
 		m->next = NULL;
 		start_move(rb, m);
 	}
-	if (lanes_idle(g) && !g->queue)
+	if (lanes_idle(g) && !g->queue && !g->cleanups)
 		remove_next(l0);
 }
 
@@ -2754,6 +2874,8 @@ rebalancer *rebalance_open(router_server *srv)
 	rb->srv = srv;
 	uv_timer_init(srv->loop, &rb->kick_timer);
 	rb->kick_timer.data = rb;
+	uv_timer_init(srv->loop, &rb->clean_timer);
+	rb->clean_timer.data = rb;
 	for (size_t i = 0; i < NLANES; i++) {
 		lane *l = &rb->lanes[i];
 		l->g = rb;
@@ -2808,8 +2930,13 @@ rebalancer *rebalance_open(router_server *srv)
 /* Every timer closed (NLANES + 1): free everything. */
 static void closed_one(rebalancer *g)
 {
-	if (++g->nclosed < NLANES + 1)
+	if (++g->nclosed < NLANES + 2)
 		return;
+	while (g->cleanups) {
+		cleanup_job *n = g->cleanups->next;
+		cleanup_free(g->cleanups);
+		g->cleanups = n;
+	}
 	move *lists[2] = {g->queue, g->history};
 	for (int l = 0; l < 2; l++)
 		while (lists[l]) {
@@ -2867,6 +2994,8 @@ void rebalance_close(rebalancer *g)
 	}
 	uv_timer_stop(&g->kick_timer);
 	uv_close((uv_handle_t *)&g->kick_timer, on_kick_closed);
+	uv_timer_stop(&g->clean_timer);
+	uv_close((uv_handle_t *)&g->clean_timer, on_kick_closed);
 }
 
 /* ---- SHOW REBALANCE -------------------------------------------------------------------- */
