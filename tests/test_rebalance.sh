@@ -238,6 +238,8 @@ t "hidden: the copy of row $key is in shard $to's table while a transaction hold
 t "hidden: shard $to hides bucket $b (_slhidden)" '[ "$(sq $to "SELECT count(*) FROM _slhidden WHERE bucket = $b")" = 1 ]'
 t "hidden: a scatter read counts every row once meanwhile" '[ "$(q "SELECT count(*), sum(balance) FROM accounts")" = "3000|300000" ]'
 t "hidden: and so does one grouped by balance" '[ "$(q "SELECT balance, count(*) FROM accounts GROUP BY balance")" = "100|3000" ]'
+t "hidden: SHOW SHARDS counts the rows each shard shows (3000 in all)" \
+	'[ "$(q "SHOW SHARDS" | awk -F"|" "{s += \$5} END {print s}")" = 3000 ]'
 wait $hpid
 t "hidden: the move ends done once the transaction committed" 'wait_moves 30'
 t "hidden: row $key is on shard $to only, no bucket hidden on any shard" \
