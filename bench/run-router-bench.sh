@@ -2,7 +2,9 @@
 # Router benchmarks, side by side with PostgreSQL 15 in the same run, with
 # the same pgbench scripts:
 #   bench/run-router-bench.sh [BUILD_DIR] [SECONDS] [ACCOUNTS] [WORKLOADS]
-# WORKLOADS: all (default), select, transfer or tpcb.
+# WORKLOADS: all (default), select, transfer, tpcb, or saga (the transfer
+# in 2PC and in saga mode on shardlite, PostgreSQL's transfer beside them:
+# issue 5).
 # - pgbench's built-in tpcb-like script (scale 1: 100,000 accounts, 10
 #   tellers, 1 branch), tables loaded without COPY and zero balances, 8
 #   clients; afterwards sum(abalance) = sum(tbalance) = sum(bbalance) =
@@ -68,6 +70,7 @@ UPDATE accounts SET balance = balance - 1 WHERE id = :src;
 UPDATE accounts SET balance = balance + 1 WHERE id = :dst;
 END;
 SQL
+sed -e 's/^BEGIN;/BEGIN SAGA;/' -e 's/^END;/COMMIT;/' "$work/transfer.sql" > "$work/transfer-saga.sql"
 
 # run NAME HOSTPORT CLIENTS SCRIPT MODE -> one table row
 run() {
@@ -109,6 +112,15 @@ if [ "$workloads" = all ] || [ "$workloads" = transfer ]; then
   run shardlite  "$sport" 8  "$work/transfer.sql" prepared bench shardlite
   run postgres   "$pport" 32 "$work/transfer.sql" prepared postgres postgres
   run shardlite  "$sport" 32 "$work/transfer.sql" prepared bench shardlite
+fi
+if [ "$workloads" = saga ]; then
+  for c in 8 32; do
+    run postgres   "$pport" $c "$work/transfer.sql"      prepared postgres postgres
+    run shardlite  "$sport" $c "$work/transfer.sql"      prepared bench shardlite
+    run shardlite  "$sport" $c "$work/transfer-saga.sql" prepared bench shardlite
+    run shardlite  "$sport" $c "$work/transfer.sql"      prepared bench shardlite
+    run shardlite  "$sport" $c "$work/transfer-saga.sql" prepared bench shardlite
+  done
 fi
 [ -s "$work/commit.txt" ] && cat "$work/commit.txt"
 echo "# shardlite total after the transfers: $(sl -A -t -c 'SELECT sum(balance) FROM accounts') (expected $((naccounts * 1000)))"

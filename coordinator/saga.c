@@ -41,6 +41,10 @@
 #define PROBE_MIN_MS 250
 #define PROBE_MAX_MS 2000
 #define BACKOFF_CAP_MS 1000
+/* A committed saga's SagaEnd rides on the next step sent to its shard
+ * (Request.ended), or goes alone after this long. */
+#define END_DELAY_MS 5
+#define ENDS_PER_STEP 512
 
 typedef enum { SG_RUNNING = 1, SG_COMMITTING, SG_COMPENSATING } sg_state;
 
@@ -420,6 +424,43 @@ size_t saga_nsteps(const saga *s)
 	return s->n;
 }
 
+static void end_done(saga *s, bool failed);
+static void end_later(saga_engine *e, size_t shard, saga *s);
+
+/* A step's call, with the committed sagas whose SagaEnd rides on it. */
+typedef struct {
+	saga_engine *e;
+	size_t shard;
+	saga **ended;
+	uint64_t *ids;
+	size_t n;
+	shard_cb cb;
+	void *arg;
+} step_ctx;
+
+static void on_step_answer(void *arg, shard_answer *a, const char *error)
+{
+	step_ctx *c = arg;
+	saga_engine *e = c->e;
+	/* only an Ok answer says the shard ran the step's batch with the ends
+	 * (a refusal before it, e.g. a stale route, did not): else they go again */
+	bool ended = !error && a->msg.resp.status == WIRE_OK;
+	saga **sagas = c->ended;
+	size_t n = c->n, shard = c->shard;
+	shard_cb cb = c->cb;
+	void *cbarg = c->arg;
+	free(c->ids);
+	free(c);
+	cb(cbarg, a, error);
+	for (size_t i = 0; i < n; i++) {
+		if (ended)
+			end_done(sagas[i], false);
+		else if (!e->closing)
+			end_later(e, shard, sagas[i]);
+	}
+	free(sagas);
+}
+
 void saga_step(saga_engine *e, saga *s, size_t shard, const wire_request *req, shard_cb cb, void *arg)
 {
 	if (s->n == s->cap) {
@@ -440,7 +481,30 @@ void saga_step(saga_engine *e, saga *s, size_t shard, const wire_request *req, s
 	s->steps[s->n].shard = shard;
 	s->steps[s->n].step = r.step;
 	s->n++;
-	call_start(e, shard, &r, e->retries + 1, cb, arg);
+	step_ctx *c = calloc(1, sizeof *c);
+	if (!c)
+		abort();
+	c->e = e;
+	c->shard = shard;
+	c->cb = cb;
+	c->arg = arg;
+	size_t n = shard < MAX_SHARDS ? e->nending[shard] : 0;
+	if (n > ENDS_PER_STEP)
+		n = ENDS_PER_STEP;
+	if (n) {
+		/* take the newest n: what stays is still sent by the timer */
+		size_t from = e->nending[shard] - n;
+		if (!(c->ended = malloc(n * sizeof *c->ended)) || !(c->ids = malloc(n * sizeof *c->ids)))
+			abort();
+		memcpy(c->ended, e->ending[shard] + from, n * sizeof *c->ended);
+		e->nending[shard] = from;
+		for (size_t i = 0; i < n; i++)
+			c->ids[i] = c->ended[i]->id;
+		c->n = n;
+		r.ended = c->ids;
+		r.nended = (uint32_t)n;
+	}
+	call_start(e, shard, &r, e->retries + 1, on_step_answer, c);
 }
 
 /* The saga leaves `running`: the sweep may see it again, but not from a
@@ -543,7 +607,7 @@ static void end_later(saga_engine *e, size_t shard, saga *s)
 	e->ending[shard][e->nending[shard]++] = s;
 	if (!e->end_scheduled) {
 		e->end_scheduled = 1;
-		uv_timer_start(&e->end_timer, on_end_timer, 0, 0);
+		uv_timer_start(&e->end_timer, on_end_timer, END_DELAY_MS, 0);
 	}
 }
 

@@ -721,6 +721,18 @@ static int do_saga_step(shard_executor *ex, shard_req *req)
 {
 	wire_request *r = &req->msg.req;
 	FAILPOINT("shard.saga.step");
+	/* sagas that committed, their SagaEnd riding along (wire.fbs) */
+	if (r->nended)
+		maybe_purge(ex);
+	for (uint32_t i = 0; i < r->nended; i++) {
+		if (sagastep_end(ex->st, r->ended[i]) != 0) {
+			answer_error(req, "58030", "ending saga %" PRIu64 ": %s", r->ended[i],
+				     sqlite3_errmsg(store_db(ex->st)));
+			return DONE;
+		}
+		if (sqlite3_changes(store_db(ex->st)) > 0)
+			ex->batch_wrote = 1;
+	}
 	sagastep_row row;
 	if (sagastep_get(ex->st, r->txn, r->step, &row) != 0) {
 		answer_error(req, "58030", "reading the saga record: %s", sqlite3_errmsg(store_db(ex->st)));

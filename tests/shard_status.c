@@ -3,13 +3,14 @@
  * request), for shell tests that must see what `shard-query` cannot:
  * prepared (in-doubt) transactions and the locks they hold.
  *
- *   shard_status HOST:PORT
+ *   shard_status HOST:PORT [stats|sagas]
  *
  * One line per transaction the shard knows, tab-separated:
  *
  *   txn  state  ts  age_ms  locks  waiting      (state: active | prepared)
  *
- * No line: the shard holds no transaction.  Exit status 0 when the shard
+ * With `stats`: the shard's counters (name, value); with `sagas`: its open
+ * saga steps.  No line: the shard holds no transaction.  Exit status 0 when the shard
  * answered, 1 when it could not be reached or answered with an error (so
  * "no output" never hides "no answer"), 2 on bad usage.
  */
@@ -20,8 +21,8 @@
 
 int main(int argc, char **argv)
 {
-	if (argc != 2 || strcmp(argv[1], "--help") == 0) {
-		fprintf(argc == 2 ? stdout : stderr, "usage: shard_status HOST:PORT\n");
+	if (argc < 2 || argc > 3 || strcmp(argv[1], "--help") == 0) {
+		fprintf(argc == 2 ? stdout : stderr, "usage: shard_status HOST:PORT [stats|sagas]\n");
 		return argc == 2 ? 0 : 2;
 	}
 	char host[256], err[256];
@@ -36,6 +37,10 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	wire_request r = {.op = WIRE_OP_STATUS};
+	if (argc == 3) {
+		r.sql = argv[2];
+		r.sql_len = (uint32_t)strlen(argv[2]);
+	}
 	wire_response resp;
 	int rc = 0;
 	if (wire_client_call(c, &r, &resp, err, sizeof err) != 0) {

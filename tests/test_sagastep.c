@@ -154,6 +154,30 @@ int main(void)
 	   "an empty explicit compensation does nothing");
 	ok(th_status(d, WIRE_OP_EXEC, 0, 0, "UPDATE acct SET bal = 100 WHERE id = 2") == WIRE_OK, "reset row 2");
 
+	/* a SagaEnd riding on a step (Request.ended) */
+	ok(th_status(d, WIRE_OP_EXEC, 0, 0, "UPDATE acct SET bal = 100 WHERE id = 1") == WIRE_OK &&
+		   step(c, 25, 1, "UPDATE acct SET bal = bal - 1 WHERE id = 1", &r) == WIRE_OK &&
+		   open_steps(c, 25, states, sizeof states) == 1,
+	   "saga 25: a step, open");
+	uint64_t ended[] = {25, 99999};
+	const char *sql = "UPDATE acct SET bal = bal + 1 WHERE id = 1";
+	wire_request q = {.op = WIRE_OP_SAGA_STEP, .txn = 26, .step = 1, .sql = sql, .sql_len = (uint32_t)strlen(sql),
+			  .ended = ended, .nended = 2};
+	char err[128];
+	ok(wire_client_call(c, &q, &r, err, sizeof err) == 0 && r.status == WIRE_OK && r.changes == 1 &&
+		   open_steps(c, 25, states, sizeof states) == 0 && open_steps(c, 26, states, sizeof states) == 1,
+	   "a step of saga 26 carrying saga 25 as ended: 25's step is final, 26's open");
+	ok(undo(c, 25, 1, 0, &r) == WIRE_ERROR && bal(c, 1) == 100, "saga 25's step is never compensated");
+	ok(undo(c, 26, 1, 0, &r) == WIRE_OK && bal(c, 1) == 99 && th_status(d, WIRE_OP_EXEC, 0, 0, "UPDATE acct SET bal = 100 WHERE id = 1") == WIRE_OK,
+	   "saga 26 compensated; row 1 reset");
+	q.txn = 27;
+	q.sql = "UPDATE acct SET bal = bal - 1000 WHERE id = 1";
+	q.sql_len = (uint32_t)strlen(q.sql);
+	ended[0] = 26;
+	q.nended = 1;
+	ok(wire_client_call(c, &q, &r, err, sizeof err) == 0 && r.status == WIRE_ERROR && bal(c, 1) == 100,
+	   "a step that fails (CHECK) with an ended saga riding on it fails alone");
+
 	/* durability and SagaEnd */
 	ok(step(c, 19, 1, "UPDATE acct SET bal = bal - 1 WHERE id = 1", &r) == WIRE_OK &&
 		   step(c, 20, 1, "UPDATE acct SET bal = bal - 1 WHERE id = 2", &r) == WIRE_OK,

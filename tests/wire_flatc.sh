@@ -48,7 +48,7 @@ cat > "$tmp/jsoneq.py" <<'EOF'
 import json, math, re, sys
 
 ENUM_DEFAULTS = {"op": "Ping", "type": "Null", "status": "Ok"}
-EMPTY_IS_ABSENT = {"params", "buckets", "rows", "types"}
+EMPTY_IS_ABSENT = {"params", "buckets", "rows", "types", "ended"}
 
 def load(path):
     text = open(path, encoding="utf-8").read()

@@ -24,6 +24,7 @@
  *   mode <u8>           (if not 0)|
  *   snapshot true       (if set)  |
  *   unlocked true       (if set)  |
+ *   ended <u64>         (each)    |
  *
  *   value:  null | int <i64> | real <double> | text <string> | blob <string>
  *   string: "..." where bytes outside printable ASCII, '"' and '\' are \xHH
@@ -135,6 +136,8 @@ static void dump(const wire_message *m)
 			puts("snapshot true");
 		if (r->unlocked)
 			puts("unlocked true");
+		for (uint32_t i = 0; i < r->nended; i++)
+			printf("ended %" PRIu64 "\n", r->ended[i]);
 		return;
 	}
 	const wire_response *r = &m->resp;
@@ -394,6 +397,9 @@ static int parse(parser *ps, char *text, wire_message *m)
 					if (b > UINT32_MAX)
 						die(ps, "bucket out of range");
 					q->buckets[q->nbuckets++] = (uint32_t)b;
+				} else if (strcmp(key, "ended") == 0) {
+					q->ended = grow(ps, q->ended, q->nended, sizeof(*q->ended));
+					q->ended[q->nended++] = u64(ps);
 				} else if (strcmp(key, "step") == 0) {
 					uint64_t v = u64(ps);
 					if (v > UINT32_MAX)

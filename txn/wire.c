@@ -46,7 +46,7 @@ enum {
 	REQ_ID = 0, REQ_OP = 1, REQ_TXN = 2, REQ_TS = 3, REQ_SQL = 4,
 	REQ_PARAMS = 5, REQ_READONLY = 6, REQ_EPOCH = 7, REQ_BUCKETS = 8, REQ_BEGIN = 9,
 	REQ_STEP = 10, REQ_COMP = 11, REQ_COMP_PARAMS = 12, REQ_MODE = 13, REQ_SNAPSHOT = 14,
-	REQ_UNLOCKED = 15,
+	REQ_UNLOCKED = 15, REQ_ENDED = 16,
 };
 enum {
 	RESP_ID = 0, RESP_STATUS = 1, RESP_SQLSTATE = 2, RESP_MESSAGE = 3,
@@ -133,7 +133,7 @@ int wire_encode_request(const wire_request *r, uint8_t **out, size_t *outlen)
 	*out = NULL;
 	*outlen = 0;
 	if ((unsigned)r->op > WIRE_OP_MAX || (!r->sql && r->sql_len) ||
-	    (!r->params && r->nparams) || (!r->buckets && r->nbuckets) ||
+	    (!r->params && r->nparams) || (!r->buckets && r->nbuckets) || (!r->ended && r->nended) ||
 	    (!r->comp && r->comp_len) || (!r->comp_params && r->ncomp_params))
 		return -1;
 	for (uint32_t i = 0; i < r->nparams; i++)
@@ -147,7 +147,7 @@ int wire_encode_request(const wire_request *r, uint8_t **out, size_t *outlen)
 	fb_builder_init(&b, FRAME_MAX);
 	fb_ref sql = r->sql ? fb_create_string(&b, r->sql, r->sql_len) : 0;
 	fb_ref comp = r->comp ? fb_create_string(&b, r->comp, r->comp_len) : 0;
-	fb_ref params = 0, buckets = 0, comp_params = 0;
+	fb_ref params = 0, buckets = 0, comp_params = 0, ended = 0;
 	if (r->nparams) {
 		fb_ref *refs = malloc(r->nparams * sizeof(*refs));
 		if (!refs)
@@ -165,6 +165,8 @@ int wire_encode_request(const wire_request *r, uint8_t **out, size_t *outlen)
 	if (r->nbuckets)
 		buckets = fb_create_vector(&b, r->buckets, r->nbuckets,
 					   sizeof(uint32_t));
+	if (r->nended)
+		ended = fb_create_vector(&b, r->ended, r->nended, sizeof(uint64_t));
 	fb_table_start(&b);
 	fb_add_u64(&b, REQ_ID, r->id, 0);
 	fb_add_u64(&b, REQ_TXN, r->txn, 0);
@@ -173,6 +175,7 @@ int wire_encode_request(const wire_request *r, uint8_t **out, size_t *outlen)
 	fb_add_ref(&b, REQ_SQL, sql);
 	fb_add_ref(&b, REQ_PARAMS, params);
 	fb_add_ref(&b, REQ_BUCKETS, buckets);
+	fb_add_ref(&b, REQ_ENDED, ended);
 	fb_add_ref(&b, REQ_COMP, comp);
 	fb_add_ref(&b, REQ_COMP_PARAMS, comp_params);
 	fb_add_u32(&b, REQ_STEP, r->step, 0);
@@ -319,7 +322,7 @@ fail:
 
 static int verify_request(fb_verifier *v, const fb_table *t)
 {
-	fb_vec buckets;
+	fb_vec buckets, ended;
 	if (fb_verify_scalar(v, t, REQ_ID, 8, "id") < 0 ||
 	    verify_enum(v, t, REQ_OP, "op", "Op", WIRE_OP_MAX) < 0 ||
 	    fb_verify_scalar(v, t, REQ_TXN, 8, "txn") < 0 ||
@@ -335,7 +338,8 @@ static int verify_request(fb_verifier *v, const fb_table *t)
 	    verify_values(v, t, REQ_COMP_PARAMS, "comp_params", false) < 0 ||
 	    fb_verify_scalar(v, t, REQ_MODE, 1, "mode") < 0 ||
 	    fb_verify_scalar(v, t, REQ_SNAPSHOT, 1, "snapshot") < 0 ||
-	    fb_verify_scalar(v, t, REQ_UNLOCKED, 1, "unlocked") < 0)
+	    fb_verify_scalar(v, t, REQ_UNLOCKED, 1, "unlocked") < 0 ||
+	    fb_verify_vector(v, t, REQ_ENDED, 8, "ended", false, &ended) < 0)
 		return -1;
 	return 0;
 }
@@ -525,6 +529,16 @@ static int decode_request(const fb_table *t, wire_request *r, char *err,
 		for (uint32_t i = 0; i < vec.n; i++)
 			r->buckets[i] = fb_vec_u32(&vec, i);
 	}
+	if (fb_table_vec(t, REQ_ENDED, &vec) && vec.n) {
+		r->ended = malloc(vec.n * sizeof(*r->ended));
+		if (!r->ended)
+			return decode_fail(err, errlen, "Message.request.ended: "
+					   "out of memory for %u sagas", vec.n);
+		r->nended = vec.n;
+		const uint8_t *d = fb_vec_data(&vec);
+		for (uint32_t i = 0; i < vec.n; i++)
+			r->ended[i] = fb_get_u64(d + (size_t)i * 8);
+	}
 	return 0;
 }
 
@@ -655,6 +669,7 @@ void wire_message_free(wire_message *msg)
 {
 	free(msg->req.params);
 	free(msg->req.buckets);
+	free(msg->req.ended);
 	free(msg->req.comp_params);
 	free(msg->resp.columns);
 	free(msg->resp.types);
@@ -694,7 +709,7 @@ static bool request_equal(const wire_request *a, const wire_request *b)
 	    a->readonly != b->readonly || a->begin != b->begin || a->snapshot != b->snapshot ||
 	    a->unlocked != b->unlocked ||
 	    a->nparams != b->nparams ||
-	    a->nbuckets != b->nbuckets || !a->sql != !b->sql ||
+	    a->nbuckets != b->nbuckets || a->nended != b->nended || !a->sql != !b->sql ||
 	    a->sql_len != b->sql_len || a->step != b->step || a->mode != b->mode ||
 	    !a->comp != !b->comp || a->comp_len != b->comp_len || a->ncomp_params != b->ncomp_params)
 		return false;
@@ -710,6 +725,9 @@ static bool request_equal(const wire_request *a, const wire_request *b)
 			return false;
 	for (uint32_t i = 0; i < a->nbuckets; i++)
 		if (a->buckets[i] != b->buckets[i])
+			return false;
+	for (uint32_t i = 0; i < a->nended; i++)
+		if (a->ended[i] != b->ended[i])
 			return false;
 	return true;
 }

@@ -84,6 +84,8 @@ typedef struct {
 	uint8_t mode;      /* SagaUndo: WIRE_UNDO_* */
 	bool snapshot;     /* readonly Exec: answer WIRE_STARTED first (wire.fbs) */
 	bool unlocked;     /* autocommit Exec: no row-lock check (wire.fbs) */
+	uint64_t *ended;   /* SagaStep: committed sagas to end first (wire.fbs) */
+	uint32_t nended;
 } wire_request;
 
 typedef enum {
