@@ -125,6 +125,12 @@ int plan_apply_ddl(const router_plan *p, catalog *cat, sql_error *err);
  * decimal.  Appends to out; 0 or -1 (out of memory). */
 int plan_format_text(uint32_t type_oid, const wire_value *v, sql_buf *out);
 
+/* Append the row filter that leaves out a move's hidden rows on a shard
+ * (rows of the buckets in its _slhidden table; see plan_int.h's
+ * plan__hidden_filter) for table t, parenthesized; false (nothing
+ * appended) unless t is a HASH table. */
+bool plan_render_hidden_filter(sql_buf *b, const catalog_table *t);
+
 /* EXPLAIN text: one line per row, e.g.
  *   "Shard 2 (127.0.0.1:5436): SELECT ... -- id = 42 -> bucket 812 -> shard 2" */
 int plan_explain(const router_plan *p, const plan_batch *b, const catalog *cat, sql_buf *out);

@@ -104,16 +104,24 @@ const char *plan__buf_dup(sql_arena *a, const sql_buf *b)
 	return sql_arena_strndup(a, b->data ? b->data : "", b->len);
 }
 
+bool plan_render_hidden_filter(sql_buf *b, const catalog_table *t)
+{
+	if (t == NULL || t->partition != SQL_PARTITION_HASH || t->partition_col < 0)
+		return false;
+	sql_buf_puts(b, "(NOT EXISTS (SELECT 1 FROM _slhidden) OR sl_bucket(");
+	sql_render_ident(b, t->cols[t->partition_col].name);
+	sql_buf_puts(b, ") NOT IN (SELECT bucket FROM _slhidden))");
+	return true;
+}
+
 const char *plan__hidden_filter(plan_ctx *c)
 {
-	const catalog_table *t = c->table;
-	if (t == NULL || t->partition != SQL_PARTITION_HASH || t->partition_col < 0)
-		return NULL;
 	sql_buf b;
 	sql_buf_init(&b);
-	sql_buf_puts(&b, "(NOT EXISTS (SELECT 1 FROM _slhidden) OR sl_bucket(");
-	sql_render_ident(&b, t->cols[t->partition_col].name);
-	sql_buf_puts(&b, ") NOT IN (SELECT bucket FROM _slhidden))");
+	if (!plan_render_hidden_filter(&b, c->table)) {
+		sql_buf_free(&b);
+		return NULL;
+	}
 	const char *s = plan__buf_dup(c->arena, &b);
 	sql_buf_free(&b);
 	if (s == NULL)

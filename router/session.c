@@ -1383,12 +1383,10 @@ static void show_shards(session *s)
 		const catalog_table *t = catalog_table_at(cat, i);
 		sql_buf_puts(&q, " + (SELECT count(*) FROM ");
 		sql_render_ident(&q, t->name);
-		if (t->partition == SQL_PARTITION_HASH && t->partition_col >= 0) {
-			/* the rows the shard shows: not a move's hidden copy (plan.h) */
-			sql_buf_puts(&q, " WHERE NOT EXISTS (SELECT 1 FROM _slhidden) OR sl_bucket(");
-			sql_render_ident(&q, t->cols[t->partition_col].name);
-			sql_buf_puts(&q, ") NOT IN (SELECT bucket FROM _slhidden)");
-		}
+		/* the rows the shard shows: not a move's hidden copy */
+		sql_buf_puts(&q, " WHERE ");
+		if (!plan_render_hidden_filter(&q, t))
+			sql_buf_puts(&q, "1");
 		sql_buf_puts(&q, ")");
 	}
 	s->busy = 1;

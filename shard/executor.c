@@ -716,6 +716,19 @@ static void maybe_purge(shard_executor *ex)
 		ex->batch_wrote = 1;
 }
 
+/* The saga committed: its steps here become final.  0, or -1 with req
+ * answered. */
+static int end_saga(shard_executor *ex, shard_req *req, uint64_t id)
+{
+	if (sagastep_end(ex->st, id) != 0) {
+		answer_error(req, "58030", "ending saga %" PRIu64 ": %s", id, sqlite3_errmsg(store_db(ex->st)));
+		return -1;
+	}
+	if (sqlite3_changes(store_db(ex->st)) > 0)
+		ex->batch_wrote = 1;
+	return 0;
+}
+
 /* SagaStep: run the step once; a step id seen before answers what it did. */
 static int do_saga_step(shard_executor *ex, shard_req *req)
 {
@@ -724,15 +737,9 @@ static int do_saga_step(shard_executor *ex, shard_req *req)
 	/* sagas that committed, their SagaEnd riding along (wire.fbs) */
 	if (r->nended)
 		maybe_purge(ex);
-	for (uint32_t i = 0; i < r->nended; i++) {
-		if (sagastep_end(ex->st, r->ended[i]) != 0) {
-			answer_error(req, "58030", "ending saga %" PRIu64 ": %s", r->ended[i],
-				     sqlite3_errmsg(store_db(ex->st)));
+	for (uint32_t i = 0; i < r->nended; i++)
+		if (end_saga(ex, req, r->ended[i]) != 0)
 			return DONE;
-		}
-		if (sqlite3_changes(store_db(ex->st)) > 0)
-			ex->batch_wrote = 1;
-	}
 	sagastep_row row;
 	if (sagastep_get(ex->st, r->txn, r->step, &row) != 0) {
 		answer_error(req, "58030", "reading the saga record: %s", sqlite3_errmsg(store_db(ex->st)));
@@ -930,13 +937,12 @@ static int do_saga_end(shard_executor *ex, shard_req *req)
 	wire_request *r = &req->msg.req;
 	maybe_purge(ex);
 	for (uint32_t i = 0; i < (r->txn ? 1 : r->nparams); i++) {
-		uint64_t id = r->txn ? r->txn : (uint64_t)r->params[i].i;
-		if ((!r->txn && r->params[i].type != WIRE_INT) || sagastep_end(ex->st, id) != 0) {
-			answer_error(req, "58030", "ending saga %" PRIu64 ": %s", id, sqlite3_errmsg(store_db(ex->st)));
+		if (!r->txn && r->params[i].type != WIRE_INT) {
+			answer_error(req, "58030", "ending sagas: the ids must be Ints");
 			return DONE;
 		}
-		if (sqlite3_changes(store_db(ex->st)) > 0)
-			ex->batch_wrote = 1;
+		if (end_saga(ex, req, r->txn ? r->txn : (uint64_t)r->params[i].i) != 0)
+			return DONE;
 	}
 	answer_status(req, WIRE_OK);
 	return DONE;
