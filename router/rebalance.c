@@ -1492,12 +1492,14 @@ static void move_end(lane *rb, const char *phase)
 /*
  * After a switch the source's rows of B, after a cancel the target's copy:
  * hidden on that shard (its _slhidden), so no client statement reaches them
- * and they are deleted without the gate, behind the move: its lane goes on
- * with the next move meanwhile.  Cleanups run one statement at a time, in
- * order, never while a lane holds the gate (a cutover's drain and switch
- * would wait behind the delete in the shard's writer; a cutover also waits
- * for the statement in flight), and no move may take a bucket whose cleanup
- * is pending.  The rows go in autocommit statements of up to CLEANUP_CHUNK
+ * and they are deleted without the gate, behind the moves: the lanes go on
+ * with the next moves meanwhile.  Cleanups run one statement at a time, in
+ * order, only while no lane runs a move: once every queued move is done, or
+ * when the next one waits for a cleanup (no move may take a bucket whose
+ * cleanup is pending).  Deleting random keys rewrites most of the source's
+ * index pages and costs its writer about twice what copying them cost (and
+ * a cutover's drain and switch would wait behind the delete in the shard's
+ * writer), so the copies go first and the deletes follow in one stretch.  The rows go in autocommit statements of up to CLEANUP_CHUNK
  * rows, then the buckets leave _slhidden, then the move is logged done (a
  * router crash before that redoes the switch and its cleanup).  A shard that
  * stays unreachable keeps the rows hidden, which is harmless: the scatter
@@ -1550,6 +1552,7 @@ static bool cleanup_blocks(const rebalancer *g, const move *m)
 }
 
 static void cleanup_pump(rebalancer *g);
+static bool lanes_idle(const rebalancer *g);
 
 static void on_clean_timer(uv_timer_t *t)
 {
@@ -1630,7 +1633,7 @@ static void on_cleaned(void *arg, shard_answer *a, const char *error)
 static void cleanup_pump(rebalancer *g)
 {
 	cleanup_job *j = g->cleanups;
-	if (g->closing || !j || j->inflight || g->gate != GATE_OPEN)
+	if (g->closing || !j || j->inflight || g->gate != GATE_OPEN || !lanes_idle(g))
 		return;
 	const char *sql = j->at < j->nsql ? j->sql[j->at] : j->unhide;
 	wire_request r = {.op = WIRE_OP_EXEC, .sql = sql, .sql_len = (uint32_t)strlen(sql), .unlocked = true};
@@ -2815,6 +2818,10 @@ static void dispatch(rebalancer *g)
 		return;
 	if (lanes_idle(g))
 		g->cancel = 0;
+	/* cleanups wait for a moment when no lane copies: when everything
+	 * queued is done, or waits for them */
+	if (lanes_idle(g) && (g->adds || g->plan_done || !g->queue || !move_free_to_run(g, g->queue)))
+		cleanup_pump(g);
 	lane *l0 = &g->lanes[0];
 	if (g->adds || g->plan_done) {
 		if (!lanes_idle(g) || g->cleanups)

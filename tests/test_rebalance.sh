@@ -93,6 +93,13 @@ grow_under_load() {
 		'echo "$out" | grep -q "bucket move(s) planned" && ! echo "$out" | grep -q ERROR'
 	t "$mode: every move is done within 60 s" 'wait_moves 60'
 	t "$mode: two moves ran at once (lanes)" 'grep -q "starts on lane [0-9] beside move" "$cdir/router.log"'
+	# the sources' rows are deleted once every move is copied and cut over
+	# (no move of this plan waits for another's cleanup)
+	local last_cut first_clean
+	last_cut=$(grep -n 'buckets, shard [0-9]* -> [0-9]*) cleanup: ' "$cdir/router.log" | tail -1 | cut -d: -f1)
+	first_clean=$(grep -n ': cleanup on shard ' "$cdir/router.log" | head -1 | cut -d: -f1)
+	t "$mode: no source deleted rows before the last move was cut over (log lines ${first_clean:-?} > ${last_cut:-?})" \
+		'[ -n "$last_cut" ] && [ -n "$first_clean" ] && [ "$first_clean" -gt "$last_cut" ]'
 	t "$mode: the bank was still running during the moves" 'kill -0 $bpid 2>/dev/null'
 	local removed=none
 	if [ "$mode" = 2pc ]; then
