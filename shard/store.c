@@ -418,9 +418,8 @@ shard_store *store_open(const char *path, store_role role, char *err, size_t err
 	sqlite3_busy_timeout(st->db, 5000);
 	const char *pragmas = role == STORE_WRITER
 		? "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=OFF;"
-		  "PRAGMA cache_size=-65536; PRAGMA case_sensitive_like=ON; PRAGMA mmap_size=4294967296;"
-		: "PRAGMA query_only=1; PRAGMA cache_size=-32768; PRAGMA case_sensitive_like=ON;"
-		  "PRAGMA mmap_size=4294967296;";
+		  "PRAGMA cache_size=-65536; PRAGMA case_sensitive_like=ON;"
+		: "PRAGMA query_only=1; PRAGMA cache_size=-32768; PRAGMA case_sensitive_like=ON;";
 	char *emsg = NULL;
 	if (sqlite3_exec(st->db, pragmas, NULL, NULL, &emsg) != SQLITE_OK) {
 		snprintf(err, errlen, "pragmas on %s: %s", path, emsg ? emsg : "?");
