@@ -67,7 +67,7 @@ rows=0
 for i in 2 3; do rows=$((rows + $("$bin" shard-query "127.0.0.1:$((port + 1 + i))" "SELECT count(*) FROM accounts"))); done
 pause=$(q "SHOW rebalance_max_pause_ms")
 wait_ms=$(q "SHOW rebalance_max_wait_ms")
-nmoves=$(q "SELECT 1" >/dev/null; awk -F'|' 'NR == 1 {print $1}' "$dir/moves")
+nmoves=$(awk -F'|' '$1 > n {n = $1} END {print n}' "$dir/moves")
 echo "rows moved: $rows in $nmoves moves, copied and cut over in $(echo "$tc - $t0" | bc) s: $(echo "$rows / ($tc - $t0)" | bc) rows/s; sources cleaned up $(echo "$t1 - $tc" | bc) s later: $(echo "$rows / ($t1 - $t0)" | bc) rows/s overall"
 echo "longest cutover pause: $pause ms; longest a client statement waited at a gate: $wait_ms ms"
 echo "moves (the last 5):"; head -5 "$dir/moves" | cut -d"|" -f1-6,9,10

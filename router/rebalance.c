@@ -118,6 +118,7 @@ typedef struct lane lane;
 
 struct lane {
 	rebalancer *g;
+	size_t plan_shard;     /* planning: the shard whose indexes are built */
 	router_server *srv;
 	int idx;
 	uv_timer_t timer;
@@ -2343,7 +2344,57 @@ static int queue_one(lane *rb, const uint32_t *buckets, size_t n, size_t src, si
 	return 0;
 }
 
+/* Planning, first: every shard's bucket indexes, one shard at a time (each
+ * build holds that shard's writer a while), so that no move needs to build
+ * one and two moves of different shards run side by side from the start
+ * (pick_move).  A shard that fails here builds its index in its first move. */
+static void plan_count(lane *rb);
+
+static void plan_indexed(lane *rb)
+{
+	size_t ns = catalog_nshards(rb->srv->cat);
+	if (!rb->failed && rb->plan_shard < ns && rb->plan_shard < 256)
+		rb->g->bkt_indexed[rb->plan_shard] = true;
+	rb->failed = 0;
+	rb->plan_shard++;
+	while (rb->plan_shard < ns && (catalog_shard_removed(rb->srv->cat, rb->plan_shard) ||
+				       (rb->plan_shard < 256 && rb->g->bkt_indexed[rb->plan_shard])))
+		rb->plan_shard++;
+	if (rb->plan_shard >= ns) {
+		plan_count(rb);
+		return;
+	}
+	if (round_begin(rb, rb->ntabs, plan_indexed) != 0) {
+		plan_count(rb);
+		return;
+	}
+	sql_buf b;
+	sql_buf_init(&b);
+	for (size_t i = 0; i < rb->ntabs; i++) {
+		sql_buf_reset(&b);
+		sql_buf_printf(&b, "CREATE INDEX IF NOT EXISTS %s ON %s(sl_bucket(%s))", rb->tabs[i].bkt_index,
+			       rb->tabs[i].name, rb->tabs[i].key);
+		round_exec(rb, i, rb->plan_shard, b.data, NULL, 0, false);
+	}
+	sql_buf_free(&b);
+	round_end_empty(rb);
+}
+
 static void plan_begin(lane *rb)
+{
+	if (tabs_load(rb, true) != 0) {
+		rebalance_cb d = rb->g->plan_done;
+		rb->g->plan_done = NULL;
+		rb->busy = 0;
+		d(rb->g->plan_arg, 0, "53200", "out of memory");
+		return;
+	}
+	rb->plan_shard = (size_t)-1;  /* plan_indexed goes to shard 0 first */
+	rb->failed = 0;
+	plan_indexed(rb);
+}
+
+static void plan_count(lane *rb)
 {
 	if (tabs_load(rb, true) != 0) {
 		rebalance_cb d = rb->g->plan_done;
@@ -2779,6 +2830,45 @@ static bool move_free_to_run(const rebalancer *g, const move *m)
 	return true;
 }
 
+static bool moves_overlap(const move *a, const move *b)
+{
+	if (a->table || b->table)
+		return a->table && b->table && strcmp(a->table, b->table) == 0;
+	for (size_t w = 0; w < SL_BUCKETS / 64; w++)
+		if (a->mask[w] & b->mask[w])
+			return true;
+	return false;
+}
+
+/* The queued move to start next: the first one that shares no shard with
+ * a running move (two copies into one target queue behind each other in
+ * its writer, and a cutover's final writes wait behind the other lane's
+ * copy), as long as no move queued before it touches its buckets; else
+ * the head.  A switch to redo at the head always goes first. */
+static move **pick_move(rebalancer *g)
+{
+	move **head = &g->queue;
+	if (!*head || strcmp((*head)->phase, "switch") == 0)
+		return head;
+	for (move **pm = head; *pm; pm = &(*pm)->next) {
+		move *m = *pm;
+		bool apart = strcmp(m->phase, "switch") != 0 && move_free_to_run(g, m);
+		for (size_t i = 0; i < NLANES && apart; i++) {
+			const move *o = g->lanes[i].cur;
+			apart = !o || (o->src != m->src && o->src != m->dst && o->dst != m->src && o->dst != m->dst);
+		}
+		/* the first move onto a shard builds its bucket index alone */
+		if (apart && !m->table && m->src < 256 && m->dst < 256 &&
+		    (!g->bkt_indexed[m->src] || !g->bkt_indexed[m->dst]) && !lanes_idle(g))
+			apart = false;
+		for (const move *e = *head; e != m && apart; e = e->next)
+			apart = !moves_overlap(e, m);
+		if (apart)
+			return pm;
+	}
+	return head;
+}
+
 static void start_move(lane *rb, move *m)
 {
 	for (size_t i = 0; i < NLANES; i++) {
@@ -2810,8 +2900,8 @@ static void start_move(lane *rb, move *m)
 }
 
 /* Give every idle lane work: shard additions, planning and removals on
- * lane 0 while nothing else runs; queued moves in order, on any lane, as
- * long as the next one touches no bucket a running move has. */
+ * lane 0 while nothing else runs; queued moves on any lane (pick_move),
+ * as long as the next one touches no bucket a running move has. */
 static void dispatch(rebalancer *g)
 {
 	if (g->closing)
@@ -2840,7 +2930,8 @@ static void dispatch(rebalancer *g)
 		lane *rb = &g->lanes[i];
 		if (rb->busy)
 			continue;
-		move *m = g->queue;
+		move **pm = pick_move(g);
+		move *m = *pm;
 		/* a switch to redo goes first, alone; otherwise disjoint moves */
 		if (strcmp(m->phase, "switch") != 0 && g->gate != GATE_OPEN && !g->gate_owner)
 			return;
@@ -2849,7 +2940,7 @@ static void dispatch(rebalancer *g)
 		if (!m->table && m->src < 256 && m->dst < 256 && (!g->bkt_indexed[m->src] || !g->bkt_indexed[m->dst]) &&
 		    !lanes_idle(g))
 			return;
-		g->queue = m->next;
+		*pm = m->next;
 		m->next = NULL;
 		start_move(rb, m);
 	}

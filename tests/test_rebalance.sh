@@ -93,6 +93,15 @@ grow_under_load() {
 		'echo "$out" | grep -q "bucket move(s) planned" && ! echo "$out" | grep -q ERROR'
 	t "$mode: every move is done within 60 s" 'wait_moves 60'
 	t "$mode: two moves ran at once (lanes)" 'grep -q "starts on lane [0-9] beside move" "$cdir/router.log"'
+	# planning built every shard's bucket index, so the first pair of moves
+	# to run at once shares no shard (0 -> 2 beside 1 -> 3: pick_move)
+	local pair a b sa sb
+	pair=$(grep -m1 -oE 'move [0-9]+ starts on lane [0-9] beside move [0-9]+' "$cdir/router.log")
+	a=$(echo "$pair" | awk '{print $2}'); b=$(echo "$pair" | awk '{print $NF}')
+	sa=$(grep -m1 -E "move ${a:-x} \\(" "$cdir/router.log" | grep -oE 'shard [0-9]+ -> [0-9]+' | grep -oE '[0-9]+')
+	sb=$(grep -m1 -E "move ${b:-x} \\(" "$cdir/router.log" | grep -oE 'shard [0-9]+ -> [0-9]+' | grep -oE '[0-9]+')
+	t "$mode: the first two moves side by side share no shard (moves ${a:-?} and ${b:-?}: shards $(echo $sa) and $(echo $sb))" \
+		'[ -n "$sa" ] && [ -n "$sb" ] && [ -z "$(printf "%s\n" $sa $sb | sort | uniq -d)" ]'
 	# the sources' rows are deleted once every move is copied and cut over
 	# (no move of this plan waits for another's cleanup)
 	local last_cut first_clean
