@@ -186,8 +186,9 @@ struct rebalancer {
 	bool draining[256];
 	/* shards known to have their bucket indexes: building one holds the
 	 * shard's writer for a while (every client transaction there waits), so
-	 * the first move from a shard runs alone, not beside another move's
-	 * cutover, whose drain would wait for those transactions */
+	 * REBALANCE's planning builds them on every shard, one at a time, and a
+	 * move that must still build one (a drain's) runs alone, not beside
+	 * another move's cutover, whose drain would wait for those transactions */
 	bool bkt_indexed[256];
 	/* planning */
 	rebalance_cb plan_done;
