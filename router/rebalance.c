@@ -1501,8 +1501,9 @@ static void move_end(lane *rb, const char *phase)
  * cleanup is pending).  Deleting random keys rewrites most of the source's
  * index pages and costs its writer about twice what copying them cost (and
  * a cutover's drain and switch would wait behind the delete in the shard's
- * writer), so the copies go first and the deletes follow in one stretch.  The rows go in autocommit statements of up to CLEANUP_CHUNK
- * rows, then the buckets leave _slhidden, then the move is logged done (a
+ * writer), so the copies go first and the deletes follow in one stretch.
+ * The rows go in autocommit statements of up to CLEANUP_CHUNK rows, then
+ * the buckets leave _slhidden, then the move is logged done (a
  * router crash before that redoes the switch and its cleanup).  A shard that
  * stays unreachable keeps the rows hidden, which is harmless: the scatter
  * filter leaves them out, and a later move of those buckets to that shard
