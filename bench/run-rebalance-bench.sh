@@ -35,6 +35,10 @@ grow_and_rebalance() {
   until [ "$(q "SHOW REBALANCE" | grep -vc '|done|')" = 0 ]; do sleep 0.1; done
   t1=$(date +%s.%N)
 }
+rates() {  # $rows over t0..tc and t0..t1
+  echo "copied and cut over in $(echo "$tc - $t0" | bc) s: $(echo "$rows / ($tc - $t0)" | bc) rows/s;" \
+       "sources cleaned up $(echo "$t1 - $tc" | bc) s later: $(echo "$rows / ($t1 - $t0)" | bc) rows/s overall"
+}
 if [ "$seconds" = noload ]; then
   "$bin" cluster start --dir "$dir/c" --shards 2 --port "$port" >/dev/null
   q "CREATE TABLE accounts (id BIGINT PRIMARY KEY, balance BIGINT NOT NULL) PARTITION BY HASH (id)"
@@ -47,7 +51,7 @@ if [ "$seconds" = noload ]; then
   grow_and_rebalance
   rows=0
   for i in 2 3; do rows=$((rows + $("$bin" shard-query "127.0.0.1:$((port + 1 + i))" "SELECT count(*) FROM accounts"))); done
-  echo "no load: rows moved: $rows, copied and cut over in $(echo "$tc - $t0" | bc) s: $(echo "$rows / ($tc - $t0)" | bc) rows/s; sources cleaned up $(echo "$t1 - $tc" | bc) s later: $(echo "$rows / ($t1 - $t0)" | bc) rows/s overall"
+  echo "no load: rows moved: $rows, $(rates)"
   echo "longest cutover pause: $(q "SHOW rebalance_max_pause_ms") ms"
   echo "total: $(q "SELECT count(*), sum(balance) FROM accounts") (loaded $accounts|$((accounts * 1000)))"
   grep "rebalance: move" "$dir/c/router.log" | sed -n '2p;10p;20p' | sed 's/^router: rebalance: //'
@@ -68,7 +72,7 @@ for i in 2 3; do rows=$((rows + $("$bin" shard-query "127.0.0.1:$((port + 1 + i)
 pause=$(q "SHOW rebalance_max_pause_ms")
 wait_ms=$(q "SHOW rebalance_max_wait_ms")
 nmoves=$(awk -F'|' '$1 > n {n = $1} END {print n}' "$dir/moves")
-echo "rows moved: $rows in $nmoves moves, copied and cut over in $(echo "$tc - $t0" | bc) s: $(echo "$rows / ($tc - $t0)" | bc) rows/s; sources cleaned up $(echo "$t1 - $tc" | bc) s later: $(echo "$rows / ($t1 - $t0)" | bc) rows/s overall"
+echo "rows moved: $rows in $nmoves moves, $(rates)"
 echo "longest cutover pause: $pause ms; longest a client statement waited at a gate: $wait_ms ms"
 echo "moves (the last 5):"; head -5 "$dir/moves" | cut -d"|" -f1-6,9,10
 echo "shards: $(q "SHOW SHARDS" | awk -F'|' '{printf "%s=%s buckets ", $1, $4}')"

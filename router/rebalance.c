@@ -2382,13 +2382,19 @@ static void plan_indexed(lane *rb)
 	round_end_empty(rb);
 }
 
+/* Planning could not go on: the REBALANCE statement fails, the lane is free. */
+static void plan_oom(lane *rb)
+{
+	rebalance_cb d = rb->g->plan_done;
+	rb->g->plan_done = NULL;
+	rb->busy = 0;
+	d(rb->g->plan_arg, 0, "53200", "out of memory");
+}
+
 static void plan_begin(lane *rb)
 {
 	if (tabs_load(rb, true) != 0) {
-		rebalance_cb d = rb->g->plan_done;
-		rb->g->plan_done = NULL;
-		rb->busy = 0;
-		d(rb->g->plan_arg, 0, "53200", "out of memory");
+		plan_oom(rb);
 		return;
 	}
 	rb->plan_shard = (size_t)-1;  /* plan_indexed goes to shard 0 first */
@@ -2399,10 +2405,7 @@ static void plan_begin(lane *rb)
 static void plan_count(lane *rb)
 {
 	if (tabs_load(rb, true) != 0) {
-		rebalance_cb d = rb->g->plan_done;
-		rb->g->plan_done = NULL;
-		rb->busy = 0;
-		d(rb->g->plan_arg, 0, "53200", "out of memory");
+		plan_oom(rb);
 		return;
 	}
 	size_t ns = catalog_nshards(rb->srv->cat);
@@ -2410,10 +2413,7 @@ static void plan_count(lane *rb)
 	for (size_t i = 0; i < rb->ntabs; i++)
 		nt += !rb->g->plan_table || strcmp(rb->tabs[i].name, rb->g->plan_table) == 0;
 	if (round_begin(rb, nt * ns, plan_counted) != 0) {
-		rebalance_cb d = rb->g->plan_done;
-		rb->g->plan_done = NULL;
-		rb->busy = 0;
-		d(rb->g->plan_arg, 0, "53200", "out of memory");
+		plan_oom(rb);
 		return;
 	}
 	sql_buf b;
