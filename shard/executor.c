@@ -29,6 +29,7 @@
 
 #include "shard/apply.h"
 #include "shard/locks.h"
+#include "shard/outbox.h"
 #include "shard/sagastep.h"
 #include "shard/store.h"
 #include "txn/failpoint.h"
@@ -67,7 +68,6 @@ struct shard_executor {
 	pthread_cond_t wcond, rcond;
 	shard_req *wq, **wq_tail;     /* writer queue */
 	shard_req *rq, **rq_tail;     /* reader queue */
-	shard_req *done, **done_tail;
 	int stopping;
 
 	/* writer thread only */
@@ -127,6 +127,7 @@ void shard_req_free(shard_req *req)
 		wire_message_free(&req->msg);
 	free(req->frame);
 	free(req->out);
+	outbox_unref(req->sink);
 	free(req);
 }
 
@@ -174,28 +175,8 @@ static void answer_error(shard_req *req, const char *sqlstate, const char *fmt, 
 
 static void deliver(shard_executor *ex, shard_req *list)
 {
-	if (!list)
-		return;
-	pthread_mutex_lock(&ex->mu);
-	for (shard_req *r = list; r;) {
-		shard_req *n = r->next;
-		r->next = NULL;
-		*ex->done_tail = r;
-		ex->done_tail = &r->next;
-		r = n;
-	}
-	pthread_mutex_unlock(&ex->mu);
-	ex->cfg.on_done(ex->cfg.arg);
-}
-
-shard_req *shard_executor_take_done(shard_executor *ex)
-{
-	pthread_mutex_lock(&ex->mu);
-	shard_req *l = ex->done;
-	ex->done = NULL;
-	ex->done_tail = &ex->done;
-	pthread_mutex_unlock(&ex->mu);
-	return l;
+	if (list)
+		ex->cfg.on_answers(ex->cfg.arg, list);
 }
 
 /* ---- queues -------------------------------------------------------------------------- */
@@ -1571,6 +1552,9 @@ static int take_snapshot(shard_executor *ex, reader *rd, shard_req *req)
 	if (started) {
 		started->kind = REQ_WIRE;
 		started->conn_id = req->conn_id;
+		started->sink = req->sink;
+		if (started->sink)
+			outbox_ref(started->sink);
 		wire_response resp = {.id = req->msg.req.id, .status = WIRE_STARTED};
 		if (wire_encode_response(&resp, &started->out, &started->outlen) == 0)
 			deliver(ex, started);
@@ -1803,7 +1787,6 @@ shard_executor *shard_executor_start(const shard_executor_config *cfg, char *err
 	pthread_cond_init(&ex->ccond, NULL);
 	ex->wq_tail = &ex->wq;
 	ex->rq_tail = &ex->rq;
-	ex->done_tail = &ex->done;
 	hmap_init(&ex->txns);
 	locks_init(&ex->locks);
 	ex->st = store_open(cfg->db_path, STORE_WRITER, err, errlen);
@@ -1873,7 +1856,7 @@ void shard_executor_stop(shard_executor *ex)
 		shard_req_free(p);
 		p = n;
 	}
-	for (shard_req *lists[3] = {ex->wq, ex->rq, ex->done}, **l = lists; l < lists + 3; l++)
+	for (shard_req *lists[2] = {ex->wq, ex->rq}, **l = lists; l < lists + 2; l++)
 		for (shard_req *r = *l; r;) {
 			shard_req *n = r->next;
 			shard_req_free(r);

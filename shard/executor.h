@@ -44,17 +44,17 @@ typedef struct {
 	int nreaders;                 /* reader threads (0: all on the writer) */
 	uint32_t lock_timeout_ms;     /* longest wait for a row lock */
 	uint32_t idle_timeout_ms;     /* unprepared txn idle this long is rolled back */
-	void (*on_done)(void *arg);   /* called from worker threads: answers are ready */
+	/* called from the thread that ran them, with answered requests
+	 * (list through ->next), which it takes over and frees */
+	void (*on_answers)(void *arg, shard_req *list);
 	void *arg;
 } shard_executor_config;
 
 /* Opens the database, recovers prepared transactions, starts the threads. */
 shard_executor *shard_executor_start(const shard_executor_config *cfg, char *err, size_t errlen);
 /* Hand a request over (any thread).  The executor owns it until it comes
- * back through shard_executor_take_done(). */
+ * back through on_answers (or is freed unanswered by _stop). */
 void shard_executor_submit(shard_executor *ex, shard_req *req);
-/* All answered requests, oldest first (list through ->next). */
-shard_req *shard_executor_take_done(shard_executor *ex);
 /* Finish the current batch, stop threads, close the database. */
 void shard_executor_stop(shard_executor *ex);
 

@@ -1,7 +1,7 @@
 /*
  * request.h — one request travelling through a shard: decoded on the loop
- * thread, executed on the executor or a reader thread, answered back on the
- * loop thread.
+ * thread, executed on the executor or a reader thread (or inline on the
+ * loop), answered from that thread through its sink (shard/outbox.h).
  *
  * Ownership: the request owns its frame payload (the decoded message points
  * into it) and, once executed, its encoded response.  Exactly one thread
@@ -15,6 +15,7 @@
 #include "txn/wire.h"
 
 struct lock_entry;
+struct outbox;
 
 typedef enum {
 	REQ_WIRE = 0,        /* a request from a client */
@@ -26,6 +27,7 @@ typedef struct shard_req {
 	struct shard_req *next;        /* queue link */
 	shard_req_kind kind;
 	uint64_t conn_id;
+	struct outbox *sink;           /* where the answer goes (a reference), or NULL */
 	uint8_t *frame;                /* owned payload */
 	wire_message msg;              /* decoded from frame */
 

@@ -4,7 +4,8 @@
  * Invariants: a connection is in `conns` from accept until its close
  * callback; answers for a connection that is gone are dropped; every
  * request submitted to the executor comes back exactly once through
- * on_done/take_done and is freed here.
+ * on_answers, on the thread that ran it, which writes it to the request's
+ * outbox (a reference held from on_frame until shard_req_free) and frees it.
  */
 #include "shard/server.h"
 
@@ -19,6 +20,7 @@
 #include <uv.h>
 
 #include "shard/executor.h"
+#include "shard/outbox.h"
 #include "shard/store.h"
 #include "txn/frame.h"
 #include "txn/hmap.h"
@@ -38,8 +40,7 @@ typedef struct conn {
 	uint64_t id;
 	frame_reader fr;
 	int closing;
-	struct shard_req *out, **out_tail;  /* answers gathered by on_wake */
-	struct conn *out_next;
+	outbox *ob;           /* its answers, written by whichever thread has them */
 	char peer[64];
 	char rbuf[READ_CHUNK];
 } conn;
@@ -50,7 +51,7 @@ struct server {
 	uv_tcp_t listener;
 	uv_pipe_t local_listener;
 	int have_local;
-	uv_async_t wake;
+	outbox_hub hub;
 	uv_signal_t sigterm, sigint;
 	shard_executor *ex;
 	shard_store *inline_st;  /* read-only, loop thread: short reads inline */
@@ -61,20 +62,10 @@ struct server {
 	int stopping;
 };
 
-/* One write of one or more frames; it owns their payloads until libuv is
- * done with them. */
-typedef struct {
-	uv_write_t w;
-	size_t n;
-	shard_req **reqs;            /* own the payloads (n of them) */
-	uint8_t (*hdrs)[FRAME_HEADER];
-	uint8_t *own;                /* or one payload owned directly (ping) */
-	uint8_t own_hdr[FRAME_HEADER];
-} write_op;
-
 static void on_closed(uv_handle_t *h)
 {
 	conn *c = h->data;
+	outbox_unref(c->ob);
 	frame_reader_free(&c->fr);
 	free(c);
 }
@@ -96,117 +87,87 @@ static void conn_close(conn *c, const char *why)
 			shard_executor_submit(s->ex, r);
 		}
 	}
+	if (c->ob)
+		outbox_close(c->ob);
 	uv_close((uv_handle_t *)&c->io, on_closed);
 }
 
-static void write_op_free(write_op *op)
-{
-	for (size_t i = 0; i < op->n; i++)
-		shard_req_free(op->reqs[i]);
-	free(op->reqs);
-	free(op->hdrs);
-	free(op->own);
-	free(op);
-}
-
-static void on_written(uv_write_t *w, int status)
-{
-	write_op_free((write_op *)w);
-}
-
-/* A single frame owned by the caller's buffer `own` (freed after). */
+/* A single frame owned by the caller's buffer `own` (freed here). */
 static void send_own(conn *c, uint8_t *own, size_t len)
 {
-	write_op *op = calloc(1, sizeof *op);
-	if (!op) {
-		free(own);
-		conn_close(c, "out of memory");
-		return;
-	}
-	op->own = own;
-	frame_header_put(op->own_hdr, (uint32_t)len);
-	uv_buf_t bufs[2] = {uv_buf_init((char *)op->own_hdr, FRAME_HEADER), uv_buf_init((char *)own, (unsigned)len)};
-	if (uv_write(&op->w, (uv_stream_t *)&c->io, bufs, 2, on_written) != 0) {
-		write_op_free(op);
+	uint8_t hdr[FRAME_HEADER];
+	frame_header_put(hdr, (uint32_t)len);
+	uv_buf_t bufs[2] = {uv_buf_init((char *)hdr, FRAME_HEADER), uv_buf_init((char *)own, (unsigned)len)};
+	if (outbox_send(c->ob, bufs, 2) != 0)
 		conn_close(c, "write failed");
-	}
+	free(own);
 }
 
-/* Every answer gathered for c, in one write (writev). */
-static void send_gathered(conn *c)
+/* The answers of one connection, in one write. */
+static void send_answers(outbox *ob, shard_req *list, size_t n)
 {
-	size_t n = 0;
-	for (shard_req *r = c->out; r; r = r->next)
-		n++;
-	write_op *op = calloc(1, sizeof *op);
-	uv_buf_t *bufs = calloc(2 * n, sizeof *bufs);
-	if (op) {
-		op->reqs = calloc(n, sizeof *op->reqs);
-		op->hdrs = calloc(n, sizeof *op->hdrs);
+	uv_buf_t sbufs[64], *bufs = sbufs;
+	uint8_t shdrs[32][FRAME_HEADER], (*hdrs)[FRAME_HEADER] = shdrs;
+	if (n > 32) {
+		bufs = malloc(2 * n * sizeof *bufs);
+		hdrs = malloc(n * sizeof *hdrs);
 	}
-	if (!op || !bufs || !op->reqs || !op->hdrs) {
-		for (shard_req *r = c->out; r;) {
-			shard_req *nx = r->next;
-			shard_req_free(r);
-			r = nx;
+	if (!bufs || !hdrs) {
+		/* out of memory: one at a time */
+		for (shard_req *r = list; r; r = r->next) {
+			uint8_t hdr[FRAME_HEADER];
+			frame_header_put(hdr, (uint32_t)r->outlen);
+			uv_buf_t two[2] = {uv_buf_init((char *)hdr, FRAME_HEADER),
+					   uv_buf_init((char *)r->out, (unsigned)r->outlen)};
+			outbox_send(ob, two, 2);
 		}
-		c->out = NULL;
-		if (op)
-			write_op_free(op);
+	} else {
+		size_t i = 0;
+		for (shard_req *r = list; r; r = r->next, i++) {
+			frame_header_put(hdrs[i], (uint32_t)r->outlen);
+			bufs[2 * i] = uv_buf_init((char *)hdrs[i], FRAME_HEADER);
+			bufs[2 * i + 1] = uv_buf_init((char *)r->out, (unsigned)r->outlen);
+		}
+		outbox_send(ob, bufs, 2 * n);
+	}
+	if (bufs != sbufs)
 		free(bufs);
-		conn_close(c, "out of memory");
-		return;
-	}
-	for (shard_req *r = c->out; r; r = r->next) {
-		size_t i = op->n++;
-		op->reqs[i] = r;
-		frame_header_put(op->hdrs[i], (uint32_t)r->outlen);
-		bufs[2 * i] = uv_buf_init((char *)op->hdrs[i], FRAME_HEADER);
-		bufs[2 * i + 1] = uv_buf_init((char *)r->out, (unsigned)r->outlen);
-	}
-	c->out = NULL;
-	c->out_tail = &c->out;
-	int rc = uv_write(&op->w, (uv_stream_t *)&c->io, bufs, (unsigned)(2 * n), on_written);
-	free(bufs);  /* libuv copied the descriptors */
-	if (rc != 0) {
-		write_op_free(op);
-		conn_close(c, "write failed");
-	}
-}
-
-static void on_done(void *arg)
-{
-	server *s = arg;
-	uv_async_send(&s->wake);
-}
-
-static void on_wake(uv_async_t *a)
-{
-	server *s = a->data;
-	shard_req *list = shard_executor_take_done(s->ex);
-	conn *touched = NULL;
+	if (hdrs != shdrs)
+		free(hdrs);
 	while (list) {
-		shard_req *r = list;
-		list = list->next;
-		r->next = NULL;
-		conn *c = hmap_get(&s->conns, &r->conn_id, sizeof r->conn_id);
-		if (!c || c->closing || !r->out) {
-			shard_req_free(r);
-			continue;
-		}
-		if (!c->out) {
-			c->out_tail = &c->out;
-			c->out_next = touched;
-			touched = c;
-		}
-		*c->out_tail = r;
-		c->out_tail = &r->next;
+		shard_req *nx = list->next;
+		shard_req_free(list);
+		list = nx;
 	}
-	while (touched) {
-		conn *c = touched;
-		touched = c->out_next;
-		c->out_next = NULL;
-		send_gathered(c);
+}
+
+/* Executor threads (and the loop at shutdown): answers are ready.  Each
+ * connection's answers leave in one write, from this thread; a connection
+ * that is gone drops them (outbox_send fails). */
+static void on_answers(void *arg, shard_req *list)
+{
+	(void)arg;
+	while (list) {
+		outbox *ob = list->sink;
+		shard_req *mine = NULL, **mt = &mine, *rest = NULL, **rt = &rest;
+		size_t n = 0;
+		for (shard_req *r = list, *nx; r; r = nx) {
+			nx = r->next;
+			r->next = NULL;
+			if (!r->sink || !r->out) {
+				shard_req_free(r);
+			} else if (r->sink == ob) {
+				*mt = r;
+				mt = &r->next;
+				n++;
+			} else {
+				*rt = r;
+				rt = &r->next;
+			}
+		}
+		list = rest;
+		if (n)
+			send_answers(ob, mine, n);
 	}
 }
 
@@ -309,6 +270,8 @@ static void on_frame(conn *c, const uint8_t *payload, size_t len)
 	r->frame = frame;
 	r->kind = REQ_WIRE;
 	r->conn_id = c->id;
+	r->sink = c->ob;
+	outbox_ref(c->ob);
 	if (r->msg.req.op == WIRE_OP_PING) {
 		answer_ping(c, r->msg.req.id);
 		shard_req_free(r);
@@ -387,7 +350,7 @@ static void accept_conn(uv_stream_t *l, int status, int local)
 	else
 		uv_tcp_init(s->loop, &c->io.tcp);
 	c->io.tcp.data = c;
-	if (uv_accept(l, (uv_stream_t *)&c->io) != 0) {
+	if (uv_accept(l, (uv_stream_t *)&c->io) != 0 || !(c->ob = outbox_new(&s->hub, (uv_stream_t *)&c->io))) {
 		uv_close((uv_handle_t *)&c->io, on_closed);
 		return;
 	}
@@ -447,7 +410,7 @@ static void on_signal(uv_signal_t *sig, int signum)
 	uv_close((uv_handle_t *)&s->listener, NULL);
 	if (s->have_local)
 		uv_close((uv_handle_t *)&s->local_listener, NULL);
-	uv_close((uv_handle_t *)&s->wake, NULL);
+	outbox_hub_close(&s->hub);
 	uv_close((uv_handle_t *)&s->sigterm, NULL);
 	uv_close((uv_handle_t *)&s->sigint, NULL);
 }
@@ -466,15 +429,17 @@ int shard_server_run(const shard_server_config *cfg)
 	char path[4096];
 	snprintf(path, sizeof path, "%s/shard.db", cfg->data_dir);
 	s.loop = uv_default_loop();
-	uv_async_init(s.loop, &s.wake, on_wake);
-	s.wake.data = &s;
+	if (outbox_hub_init(&s.hub, s.loop) != 0) {
+		fprintf(stderr, "shard %d: cannot set up the answer path\n", cfg->id);
+		return 1;
+	}
 	char err[512];
 	shard_executor_config ec = {
 		.db_path = path,
 		.nreaders = cfg->nreaders,
 		.lock_timeout_ms = cfg->lock_timeout_ms,
 		.idle_timeout_ms = cfg->idle_timeout_ms,
-		.on_done = on_done,
+		.on_answers = on_answers,
 		.arg = &s,
 	};
 	s.ex = shard_executor_start(&ec, err, sizeof err);

@@ -3,8 +3,9 @@
  * database over the wire protocol (txn/wire.h in txn/frame.h frames).
  *
  * The loop thread only moves bytes: it reads frames, verifies and decodes
- * them, hands requests to the executor (shard/executor.h) and writes the
- * answers back when the executor signals them.  A bad frame closes that
+ * them and hands requests to the executor (shard/executor.h); the thread
+ * that ran a request writes its answer to the socket itself
+ * (shard/outbox.h), so an answer costs no wake-up of the loop.  A bad frame closes that
  * connection only, with its reason logged; everyone else keeps being
  * served.  SIGTERM or SIGINT: finish the batch in progress, close, exit 0.
  */

@@ -466,6 +466,42 @@ static void test_loop_not_stalled(wire_client *a, wire_client *b)
 	   "the slow statement finishes");
 }
 
+/* Answers bigger than the socket takes at once (shard/outbox.h): the
+ * writer writes what fits, the loop the rest, and every answer arrives
+ * whole, later ones of the same writer after it, while the client reads
+ * nothing for a while. */
+static void test_big_answers(wire_client *c)
+{
+	const char *big = "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 20000) "
+			  "SELECT i, printf('%0500d', i) FROM n";
+	wire_request q1 = {.id = 9101, .op = WIRE_OP_EXEC, .sql = big, .sql_len = (uint32_t)strlen(big)};
+	wire_request q2 = {.id = 9102, .op = WIRE_OP_EXEC, .readonly = true, .sql = "SELECT 42", .sql_len = 9};
+	wire_request q3 = {.id = 9103, .op = WIRE_OP_EXEC, .sql = "SELECT 43", .sql_len = 9};
+	ok(wire_client_send(c, &q1) == 0 && wire_client_send(c, &q2) == 0 && wire_client_send(c, &q3) == 0,
+	   "a 10 MB answer and two small ones requested");
+	th_sleep_ms(300);  /* the socket fills; the rest waits in the outbox */
+	int got1 = 0, got2 = 0, got3 = 0, order_ok = 1;
+	char err[128];
+	for (int k = 0; k < 3; k++) {
+		wire_response r;
+		if (wire_client_recv(c, &r, 10000, err, sizeof err) != 0)
+			break;
+		if (r.id == 9101)
+			got1 = r.status == WIRE_OK && r.nrows == 20000 && r.ncols == 2 && r.cells[2 * 19999].i == 20000 &&
+			       r.cells[2 * 19999 + 1].len == 500 && memcmp(r.cells[2 * 19999 + 1].p, "0000", 4) == 0;
+		else if (r.id == 9102)
+			got2 = r.status == WIRE_OK && r.nrows == 1 && r.cells[0].i == 42;
+		else if (r.id == 9103) {
+			got3 = r.status == WIRE_OK && r.nrows == 1 && r.cells[0].i == 43;
+			order_ok = got1;
+		}
+	}
+	ok(got1, "the big answer arrives whole (20,000 rows of 500 bytes)");
+	ok(got2 && got3, "the small answers arrive");
+	ok(order_ok, "the writer's later answer leaves after the big one");
+	ok(th_int(c, 0, "SELECT 7") == 7, "the connection goes on");
+}
+
 static void test_prepare_crash(void)
 {
 	wire_client *c = th_connect(&S);
@@ -580,6 +616,7 @@ int main(void)
 	test_wal_bounded(a);
 	test_snapshot_reads(a);
 	test_loop_not_stalled(a, b);
+	test_big_answers(b);
 	test_local_socket(a);
 	wire_client_close(a);
 	wire_client_close(b);
