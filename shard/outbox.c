@@ -70,6 +70,12 @@ int outbox_hub_init(outbox_hub *hub, uv_loop_t *loop)
 static void on_hub_closed(uv_handle_t *h)
 {
 	outbox_hub *hub = h->data;
+	/* kicks not yet served: their connections are closed, drop the refs */
+	while (hub->queued) {
+		outbox *ob = hub->queued;
+		hub->queued = ob->next_queued;
+		outbox_unref(ob);
+	}
 	pthread_mutex_destroy(&hub->mu);
 }
 

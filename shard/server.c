@@ -92,13 +92,19 @@ static void conn_close(conn *c, const char *why)
 	uv_close((uv_handle_t *)&c->io, on_closed);
 }
 
-/* A single frame owned by the caller's buffer `own` (freed here). */
-static void send_own(conn *c, uint8_t *own, size_t len)
+/* One frame: header, then payload.  outbox_send's result. */
+static int send_frame(outbox *ob, const uint8_t *payload, size_t len)
 {
 	uint8_t hdr[FRAME_HEADER];
 	frame_header_put(hdr, (uint32_t)len);
-	uv_buf_t bufs[2] = {uv_buf_init((char *)hdr, FRAME_HEADER), uv_buf_init((char *)own, (unsigned)len)};
-	if (outbox_send(c->ob, bufs, 2) != 0)
+	uv_buf_t bufs[2] = {uv_buf_init((char *)hdr, FRAME_HEADER), uv_buf_init((char *)payload, (unsigned)len)};
+	return outbox_send(ob, bufs, 2);
+}
+
+/* A single frame owned by the caller's buffer `own` (freed here). */
+static void send_own(conn *c, uint8_t *own, size_t len)
+{
+	if (send_frame(c->ob, own, len) != 0)
 		conn_close(c, "write failed");
 	free(own);
 }
@@ -114,13 +120,8 @@ static void send_answers(outbox *ob, shard_req *list, size_t n)
 	}
 	if (!bufs || !hdrs) {
 		/* out of memory: one at a time */
-		for (shard_req *r = list; r; r = r->next) {
-			uint8_t hdr[FRAME_HEADER];
-			frame_header_put(hdr, (uint32_t)r->outlen);
-			uv_buf_t two[2] = {uv_buf_init((char *)hdr, FRAME_HEADER),
-					   uv_buf_init((char *)r->out, (unsigned)r->outlen)};
-			outbox_send(ob, two, 2);
-		}
+		for (shard_req *r = list; r; r = r->next)
+			send_frame(ob, r->out, r->outlen);
 	} else {
 		size_t i = 0;
 		for (shard_req *r = list; r; r = r->next, i++) {
@@ -141,7 +142,7 @@ static void send_answers(outbox *ob, shard_req *list, size_t n)
 	}
 }
 
-/* Executor threads (and the loop at shutdown): answers are ready.  Each
+/* Executor threads (writer, readers): answers are ready.  Each
  * connection's answers leave in one write, from this thread; a connection
  * that is gone drops them (outbox_send fails). */
 static void on_answers(void *arg, shard_req *list)
