@@ -31,7 +31,11 @@
  * rather than waiting forever for a hung shard. */
 #define PREPARE_TIMEOUT_MS 10000
 
-typedef enum { C_PREPARING = 1, C_LOGGING, C_HELD, C_COMMITTING, C_ABORTING, C_RECOVERING } cstate;
+typedef enum {
+	C_PREPARING = 1, C_LOGGING, C_HELD, C_COMMITTING, C_ABORTING, C_RECOVERING,
+	C_HELD_DECIDE,   /* all prepared, the decision held for an older read */
+	C_DECIDING,      /* the decider's one-phase Commit (or Resolve) outstanding */
+} cstate;
 
 static const char *state_name(cstate s)
 {
@@ -42,6 +46,8 @@ static const char *state_name(cstate s)
 	case C_COMMITTING: return "committing";
 	case C_ABORTING: return "aborting";
 	case C_RECOVERING: return "recovering (commit)";
+	case C_HELD_DECIDE: return "prepared, decision held for a read";
+	case C_DECIDING: return "deciding (one-phase commit)";
 	}
 	return "?";
 }
@@ -70,7 +76,13 @@ typedef struct ctxn {
 	uint64_t epoch;       /* set when the decision is durable */
 	uint64_t acked;       /* order of acknowledgment, 0 before */
 	struct ctxn *held_next;
+	size_t decider;       /* index of the deciding participant, NO_DECIDER:
+			       * the decision log decides */
+	int resolve_tries;    /* Resolve asked after a lost decision answer */
+	int gave_up;          /* phase two left to the sweep */
 } ctxn;
+
+#define NO_DECIDER ((size_t)-1)
 
 /* A statement waiting for earlier commits to be applied on its shards. */
 typedef struct visible_waiter {
@@ -125,6 +137,18 @@ struct coordinator {
 	uint64_t acked;       /* the last ctxn.acked given */
 	size_t unapplied;     /* acknowledged, phase two not over */
 	visible_waiter *visible;
+	/* decisions by the last writer (SHARDLITE_2PC_DECIDER=shard) */
+	int shard_decides;
+	hmap lpo_prepared;    /* this sweep: txn -> decider + 1, prepared somewhere */
+	hmap lpo_last;        /* the same, of the last complete sweep */
+	hmap decided_seen;    /* this sweep: txn -> shard + 1 holding its record */
+	hmap gc_candidates;   /* decision records seen, not in flight, last sweep */
+	struct forget_item { size_t shard; uint64_t txn; } *forget;
+	size_t nforget, capforget;
+	/* until the first sweep and what it resolved are done, reads wait:
+	 * a decided transaction may still be prepared on some participants */
+	int recovering;
+	size_t recover_ops;   /* the first sweep's resolutions outstanding */
 };
 
 typedef struct {
@@ -173,6 +197,8 @@ static void on_late_failure(uv_timer_t *timer)
 static void send_op(ctxn *t, size_t i, wire_op op, shard_cb cb)
 {
 	wire_request r = {.op = op, .txn = t->txn, .ts = t->ts};
+	if (t->decider != NO_DECIDER && (op == WIRE_OP_PREPARE || op == WIRE_OP_COMMIT))
+		r.decider = (uint32_t)t->shards[t->decider] + 1;
 	slot *s = malloc(sizeof *s);
 	if (!s)
 		abort();  /* cannot even record the failure: nothing safe remains */
@@ -193,6 +219,7 @@ static void send_op(ctxn *t, size_t i, wire_op op, shard_cb cb)
 /* ---- the consistent cut ------------------------------------------------------- */
 
 static void phase_two(ctxn *t);
+static void start_decide(ctxn *t);
 
 /* Is a read of an epoch smaller than e still running? */
 static int older_read_running(const coordinator *c, uint64_t e)
@@ -209,12 +236,15 @@ static int phase_two_done_upto(const coordinator *c, uint64_t e)
 	for (const coord_apply *a = c->applies; a; a = a->next)
 		if (a->epoch <= e)
 			return 0;
+	if (c->recovering)
+		return 0;
 	if (c->committing == 0 && !c->held)
 		return 1;
 	size_t it;
 	for (hmap_entry *en = hmap_first(&c->inflight, &it); en; en = hmap_next(&c->inflight, en, &it)) {
 		const ctxn *t = en->value;
-		if ((t->state == C_COMMITTING || t->state == C_HELD) && t->epoch <= e)
+		if ((t->state == C_COMMITTING || t->state == C_HELD || t->state == C_HELD_DECIDE ||
+		     t->state == C_DECIDING) && t->epoch <= e)
 			return 0;
 	}
 	return 1;
@@ -274,7 +304,10 @@ restart:
 		if (!older_read_running(c, t->epoch)) {
 			*pp = t->held_next;
 			t->held_next = NULL;
-			phase_two(t);
+			if (t->state == C_HELD_DECIDE)
+				start_decide(t);
+			else
+				phase_two(t);
 		} else {
 			pp = &t->held_next;
 		}
@@ -317,6 +350,8 @@ void coord_apply_end(coordinator *c, coord_apply *a)
  * shards[0..n)? */
 static int unapplied_on(const coordinator *c, uint64_t upto, const size_t *shards, size_t n)
 {
+	if (c->recovering)
+		return 1;
 	if (c->unapplied == 0)
 		return 0;
 	size_t it;
@@ -370,6 +405,69 @@ bool coord_on_visible(coordinator *c, const size_t *shards, size_t n, coord_read
 	w->next = c->visible;
 	c->visible = w;
 	return false;
+}
+
+/* ---- forgetting decision records -------------------------------------------------- */
+
+#define FORGET_BATCH 512
+
+static void on_forgotten(void *arg, shard_answer *a, const char *error)
+{
+	(void)arg;
+	(void)error;
+	shard_answer_free(a);  /* a record left behind is dropped by a later sweep */
+}
+
+/* Send the queued Forgets, one request per deciding shard. */
+static void flush_forget(coordinator *c)
+{
+	while (c->nforget) {
+		size_t shard = c->forget[0].shard, k = 0, keep = 0;
+		uint64_t *ids = malloc(c->nforget * sizeof *ids);
+		for (size_t i = 0; i < c->nforget; i++) {
+			if (c->forget[i].shard == shard) {
+				if (ids)
+					ids[k++] = c->forget[i].txn;
+			} else {
+				c->forget[keep++] = c->forget[i];
+			}
+		}
+		c->nforget = keep;
+		if (!ids)
+			continue;
+		wire_request r = {.op = WIRE_OP_FORGET, .ended = ids, .nended = (uint32_t)k};
+		shard_pool_send(c->pool, shard, &r, on_forgotten, NULL);
+		free(ids);
+	}
+}
+
+static void queue_forget(coordinator *c, size_t shard, uint64_t txn)
+{
+	if (c->nforget == c->capforget) {
+		size_t cap = c->capforget ? c->capforget * 2 : 64;
+		struct forget_item *f = realloc(c->forget, cap * sizeof *f);
+		if (!f)
+			return;  /* the sweep drops the record later */
+		c->forget = f;
+		c->capforget = cap;
+	}
+	c->forget[c->nforget].shard = shard;
+	c->forget[c->nforget++].txn = txn;
+	if (c->nforget >= FORGET_BATCH)
+		flush_forget(c);
+}
+
+/* Phase two is over (or was not needed): forget t. */
+static void finish(ctxn *t)
+{
+	coordinator *c = t->c;
+	/* Applied everywhere: no participant holds it prepared, so no one will
+	 * ask its decider about it again. */
+	if (t->decider != NO_DECIDER && !t->gave_up)
+		queue_forget(c, t->shards[t->decider], t->txn);
+	ctxn_free(t);
+	wake_reads(c);
+	wake_visible(c);
 }
 
 /* ---- phase two ---------------------------------------------------------------- */
@@ -435,6 +533,7 @@ static void on_commit_answer(void *arg, shard_answer *a, const char *error)
 		}
 		fprintf(stderr, "coordinator: COMMIT PREPARED of %" PRIu64 " on shard %zu keeps failing (%s); "
 				"leaving it to the recovery sweep\n", t->txn, t->shards[i], why);
+		t->gave_up = 1;
 	}
 	shard_answer_free(a);
 	t->vote[i] = V_APPLIED;
@@ -450,19 +549,21 @@ static void on_commit_answer(void *arg, shard_answer *a, const char *error)
 	 * holds the transaction prepared (and commits it where one still does). */
 	FAILPOINT("coord-after-commits");
 	c->committing--;
-	ctxn_free(t);
-	wake_reads(c);
-	wake_visible(c);
+	finish(t);
 }
 
 static void phase_two(ctxn *t)
 {
 	t->state = C_COMMITTING;
-	t->c->committing++;
 	t->pending = 0;
 	for (size_t i = 0; i < t->n; i++)
 		if (t->vote[i] == V_OK)
 			t->pending++;
+	if (t->pending == 0) {
+		finish(t);  /* the decider was the only writer */
+		return;
+	}
+	t->c->committing++;
 	t->next_commit = 0;
 	if (failpoints_armed) {
 		/* one at a time, so that a crash between them is a real state */
@@ -561,7 +662,7 @@ static void on_prepare_timeout(uv_timer_t *timer)
 	if (t->state != C_PREPARING)
 		return;
 	for (size_t i = 0; i < t->n; i++)
-		if (t->vote[i] == V_NONE) {
+		if (t->vote[i] == V_NONE && i != t->decider) {
 			t->vote[i] = V_NO;
 			if (!t->sqlstate[0]) {
 				snprintf(t->sqlstate, sizeof t->sqlstate, "40001");
@@ -574,6 +675,130 @@ static void on_prepare_timeout(uv_timer_t *timer)
 	/* A late YES is harmless: the ROLLBACK PREPARED sent now follows the
 	 * PREPARE on the same connection. */
 	abort_all(t);
+}
+
+/* ---- the decision by the last writer -------------------------------------------------
+ *
+ * Every other participant is prepared (each knows the decider); the
+ * decider's one-phase Commit, which records the decision in the same local
+ * transaction, is the commit point.  Its commit makes the transaction
+ * visible there, so it is ordered like phase two: it has an epoch and waits
+ * for older reads.  Once sent, its outcome is never guessed: without an
+ * answer the decider is asked (Resolve), which rolls the transaction back
+ * if the Commit has not arrived, so the answer stays true. */
+
+#define RESOLVE_RETRY_MS 200
+#define RESOLVE_RETRIES 50
+
+static void on_decide_answer(void *arg, shard_answer *a, const char *error);
+
+static void decided(ctxn *t)
+{
+	coordinator *c = t->c;
+	FAILPOINT("coord-after-decide");
+	c->committing--;
+	t->vote[t->decider] = V_APPLIED;
+	t->acked = ++c->acked;
+	c->unapplied++;
+	coord_done_cb cb = t->cb;
+	void *cb_arg = t->arg;
+	t->cb = NULL;
+	phase_two(t);  /* may free t */
+	cb(cb_arg, 1, NULL, NULL);
+}
+
+static void not_decided(ctxn *t, const char *sqlstate, const char *message)
+{
+	coordinator *c = t->c;
+	c->committing--;
+	if (!t->sqlstate[0]) {
+		snprintf(t->sqlstate, sizeof t->sqlstate, "%s", sqlstate);
+		snprintf(t->message, sizeof t->message, "%s", message);
+	}
+	abort_all(t);
+	wake_reads(c);
+}
+
+static void on_resolve_retry(uv_timer_t *timer)
+{
+	ctxn *t = timer->data;
+	uv_close((uv_handle_t *)timer, on_timer_closed);
+	send_op(t, t->decider, WIRE_OP_RESOLVE, on_decide_answer);
+}
+
+/* The Commit or a Resolve went unanswered (or Resolve could not tell). */
+static void ask_decider(ctxn *t, const char *why)
+{
+	coordinator *c = t->c;
+	if (++t->resolve_tries > RESOLVE_RETRIES) {
+		fprintf(stderr, "coordinator: the outcome of transaction %" PRIu64 " is unknown (shard %zu: %s); "
+				"the recovery sweep resolves it once the shard answers\n",
+			t->txn, t->shards[t->decider], why);
+		c->committing--;
+		if (t->cb)
+			t->cb(t->arg, 0, "08007", "transaction resolution unknown: the deciding shard does not answer");
+		t->cb = NULL;
+		ctxn_free(t);
+		wake_reads(c);
+		wake_visible(c);
+		return;
+	}
+	uv_timer_t *timer = malloc(sizeof *timer);
+	if (!timer)
+		abort();
+	uv_timer_init(c->loop, timer);
+	timer->data = t;
+	uv_timer_start(timer, on_resolve_retry, t->resolve_tries == 1 ? 0 : RESOLVE_RETRY_MS, 0);
+}
+
+static void on_decide_answer(void *arg, shard_answer *a, const char *error)
+{
+	slot *s = arg;
+	if (!s)
+		return;
+	ctxn *t = s->t;
+	free(s);
+	if (!a) {
+		ask_decider(t, error ? error : "no answer");
+		return;
+	}
+	wire_status st = a->msg.resp.status;
+	char sqlstate[6], message[256];
+	snprintf(sqlstate, sizeof sqlstate, "%s", a->msg.resp.sqlstate ? a->msg.resp.sqlstate : "40001");
+	snprintf(message, sizeof message, "%s", a->msg.resp.message ? a->msg.resp.message : "");
+	shard_answer_free(a);
+	if (st == WIRE_OK) {
+		decided(t);
+	} else if (st == WIRE_NOT_FOUND) {
+		char m[256];
+		snprintf(m, sizeof m, "shard %zu no longer knows the transaction (a conflict, idle timeout or restart)",
+			 t->shards[t->decider]);
+		not_decided(t, "40001", m);
+	} else if (t->resolve_tries) {
+		ask_decider(t, message);  /* Resolve could not tell yet */
+	} else {
+		not_decided(t, sqlstate, message[0] ? message : "COMMIT failed");
+	}
+}
+
+static void start_decide(ctxn *t)
+{
+	t->state = C_DECIDING;
+	t->c->committing++;
+	send_op(t, t->decider, WIRE_OP_COMMIT, on_decide_answer);
+}
+
+static void decide(ctxn *t)
+{
+	coordinator *c = t->c;
+	t->epoch = c->epoch;
+	if (older_read_running(c, t->epoch)) {
+		t->state = C_HELD_DECIDE;
+		t->held_next = c->held;
+		c->held = t;
+		return;
+	}
+	start_decide(t);
 }
 
 /* ---- phase one ---------------------------------------------------------------- */
@@ -629,6 +854,10 @@ static void on_prepare_answer(void *arg, shard_answer *a, const char *error)
 		abort_all(t);
 		return;
 	}
+	if (t->decider != NO_DECIDER) {
+		decide(t);
+		return;
+	}
 	if (writers == 0) {
 		t->cb(t->arg, 1, NULL, NULL);
 		ctxn_free(t);
@@ -676,9 +905,13 @@ void coord_commit(coordinator *c, uint64_t txn, uint64_t ts, const size_t *shard
 	t->state = C_PREPARING;
 	t->started_ms = now_ms();
 	memcpy(t->shards, shards, n * sizeof *shards);
-	(void)wrote;
+	t->decider = NO_DECIDER;
+	if (c->shard_decides && n >= 2)
+		for (size_t i = 0; i < n; i++)
+			if (wrote[i])
+				t->decider = i;  /* the last writer */
 	FAILPOINT("coord-before-prepare");
-	t->prepare_out = n;
+	t->prepare_out = t->decider == NO_DECIDER ? n : n - 1;
 	t->prepare_timer = malloc(sizeof *t->prepare_timer);
 	if (t->prepare_timer) {
 		uv_timer_init(c->loop, t->prepare_timer);
@@ -686,7 +919,8 @@ void coord_commit(coordinator *c, uint64_t txn, uint64_t ts, const size_t *shard
 		uv_timer_start(t->prepare_timer, on_prepare_timeout, PREPARE_TIMEOUT_MS, 0);
 	}
 	for (size_t i = 0; i < n; i++)
-		send_op(t, i, WIRE_OP_PREPARE, on_prepare_answer);
+		if (i != t->decider)
+			send_op(t, i, WIRE_OP_PREPARE, on_prepare_answer);
 }
 
 /* ---- recovery: the sweep ------------------------------------------------------- */
@@ -697,11 +931,15 @@ typedef struct {
 	uint64_t txn;
 } sweep_ctx;
 
+static void recover_op_done(coordinator *c);
+
 static void on_resolved(void *arg, shard_answer *a, const char *error)
 {
 	sweep_ctx *s = arg;
+	coordinator *c = s->c;
 	shard_answer_free(a);
 	free(s);
+	recover_op_done(c);
 }
 
 static void resolve(coordinator *c, size_t shard, uint64_t txn, int commit)
@@ -715,8 +953,72 @@ static void resolve(coordinator *c, size_t shard, uint64_t txn, int commit)
 	s->shard = shard;
 	s->txn = txn;
 	wire_request r = {.op = commit ? WIRE_OP_COMMIT_PREPARED : WIRE_OP_ROLLBACK_PREPARED, .txn = txn};
-	if (shard_pool_send(c->pool, shard, &r, on_resolved, s) != 0)
+	if (c->recovering)
+		c->recover_ops++;
+	if (shard_pool_send(c->pool, shard, &r, on_resolved, s) != 0) {
 		free(s);
+		recover_op_done(c);
+	}
+}
+
+/* The first sweep and the resolutions it started are done: reads may go. */
+static void recover_op_done(coordinator *c)
+{
+	if (!c->recovering)
+		return;
+	if (c->recover_ops > 0)
+		c->recover_ops--;
+	if (c->recover_ops == 0 && c->recovering == 2) {
+		c->recovering = 0;
+		wake_reads(c);
+		wake_visible(c);
+	}
+}
+
+/* A transaction prepared on `shard` whose decider is another shard: ask
+ * the decider what became of it, then resolve it here. */
+typedef struct {
+	coordinator *c;
+	size_t shard;
+	uint64_t txn;
+	size_t decider;
+} ask_ctx;
+
+static void on_asked(void *arg, shard_answer *a, const char *error)
+{
+	ask_ctx *q = arg;
+	coordinator *c = q->c;
+	if (a && (a->msg.resp.status == WIRE_OK || a->msg.resp.status == WIRE_NOT_FOUND)) {
+		int commit = a->msg.resp.status == WIRE_OK;
+		if (!hmap_get(&c->inflight, &q->txn, sizeof q->txn))
+			resolve(c, q->shard, q->txn, commit);
+	} else {
+		fprintf(stderr, "coordinator: cannot learn the outcome of transaction %" PRIu64
+				" from its deciding shard %zu (%s); asking again at the next sweep\n",
+			q->txn, q->decider,
+			error ? error : (a && a->msg.resp.message ? a->msg.resp.message : "error"));
+	}
+	shard_answer_free(a);
+	free(q);
+	recover_op_done(c);
+}
+
+static void ask_and_resolve(coordinator *c, size_t shard, uint64_t txn, size_t decider)
+{
+	ask_ctx *q = malloc(sizeof *q);
+	if (!q)
+		return;
+	q->c = c;
+	q->shard = shard;
+	q->txn = txn;
+	q->decider = decider;
+	wire_request r = {.op = WIRE_OP_RESOLVE, .txn = txn};
+	if (c->recovering)
+		c->recover_ops++;
+	if (shard_pool_send(c->pool, decider, &r, on_asked, q) != 0) {
+		free(q);
+		recover_op_done(c);
+	}
 }
 
 typedef struct {
@@ -730,13 +1032,30 @@ typedef struct {
 static void sweep_finish(coordinator *c)
 {
 	if (!c->sweep_failed) {
+		/* Decision records seen by the last sweep, whose transactions were
+		 * then no longer in flight: if no shard holds one prepared now, none
+		 * ever will again, and no one will ask for it. */
+		size_t it;
+		for (hmap_entry *e = hmap_first(&c->gc_candidates, &it); e; e = hmap_next(&c->gc_candidates, e, &it)) {
+			uint64_t txn;
+			memcpy(&txn, e->key, sizeof txn);
+			if (!hmap_get(&c->lpo_prepared, &txn, sizeof txn) && !hmap_get(&c->inflight, &txn, sizeof txn))
+				queue_forget(c, (size_t)((uintptr_t)e->value - 1), txn);
+		}
+		flush_forget(c);
+		hmap_free(&c->gc_candidates);
+		hmap_init(&c->gc_candidates);
+		for (hmap_entry *e = hmap_first(&c->decided_seen, &it); e; e = hmap_next(&c->decided_seen, e, &it))
+			hmap_put(&c->gc_candidates, e->key, sizeof(uint64_t), e->value);
+		hmap_free(&c->lpo_last);
+		c->lpo_last = c->lpo_prepared;
+		hmap_init(&c->lpo_prepared);
 		for (size_t i = 0; i < c->nsettled; i++)
 			if (!hmap_get(&c->seen_prepared, &c->settled[i], sizeof c->settled[i]))
 				dlog_done(c->log, c->settled[i]);
 		/* what is in doubt now: prepared, not in flight, no logged decision */
 		hmap_free(&c->doubt);
 		hmap_init(&c->doubt);
-		size_t it;
 		for (hmap_entry *e = hmap_first(&c->seen_prepared, &it); e; e = hmap_next(&c->seen_prepared, e, &it)) {
 			uint64_t txn;
 			memcpy(&txn, e->key, sizeof txn);
@@ -754,7 +1073,16 @@ static void sweep_finish(coordinator *c)
 	c->nsettled = 0;
 	hmap_free(&c->seen_prepared);
 	hmap_init(&c->seen_prepared);
+	hmap_free(&c->lpo_prepared);
+	hmap_init(&c->lpo_prepared);
+	hmap_free(&c->decided_seen);
+	hmap_init(&c->decided_seen);
 	c->sweep_failed = 0;
+	if (c->recovering == 1) {
+		c->recovering = 2;  /* the first sweep is over: its resolutions remain */
+		c->recover_ops++;
+		recover_op_done(c);
+	}
 }
 
 static void on_status(void *arg, shard_answer *a, const char *error)
@@ -769,9 +1097,26 @@ static void on_status(void *arg, shard_answer *a, const char *error)
 			const wire_value *row = r->cells + (size_t)i * r->ncols;
 			if (row[0].type != WIRE_TEXT || row[1].type != WIRE_TEXT)
 				continue;
+			uint64_t txn = strtoull(row[0].p, NULL, 10);
+			if (strcmp(row[1].p, "decided") == 0) {
+				if (!hmap_get(&c->inflight, &txn, sizeof txn))
+					hmap_put(&c->decided_seen, &txn, sizeof txn, (void *)(uintptr_t)(s->shard + 1));
+				continue;
+			}
 			if (strcmp(row[1].p, "prepared") != 0)
 				continue;
-			uint64_t txn = strtoull(row[0].p, NULL, 10);
+			if (r->ncols >= 7 && row[6].type == WIRE_TEXT && ((const char *)row[6].p)[0]) {
+				/* decided by another shard's commit: ask it */
+				size_t decider = (size_t)strtoull(row[6].p, NULL, 10);
+				hmap_put(&c->lpo_prepared, &txn, sizeof txn, (void *)(uintptr_t)(decider + 1));
+				if (hmap_get(&c->inflight, &txn, sizeof txn))
+					continue;
+				if (dlog_is_committed(c->log, txn, NULL))
+					resolve(c, s->shard, txn, 1);  /* an operator's COMMIT PREPARED */
+				else
+					ask_and_resolve(c, s->shard, txn, decider);
+				continue;
+			}
 			uintptr_t bits = (uintptr_t)hmap_get(&c->seen_prepared, &txn, sizeof txn);
 			bits |= (uintptr_t)1 << (s->shard % (sizeof(uintptr_t) * 8));
 			hmap_put(&c->seen_prepared, &txn, sizeof txn, (void *)bits);
@@ -792,6 +1137,7 @@ static void on_status(void *arg, shard_answer *a, const char *error)
 static void on_sweep(uv_timer_t *timer)
 {
 	coordinator *c = timer->data;
+	flush_forget(c);
 	if (c->sweeping)
 		return;
 	size_t np = dlog_npending(c->log);
@@ -871,6 +1217,18 @@ coordinator *coord_open(uv_loop_t *loop, shard_pool *pool, const catalog *cat, c
 	hmap_init(&c->seen_prepared);
 	c->epoch = 1;
 	hmap_init(&c->doubt);
+	hmap_init(&c->lpo_prepared);
+	hmap_init(&c->lpo_last);
+	hmap_init(&c->decided_seen);
+	hmap_init(&c->gc_candidates);
+	c->recovering = 1;
+	const char *mode = getenv("SHARDLITE_2PC_DECIDER");
+	c->shard_decides = !mode || !*mode || strcmp(mode, "shard") == 0;
+	if (mode && *mode && strcmp(mode, "shard") != 0 && strcmp(mode, "router") != 0) {
+		snprintf(err, errlen, "SHARDLITE_2PC_DECIDER=%s: expected shard or router", mode);
+		free(c);
+		return NULL;
+	}
 	char path[4096];
 	snprintf(path, sizeof path, "%s/decisions.log", data_dir);
 	if (had_catalog && access(path, F_OK) != 0) {
@@ -915,9 +1273,17 @@ void coord_close(coordinator *c)
 	if (!c)
 		return;
 	uv_timer_stop(&c->sweep);
+	flush_forget(c);
+	free(c->forget);
+	c->forget = NULL;
+	c->nforget = c->capforget = 0;
 	free(c->settled);
 	hmap_free(&c->seen_prepared);
 	hmap_free(&c->doubt);
+	hmap_free(&c->lpo_prepared);
+	hmap_free(&c->lpo_last);
+	hmap_free(&c->decided_seen);
+	hmap_free(&c->gc_candidates);
 	/* Transactions still in flight are left to recovery; their callbacks may
 	 * still arrive while the loop winds down, so then nothing is freed. */
 	if (c->inflight.count == 0 && !c->sweeping) {
@@ -1040,6 +1406,30 @@ static void on_force_logged(void *arg, int status)
 	force_send(arg);
 }
 
+static void force_go(force_op *f);
+
+/* The last sweep saw txn prepared with a deciding shard: its decision
+ * stands, whatever the operator asks. */
+static void on_force_asked(void *arg, shard_answer *a, const char *error)
+{
+	force_op *f = arg;
+	int st = a ? (int)a->msg.resp.status : -1;
+	shard_answer_free(a);
+	if (st != WIRE_OK && st != WIRE_NOT_FOUND) {
+		f->done(f->arg, 0, "08006", "the transaction's deciding shard cannot be reached; run the statement again");
+		free(f);
+		return;
+	}
+	if ((st == WIRE_OK) != f->commit) {
+		f->done(f->arg, 0, "55000",
+			st == WIRE_OK ? "the transaction was committed by its deciding shard; it cannot be rolled back"
+				      : "the transaction was not committed by its deciding shard; it cannot be committed");
+		free(f);
+		return;
+	}
+	force_go(f);
+}
+
 void coord_force(coordinator *c, uint64_t txn, bool commit, coord_force_cb done, void *arg)
 {
 	if (hmap_get(&c->inflight, &txn, sizeof txn)) {
@@ -1061,6 +1451,25 @@ void coord_force(coordinator *c, uint64_t txn, bool commit, coord_force_cb done,
 	f->commit = commit;
 	f->done = done;
 	f->arg = arg;
+	uintptr_t decider = (uintptr_t)hmap_get(&c->lpo_last, &txn, sizeof txn);
+	if (decider && !dlog_is_committed(c->log, txn, NULL)) {
+		wire_request r = {.op = WIRE_OP_RESOLVE, .txn = txn};
+		if (shard_pool_send(c->pool, decider - 1, &r, on_force_asked, f) != 0) {
+			free(f);
+			done(arg, 0, "08006", "the transaction's deciding shard cannot be reached; run the statement again");
+		}
+		return;
+	}
+	force_go(f);
+}
+
+static void force_go(force_op *f)
+{
+	coordinator *c = f->c;
+	uint64_t txn = f->txn;
+	bool commit = f->commit;
+	coord_force_cb done = f->done;
+	void *arg = f->arg;
 	if (commit && !dlog_is_committed(c->log, txn, NULL)) {
 		/* log the decision first: a crash half-way then finishes the commit */
 		size_t n = catalog_nshards(c->cat);

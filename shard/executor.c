@@ -51,6 +51,7 @@ typedef struct shard_txn {
 	struct shard_txn *touched_next;
 	int touched;
 	int wounded;              /* rolled back by an older transaction */
+	uint32_t decider;         /* prepared: the deciding shard + 1, 0 the router's log */
 } shard_txn;
 
 #define txn_of(holder) ((shard_txn *)((char *)(holder) - offsetof(shard_txn, locks)))
@@ -80,7 +81,7 @@ struct shard_executor {
 	shard_txn *touched;
 	int batch_wrote;
 	uint64_t last_sweep_ms, ts_counter, last_purge_ms;
-	int batch_prepared, batch_committed_prepared;  /* for failpoints */
+	int batch_prepared, batch_committed_prepared, batch_decided;  /* for failpoints */
 	/* statistics (writer) */
 	uint64_t n_batches, n_fsync_batches, n_requests, n_commits, n_lock_waits, n_wounds;
 	uint64_t n_saga_steps, n_saga_dups, n_saga_undos;
@@ -982,13 +983,14 @@ static int do_prepare(shard_executor *ex, shard_req *req, shard_txn *t)
 	}
 	if (!bad) {
 		sqlite3_stmt *q = store_internal(ex->st,
-			"INSERT INTO _sl_prepared(txn, ts, changeset, prepared_at) VALUES (?1, ?2, ?3, ?4)");
+			"INSERT INTO _sl_prepared(txn, ts, changeset, prepared_at, decider) VALUES (?1, ?2, ?3, ?4, ?5)");
 		int rc = SQLITE_ERROR;
 		if (q) {
 			sqlite3_bind_int64(q, 1, (sqlite3_int64)t->id);
 			sqlite3_bind_int64(q, 2, (sqlite3_int64)t->locks.ts);
 			sqlite3_bind_blob(q, 3, t->pws, t->pwslen, SQLITE_STATIC);
 			sqlite3_bind_int64(q, 4, (sqlite3_int64)(wall_us() / 1000));
+			sqlite3_bind_int64(q, 5, (sqlite3_int64)req->msg.req.decider);
 			rc = sqlite3_step(q);
 			sqlite3_reset(q);
 			sqlite3_clear_bindings(q);
@@ -1005,6 +1007,7 @@ static int do_prepare(shard_executor *ex, shard_req *req, shard_txn *t)
 		goto out;
 	}
 	t->pstate = TXN_PREPARED;
+	t->decider = req->msg.req.decider;
 	ex->batch_wrote = 1;
 	ex->batch_prepared = 1;
 out:
@@ -1024,13 +1027,31 @@ static int delete_prepared(shard_executor *ex, uint64_t id)
 	return rc == SQLITE_DONE ? 0 : -1;
 }
 
-/* COMMIT PREPARED (prepared == 1) or one-phase COMMIT (prepared == 0). */
+/* The decision record of a one-phase commit that decides a distributed
+ * transaction (Request.decider): written in the commit's savepoint, so it
+ * exists iff the commit does. */
+static int record_decision(shard_executor *ex, uint64_t id)
+{
+	sqlite3_stmt *q = store_internal(ex->st, "INSERT OR REPLACE INTO _sl_decided(txn) VALUES (?1)");
+	if (!q)
+		return -1;
+	sqlite3_bind_int64(q, 1, (sqlite3_int64)id);
+	int rc = sqlite3_step(q);
+	sqlite3_reset(q);
+	return rc == SQLITE_DONE ? 0 : -1;
+}
+
+/* COMMIT PREPARED (prepared == 1) or one-phase COMMIT (prepared == 0),
+ * which may be the decision of a distributed transaction (decider). */
 static int do_commit(shard_executor *ex, shard_req *req, shard_txn *t, int prepared)
 {
 	store_result res;
 	store_result_init(&res);
+	int decides = !prepared && req->msg.req.decider != 0;
 	if (prepared)
 		FAILPOINT("shard-before-commit-prepared");
+	if (decides)
+		FAILPOINT("shard-before-decide");
 	if (prepared && t->pstate != TXN_PREPARED) {
 		store_result_error(&res, "55000", "transaction %" PRIu64 " is not prepared", t->id);
 		goto out;
@@ -1054,6 +1075,11 @@ static int do_commit(shard_executor *ex, shard_req *req, shard_txn *t, int prepa
 				   sqlite3_errmsg(store_db(ex->st)));
 		bad = 1;
 	}
+	if (!bad && decides && record_decision(ex, t->id) != 0) {
+		store_result_error(&res, "58030", "cannot record the commit decision: %s",
+				   sqlite3_errmsg(store_db(ex->st)));
+		bad = 1;
+	}
 	if (bad) {
 		internal_exec(ex, "ROLLBACK TO cmt");
 		internal_exec(ex, "RELEASE cmt");
@@ -1067,6 +1093,7 @@ static int do_commit(shard_executor *ex, shard_req *req, shard_txn *t, int prepa
 	t->pstate = TXN_REMOVED;
 	ex->batch_wrote = 1;
 	ex->batch_committed_prepared |= prepared;
+	ex->batch_decided |= decides;
 	ex->n_commits++;
 out:
 	answer(req, &res);
@@ -1090,14 +1117,78 @@ static int do_rollback(shard_executor *ex, shard_req *req, shard_txn *t, shard_r
 	return DONE;
 }
 
+/* Resolve: did this shard's decision commit txn?  A txn still active here
+ * is rolled back first, so that a late decision finds nothing to commit and
+ * the answer NotFound stays true. */
+static int do_resolve(shard_executor *ex, shard_req *req)
+{
+	uint64_t id = req->msg.req.txn;
+	shard_txn *t = txn_get(ex, id);
+	if (t && t->pstate == TXN_PREPARED) {
+		answer_error(req, "55000", "transaction %" PRIu64 " is prepared here: another shard decides it", id);
+		return DONE;
+	}
+	if (t) {
+		if (t->parked) {
+			answer_error(req, "55006", "transaction %" PRIu64 " has a statement waiting; ask again", id);
+			return DONE;
+		}
+		touch(ex, t);
+		t->pstate = TXN_REMOVED;
+		fprintf(stderr, "shard: transaction %" PRIu64 " rolled back: its outcome was asked before its decision\n",
+			id);
+		answer_status(req, WIRE_NOT_FOUND);
+		return DONE;
+	}
+	sqlite3_stmt *q = store_internal(ex->st, "SELECT 1 FROM _sl_decided WHERE txn = ?1");
+	if (!q) {
+		answer_error(req, "58030", "cannot read the decision records: %s", sqlite3_errmsg(store_db(ex->st)));
+		return DONE;
+	}
+	sqlite3_bind_int64(q, 1, (sqlite3_int64)id);
+	int rc = sqlite3_step(q);
+	sqlite3_reset(q);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+		answer_error(req, "58030", "cannot read the decision records: %s", sqlite3_errmsg(store_db(ex->st)));
+		return DONE;
+	}
+	answer_status(req, rc == SQLITE_ROW ? WIRE_OK : WIRE_NOT_FOUND);
+	return DONE;
+}
+
+/* Forget: drop the decision records of r->ended (their transactions are
+ * applied everywhere). */
+static int do_forget(shard_executor *ex, shard_req *req)
+{
+	const wire_request *r = &req->msg.req;
+	sqlite3_stmt *q = store_internal(ex->st, "DELETE FROM _sl_decided WHERE txn = ?1");
+	int rc = q ? SQLITE_DONE : SQLITE_ERROR;
+	for (uint32_t i = 0; q && rc == SQLITE_DONE && i < r->nended; i++) {
+		sqlite3_bind_int64(q, 1, (sqlite3_int64)r->ended[i]);
+		rc = sqlite3_step(q);
+		sqlite3_reset(q);
+	}
+	if (rc != SQLITE_DONE) {
+		answer_error(req, "58030", "cannot drop decision records: %s", sqlite3_errmsg(store_db(ex->st)));
+		return DONE;
+	}
+	ex->batch_wrote = 1;
+	answer_status(req, WIRE_OK);
+	return DONE;
+}
+
+/* Status rows: every transaction here, then the decision records (state
+ * "decided", at most DECIDED_LISTED of them). */
+#define DECIDED_LISTED 10000
+
 static int do_status(shard_executor *ex, shard_req *req)
 {
 	store_result res;
 	store_result_init(&res);
 	wire_request *r = &req->msg.req;
-	char a[6][48];
-	const char *cells[6];
-	for (int i = 0; i < 6; i++)
+	char a[7][48];
+	const char *cells[7];
+	for (int i = 0; i < 7; i++)
 		cells[i] = a[i];
 	if (r->sql && strcmp(r->sql, "sagas") == 0) {
 		if (sagastep_list(ex->st, &res) != 0) {
@@ -1124,8 +1215,8 @@ static int do_status(shard_executor *ex, shard_req *req)
 			store_result_row_text(&res, cells);
 		}
 	} else {
-		static const char *cols[] = {"txn", "state", "ts", "age_ms", "locks", "waiting"};
-		store_result_columns(&res, 6, cols);
+		static const char *cols[] = {"txn", "state", "ts", "age_ms", "locks", "waiting", "decider"};
+		store_result_columns(&res, 7, cols);
 		uint64_t now = now_ms();
 		size_t it;
 		for (hmap_entry *e = hmap_first(&ex->txns, &it); e; e = hmap_next(&ex->txns, e, &it)) {
@@ -1136,8 +1227,22 @@ static int do_status(shard_executor *ex, shard_req *req)
 			snprintf(a[3], sizeof a[3], "%" PRIu64, now - t->created_ms);
 			snprintf(a[4], sizeof a[4], "%zu", t->locks.nheld);
 			snprintf(a[5], sizeof a[5], "%s", t->parked ? "yes" : "no");
+			if (t->state == TXN_PREPARED && t->decider)
+				snprintf(a[6], sizeof a[6], "%" PRIu32, t->decider - 1);
+			else
+				a[6][0] = 0;
 			store_result_row_text(&res, cells);
 		}
+		sqlite3_stmt *q = store_internal(ex->st, "SELECT txn FROM _sl_decided");
+		int n = 0;
+		while (q && n++ < DECIDED_LISTED && sqlite3_step(q) == SQLITE_ROW) {
+			snprintf(a[0], sizeof a[0], "%" PRIu64, (uint64_t)sqlite3_column_int64(q, 0));
+			snprintf(a[1], sizeof a[1], "decided");
+			a[2][0] = a[3][0] = a[4][0] = a[5][0] = a[6][0] = 0;
+			store_result_row_text(&res, cells);
+		}
+		if (q)
+			sqlite3_reset(q);
 	}
 	answer(req, &res);
 	store_result_free(&res);
@@ -1230,6 +1335,15 @@ static int handle(shard_executor *ex, shard_req *req, shard_req **done)
 	}
 	if (r->op == WIRE_OP_ASSIGN)
 		return do_assign(ex, req);
+	if (r->op == WIRE_OP_FORGET)
+		return do_forget(ex, req);
+	if (r->op == WIRE_OP_RESOLVE) {
+		if (r->txn == 0) {
+			answer_error(req, "08P01", "Resolve needs a transaction id");
+			return DONE;
+		}
+		return do_resolve(ex, req);
+	}
 	if (r->op == WIRE_OP_SAGA_STEP || r->op == WIRE_OP_SAGA_UNDO || r->op == WIRE_OP_SAGA_END) {
 		if (r->txn == 0 && !(r->op == WIRE_OP_SAGA_END && r->nparams > 0)) {
 			answer_error(req, "08P01", "%s needs a saga id", wire_op_name(r->op));
@@ -1309,7 +1423,7 @@ static void run_sub(shard_executor *ex, shard_req *batch)
 	int shutdown = 0;
 	ex->n_batches++;
 	ex->batch_wrote = 0;
-	ex->batch_prepared = ex->batch_committed_prepared = 0;
+	ex->batch_prepared = ex->batch_committed_prepared = ex->batch_decided = 0;
 	if (internal_exec(ex, "BEGIN") != 0) {
 		for (shard_req *r = batch; r; r = r->next)
 			if (r->kind == REQ_WIRE)
@@ -1368,6 +1482,8 @@ static void run_sub(shard_executor *ex, shard_req *batch)
 		FAILPOINT("shard-after-prepare");
 	if (ex->batch_committed_prepared)
 		FAILPOINT("shard-after-commit-prepared");
+	if (ex->batch_decided)
+		FAILPOINT("shard-after-decide");
 deliver_out:
 	requeue_woken(ex, wake);
 	*done_tail = extra;
@@ -1702,9 +1818,17 @@ static int recover(shard_executor *ex, char *err, size_t errlen)
 	if (store_exec(ex->st,
 		       "CREATE TABLE IF NOT EXISTS _sl_prepared("
 		       " txn INTEGER PRIMARY KEY, ts INTEGER NOT NULL,"
-		       " changeset BLOB NOT NULL, prepared_at INTEGER NOT NULL)",
-		       err, errlen) != 0)
+		       " changeset BLOB NOT NULL, prepared_at INTEGER NOT NULL,"
+		       " decider INTEGER NOT NULL DEFAULT 0)",
+		       err, errlen) != 0 ||
+	    store_exec(ex->st, "CREATE TABLE IF NOT EXISTS _sl_decided(txn INTEGER PRIMARY KEY)", err, errlen) != 0)
 		return -1;
+	/* a prepare log of before deciders existed gets the column */
+	sqlite3_stmt *probe = NULL;
+	if (sqlite3_prepare_v2(store_db(ex->st), "SELECT decider FROM _sl_prepared", -1, &probe, NULL) != SQLITE_OK &&
+	    store_exec(ex->st, "ALTER TABLE _sl_prepared ADD COLUMN decider INTEGER NOT NULL DEFAULT 0", err, errlen) != 0)
+		return -1;
+	sqlite3_finalize(probe);
 	if (sagastep_init(ex->st, err, errlen) != 0)
 		return -1;
 	/* _slhidden: buckets whose rows this shard holds but must not show
@@ -1729,7 +1853,7 @@ static int recover(shard_executor *ex, char *err, size_t errlen)
 	}
 	if (m)
 		sqlite3_reset(m);
-	sqlite3_stmt *q = store_internal(ex->st, "SELECT txn, ts, changeset FROM _sl_prepared");
+	sqlite3_stmt *q = store_internal(ex->st, "SELECT txn, ts, changeset, decider FROM _sl_prepared");
 	if (!q) {
 		snprintf(err, errlen, "reading the prepare log: %s", sqlite3_errmsg(store_db(ex->st)));
 		return -1;
@@ -1750,6 +1874,7 @@ static int recover(shard_executor *ex, char *err, size_t errlen)
 		t->ws = t->pws = cs;
 		t->wslen = t->pwslen = len;
 		t->state = t->pstate = TXN_PREPARED;
+		t->decider = (uint32_t)sqlite3_column_int64(q, 3);
 		recover_ctx c = {ex, t};
 		if (locks_each_changeset_key(cs, len, relock, &c) != 0) {
 			sqlite3_reset(q);

@@ -3,7 +3,11 @@
 # shards: the router must not presume abort (the transfer might have
 # committed elsewhere); it lists the transaction as in doubt until an
 # operator resolves it with COMMIT PREPARED 'txn' / ROLLBACK PREPARED 'txn'.
+# The router's decision log decides here (SHARDLITE_2PC_DECIDER=router):
+# with the last writer deciding, nothing is ever in doubt this way
+# (tests/test_decider.sh).
 set -u
+export SHARDLITE_2PC_DECIDER=router
 bin=${SHARDLITE:?}
 command -v psql >/dev/null || { echo "1..0 # SKIP psql not installed"; exit 0; }
 status=${BUILDDIR:-$(dirname "$bin")}/tests/shard_status

@@ -178,7 +178,7 @@ static void test_requests(void)
 		.ts = 1, .epoch = 1u << 31, .readonly = true,
 		.sql = "SELECT $1", .sql_len = 9, .params = params,
 		.nparams = sizeof(params) / sizeof(params[0]),
-		.buckets = buckets, .nbuckets = 4,
+		.buckets = buckets, .nbuckets = 4, .decider = UINT32_MAX,
 	};
 	buf = roundtrip(&m, &len, "request with every field");
 	if (buf) {
@@ -458,7 +458,7 @@ static void c_sql_nonul(uint8_t *b) { b[69] = '!'; }
 static void c_sql_long(uint8_t *b) { fb_put_u32(b + 60, 8); }
 static void c_sql_short(uint8_t *b) { fb_put_u32(b + 60, 4); }
 static void c_sql_huge(uint8_t *b) { fb_put_u32(b + 60, UINT32_MAX); }
-static void c_op_range(uint8_t *b) { b[56] = 13; }
+static void c_op_range(uint8_t *b) { b[56] = WIRE_OP_MAX + 1; }
 static void c_msg_none(uint8_t *b) { fb_put_u16(b + 12, 0); }
 
 static void test_malformed(void)
@@ -498,7 +498,7 @@ static void test_malformed(void)
 		{ c_sql_long, "string past the end", "Message.request.sql: string of 8 bytes overruns the buffer at offset 60" },
 		{ c_sql_short, "string NUL misplaced", "Message.request.sql: string not NUL-terminated at offset 68" },
 		{ c_sql_huge, "string length huge", "Message.request.sql: string of 4294967295 bytes overruns the buffer at offset 60" },
-		{ c_op_range, "op out of range", "Message.request.op: Op 13 out of range 0..12 at offset 56" },
+		{ c_op_range, "op out of range", "Message.request.op: Op 15 out of range 0..14 at offset 56" },
 		{ c_msg_none, "neither request nor response", "Message: neither request nor response present at offset 16" },
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {

@@ -25,6 +25,7 @@
  *   snapshot true       (if set)  |
  *   unlocked true       (if set)  |
  *   ended <u64>         (each)    |
+ *   decider <u32>       (if not 0)|
  *
  *   value:  null | int <i64> | real <double> | text <string> | blob <string>
  *   string: "..." where bytes outside printable ASCII, '"' and '\' are \xHH
@@ -138,6 +139,8 @@ static void dump(const wire_message *m)
 			puts("unlocked true");
 		for (uint32_t i = 0; i < r->nended; i++)
 			printf("ended %" PRIu64 "\n", r->ended[i]);
+		if (r->decider)
+			printf("decider %" PRIu32 "\n", r->decider);
 		return;
 	}
 	const wire_response *r = &m->resp;
@@ -405,6 +408,11 @@ static int parse(parser *ps, char *text, wire_message *m)
 					if (v > UINT32_MAX)
 						die(ps, "step out of range");
 					q->step = (uint32_t)v;
+				} else if (strcmp(key, "decider") == 0) {
+					uint64_t v = u64(ps);
+					if (v > UINT32_MAX)
+						die(ps, "decider out of range");
+					q->decider = (uint32_t)v;
 				} else if (strcmp(key, "comp") == 0) {
 					q->comp = string(ps, &q->comp_len);
 				} else if (strcmp(key, "comp_param") == 0) {

@@ -46,7 +46,7 @@ enum {
 	REQ_ID = 0, REQ_OP = 1, REQ_TXN = 2, REQ_TS = 3, REQ_SQL = 4,
 	REQ_PARAMS = 5, REQ_READONLY = 6, REQ_EPOCH = 7, REQ_BUCKETS = 8, REQ_BEGIN = 9,
 	REQ_STEP = 10, REQ_COMP = 11, REQ_COMP_PARAMS = 12, REQ_MODE = 13, REQ_SNAPSHOT = 14,
-	REQ_UNLOCKED = 15, REQ_ENDED = 16,
+	REQ_UNLOCKED = 15, REQ_ENDED = 16, REQ_DECIDER = 17,
 };
 enum {
 	RESP_ID = 0, RESP_STATUS = 1, RESP_SQLSTATE = 2, RESP_MESSAGE = 3,
@@ -56,8 +56,9 @@ enum {
 static const char *const op_names[] = {
 	"Ping", "Exec", "Begin", "Prepare", "CommitPrepared",
 	"RollbackPrepared", "Commit", "Rollback", "Status", "Assign",
-	"SagaStep", "SagaUndo", "SagaEnd",
+	"SagaStep", "SagaUndo", "SagaEnd", "Resolve", "Forget",
 };
+_Static_assert(sizeof op_names / sizeof op_names[0] == WIRE_OP_MAX + 1, "a name per op");
 static const char *const type_names[] = { "Null", "Int", "Real", "Text", "Blob" };
 static const char *const status_names[] = { "Ok", "Error", "NotFound", "ReadOnly", "Started" };
 _Static_assert(sizeof status_names / sizeof status_names[0] == WIRE_STATUS_MAX + 1, "a name per status");
@@ -179,6 +180,7 @@ int wire_encode_request(const wire_request *r, uint8_t **out, size_t *outlen)
 	fb_add_ref(&b, REQ_COMP, comp);
 	fb_add_ref(&b, REQ_COMP_PARAMS, comp_params);
 	fb_add_u32(&b, REQ_STEP, r->step, 0);
+	fb_add_u32(&b, REQ_DECIDER, r->decider, 0);
 	fb_add_u8(&b, REQ_OP, (uint8_t)r->op, WIRE_OP_PING);
 	fb_add_u8(&b, REQ_READONLY, r->readonly ? 1 : 0, 0);
 	fb_add_u8(&b, REQ_BEGIN, r->begin ? 1 : 0, 0);
@@ -339,7 +341,8 @@ static int verify_request(fb_verifier *v, const fb_table *t)
 	    fb_verify_scalar(v, t, REQ_MODE, 1, "mode") < 0 ||
 	    fb_verify_scalar(v, t, REQ_SNAPSHOT, 1, "snapshot") < 0 ||
 	    fb_verify_scalar(v, t, REQ_UNLOCKED, 1, "unlocked") < 0 ||
-	    fb_verify_vector(v, t, REQ_ENDED, 8, "ended", false, &ended) < 0)
+	    fb_verify_vector(v, t, REQ_ENDED, 8, "ended", false, &ended) < 0 ||
+	    fb_verify_scalar(v, t, REQ_DECIDER, 4, "decider") < 0)
 		return -1;
 	return 0;
 }
@@ -493,6 +496,7 @@ static int decode_request(const fb_table *t, wire_request *r, char *err,
 	r->readonly = fb_table_u8(t, REQ_READONLY, 0) != 0;
 	r->begin = fb_table_u8(t, REQ_BEGIN, 0) != 0;
 	r->step = fb_table_u32(t, REQ_STEP, 0);
+	r->decider = fb_table_u32(t, REQ_DECIDER, 0);
 	r->mode = fb_table_u8(t, REQ_MODE, 0);
 	r->snapshot = fb_table_u8(t, REQ_SNAPSHOT, 0) != 0;
 	r->unlocked = fb_table_u8(t, REQ_UNLOCKED, 0) != 0;
@@ -710,7 +714,7 @@ static bool request_equal(const wire_request *a, const wire_request *b)
 	    a->unlocked != b->unlocked ||
 	    a->nparams != b->nparams ||
 	    a->nbuckets != b->nbuckets || a->nended != b->nended || !a->sql != !b->sql ||
-	    a->sql_len != b->sql_len || a->step != b->step || a->mode != b->mode ||
+	    a->sql_len != b->sql_len || a->step != b->step || a->decider != b->decider || a->mode != b->mode ||
 	    !a->comp != !b->comp || a->comp_len != b->comp_len || a->ncomp_params != b->ncomp_params)
 		return false;
 	if (a->sql && a->sql_len && memcmp(a->sql, b->sql, a->sql_len) != 0)

@@ -40,8 +40,10 @@ typedef enum {
 	WIRE_OP_SAGA_STEP = 10,
 	WIRE_OP_SAGA_UNDO = 11,
 	WIRE_OP_SAGA_END = 12,
+	WIRE_OP_RESOLVE = 13,
+	WIRE_OP_FORGET = 14,
 } wire_op;
-#define WIRE_OP_MAX WIRE_OP_SAGA_END
+#define WIRE_OP_MAX WIRE_OP_FORGET
 
 /* SagaUndo modes (wire.fbs) */
 enum { WIRE_UNDO_NORMAL = 0, WIRE_UNDO_OVERWRITE = 1, WIRE_UNDO_ACCEPT = 2 };
@@ -84,8 +86,9 @@ typedef struct {
 	uint8_t mode;      /* SagaUndo: WIRE_UNDO_* */
 	bool snapshot;     /* readonly Exec: answer WIRE_STARTED first (wire.fbs) */
 	bool unlocked;     /* autocommit Exec: no row-lock check (wire.fbs) */
-	uint64_t *ended;   /* SagaStep: committed sagas to end first (wire.fbs) */
+	uint64_t *ended;   /* SagaStep: committed sagas to end first; Forget: txns */
 	uint32_t nended;
+	uint32_t decider;  /* Prepare/Commit: the deciding shard + 1, 0 none (wire.fbs) */
 } wire_request;
 
 typedef enum {

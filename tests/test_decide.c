@@ -1,0 +1,148 @@
+/*
+ * test_decide.c — a shard as the decider of a distributed transaction
+ * (wire.fbs: Prepare/Commit `decider`, Resolve, Forget) on one real shard
+ * process: a deciding Commit records its decision with the commit, Resolve
+ * answers from it (and fences a transaction still active: rolled back, so a
+ * late Commit commits nothing), Forget drops it, a prepared transaction
+ * keeps its decider in Status and across kill -9, and so does a decision.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "tests/harness.h"
+#include "tests/tap.h"
+
+static th_shard S = {.id = 0, .extra = {"--lock-timeout-ms", "300", NULL}};
+
+static int64_t bal(wire_client *c, int id)
+{
+	char q[128];
+	snprintf(q, sizeof q, "SELECT bal FROM acct WHERE id = %d", id);
+	return th_int(c, 0, q);
+}
+
+/* One request with a decider; returns the status, -1 on transport error. */
+static int call(wire_client *c, wire_op op, uint64_t txn, uint32_t decider)
+{
+	wire_request q = {.op = op, .txn = txn, .ts = txn, .decider = decider};
+	wire_response r;
+	char err[128];
+	if (wire_client_call(c, &q, &r, err, sizeof err) != 0)
+		return -1;
+	return (int)r.status;
+}
+
+static int forget(wire_client *c, uint64_t txn)
+{
+	wire_request q = {.op = WIRE_OP_FORGET, .ended = &txn, .nended = 1};
+	wire_response r;
+	char err[128];
+	if (wire_client_call(c, &q, &r, err, sizeof err) != 0)
+		return -1;
+	return (int)r.status;
+}
+
+/* Exec inside txn (opening it here). */
+static int txn_exec(wire_client *c, uint64_t txn, const char *sql)
+{
+	wire_request q = {.op = WIRE_OP_EXEC, .txn = txn, .ts = txn, .sql = sql, .sql_len = (uint32_t)strlen(sql),
+			  .begin = true};
+	wire_response r;
+	char err[128];
+	if (wire_client_call(c, &q, &r, err, sizeof err) != 0)
+		return -1;
+	return (int)r.status;
+}
+
+/* The Status row of txn: its state and decider columns ("" if absent). */
+static int status_of(wire_client *c, uint64_t txn, char *state, size_t slen, char *decider, size_t dlen)
+{
+	wire_response r;
+	state[0] = decider[0] = 0;
+	if (th_call(c, WIRE_OP_STATUS, 0, 0, NULL, &r) != 0 || r.status != WIRE_OK || r.ncols < 7)
+		return -1;
+	char want[24];
+	snprintf(want, sizeof want, "%" PRIu64, txn);
+	for (uint32_t i = 0; i < r.nrows; i++) {
+		const wire_value *row = r.cells + (size_t)i * r.ncols;
+		if (strcmp(row[0].p, want) == 0) {
+			snprintf(state, slen, "%s", (const char *)row[1].p);
+			snprintf(decider, dlen, "%s", (const char *)row[6].p);
+		}
+	}
+	return 0;
+}
+
+int main(void)
+{
+	if (th_shard_start(&S) != 0)
+		bail("cannot start a shard (is $SHARDLITE set?)");
+	wire_client *c = th_connect(&S);
+	if (!c)
+		bail("cannot connect");
+	char state[32], dec[32];
+	ok(th_status(c, WIRE_OP_EXEC, 0, 0, "CREATE TABLE acct(id INTEGER PRIMARY KEY, bal INTEGER NOT NULL)") == WIRE_OK &&
+		   th_status(c, WIRE_OP_EXEC, 0, 0, "INSERT INTO acct VALUES (1, 100), (2, 100), (3, 100)") == WIRE_OK,
+	   "setup");
+
+	/* the deciding commit */
+	ok(txn_exec(c, 101, "UPDATE acct SET bal = bal - 10 WHERE id = 1") == WIRE_OK, "txn 101 writes");
+	ok(call(c, WIRE_OP_RESOLVE, 999, 0) == WIRE_NOT_FOUND, "Resolve of an unknown txn: NotFound");
+	ok(call(c, WIRE_OP_COMMIT, 101, 1) == WIRE_OK && bal(c, 1) == 90, "a deciding Commit commits");
+	ok(call(c, WIRE_OP_RESOLVE, 101, 0) == WIRE_OK, "Resolve: committed");
+	ok(status_of(c, 101, state, sizeof state, dec, sizeof dec) == 0 && strcmp(state, "decided") == 0,
+	   "Status lists the decision record (%s)", state);
+	ok(call(c, WIRE_OP_RESOLVE, 0, 0) == WIRE_ERROR, "Resolve without a txn is refused");
+
+	/* an ordinary one-phase commit records nothing */
+	ok(txn_exec(c, 102, "UPDATE acct SET bal = bal + 1 WHERE id = 2") == WIRE_OK &&
+		   call(c, WIRE_OP_COMMIT, 102, 0) == WIRE_OK && bal(c, 2) == 101,
+	   "a Commit without decider commits");
+	ok(call(c, WIRE_OP_RESOLVE, 102, 0) == WIRE_NOT_FOUND, "... and leaves no decision record");
+
+	/* the fence: Resolve before the Commit */
+	ok(txn_exec(c, 103, "UPDATE acct SET bal = bal + 5 WHERE id = 3") == WIRE_OK, "txn 103 writes");
+	ok(call(c, WIRE_OP_RESOLVE, 103, 0) == WIRE_NOT_FOUND, "Resolve of a txn still active: NotFound");
+	ok(call(c, WIRE_OP_COMMIT, 103, 1) == WIRE_NOT_FOUND && bal(c, 3) == 100,
+	   "... it was rolled back: the late Commit commits nothing");
+	ok(call(c, WIRE_OP_RESOLVE, 103, 0) == WIRE_NOT_FOUND, "... and Resolve still says NotFound");
+	ok(th_status(c, WIRE_OP_EXEC, 0, 0, "UPDATE acct SET bal = bal WHERE id = 3") == WIRE_OK,
+	   "... and its row lock is gone");
+
+	/* a participant prepared with its decider */
+	ok(txn_exec(c, 104, "UPDATE acct SET bal = bal + 7 WHERE id = 3") == WIRE_OK &&
+		   call(c, WIRE_OP_PREPARE, 104, 6) == WIRE_OK,
+	   "txn 104 prepared, decided by shard 5");
+	ok(status_of(c, 104, state, sizeof state, dec, sizeof dec) == 0 && strcmp(state, "prepared") == 0 &&
+		   strcmp(dec, "5") == 0,
+	   "Status: prepared, decider 5 (%s, %s)", state, dec);
+	ok(call(c, WIRE_OP_RESOLVE, 104, 0) == WIRE_ERROR, "Resolve of a txn prepared here is refused");
+
+	/* kill -9: the decision and the prepared decider survive */
+	wire_client_close(c);
+	th_shard_kill9(&S);
+	ok(th_shard_start(&S) == 0, "kill -9 and restart");
+	c = th_connect(&S);
+	if (!c)
+		bail("cannot reconnect");
+	ok(call(c, WIRE_OP_RESOLVE, 101, 0) == WIRE_OK, "the decision record survived");
+	ok(status_of(c, 104, state, sizeof state, dec, sizeof dec) == 0 && strcmp(state, "prepared") == 0 &&
+		   strcmp(dec, "5") == 0,
+	   "the prepared txn kept its decider (%s, %s)", state, dec);
+	ok(call(c, WIRE_OP_COMMIT_PREPARED, 104, 0) == WIRE_OK && bal(c, 3) == 107, "and commits");
+
+	/* Forget */
+	ok(forget(c, 101) == WIRE_OK, "Forget");
+	ok(call(c, WIRE_OP_RESOLVE, 101, 0) == WIRE_NOT_FOUND, "... the record is gone");
+	ok(status_of(c, 101, state, sizeof state, dec, sizeof dec) == 0 && state[0] == 0, "... from Status too");
+	wire_client_close(c);
+	th_shard_kill9(&S);
+	ok(th_shard_start(&S) == 0 && (c = th_connect(&S)) != NULL && call(c, WIRE_OP_RESOLVE, 101, 0) == WIRE_NOT_FOUND,
+	   "... durably");
+	if (c)
+		wire_client_close(c);
+	ok(th_shard_term(&S) == 0, "SIGTERM: clean exit");
+	th_cleanup();
+	return plan_done();
+}
