@@ -26,6 +26,8 @@
 #include "txn/hmap.h"
 
 #define SWEEP_MS 1000
+/* Reads wait for the first sweep after a start at most this long. */
+#define RECOVER_WAIT_MS 3000
 /* A participant that accepted PREPARE but has not voted after this long is
  * counted as a NO: the transaction is rolled back and its client told so,
  * rather than waiting forever for a hung shard. */
@@ -79,6 +81,7 @@ typedef struct ctxn {
 	size_t decider;       /* index of the deciding participant, NO_DECIDER:
 			       * the decision log decides */
 	int resolve_tries;    /* Resolve asked after a lost decision answer */
+	uv_timer_t *decide_timer;  /* the client's wait for the decision */
 	int gave_up;          /* phase two left to the sweep */
 } ctxn;
 
@@ -141,6 +144,7 @@ struct coordinator {
 	int shard_decides;
 	hmap lpo_prepared;    /* this sweep: txn -> decider + 1, prepared somewhere */
 	hmap lpo_last;        /* the same, of the last complete sweep */
+	hmap lpo_on, lpo_on_last;  /* txn -> bitmap of the shards holding it so */
 	hmap decided_seen;    /* this sweep: txn -> shard + 1 holding its record */
 	hmap gc_candidates;   /* decision records seen, not in flight, last sweep */
 	struct forget_item { size_t shard; uint64_t txn; } *forget;
@@ -149,6 +153,7 @@ struct coordinator {
 	 * a decided transaction may still be prepared on some participants */
 	int recovering;
 	size_t recover_ops;   /* the first sweep's resolutions outstanding */
+	uint64_t opened_ms;
 };
 
 typedef struct {
@@ -197,7 +202,7 @@ static void on_late_failure(uv_timer_t *timer)
 static void send_op(ctxn *t, size_t i, wire_op op, shard_cb cb)
 {
 	wire_request r = {.op = op, .txn = t->txn, .ts = t->ts};
-	if (t->decider != NO_DECIDER && (op == WIRE_OP_PREPARE || op == WIRE_OP_COMMIT))
+	if (t->decider != NO_DECIDER && op != WIRE_OP_RESOLVE)
 		r.decider = (uint32_t)t->shards[t->decider] + 1;
 	slot *s = malloc(sizeof *s);
 	if (!s)
@@ -692,10 +697,37 @@ static void on_prepare_timeout(uv_timer_t *timer)
 
 static void on_decide_answer(void *arg, shard_answer *a, const char *error);
 
+/* A decider that takes this long to answer leaves its client with 08007
+ * (the outcome is not known yet); the transaction stays in flight until
+ * the answer comes, and ends as it says. */
+#define DECIDE_TIMEOUT_MS 10000
+
+static void stop_decide_timer(ctxn *t)
+{
+	if (t->decide_timer) {
+		uv_timer_stop(t->decide_timer);
+		uv_close((uv_handle_t *)t->decide_timer, on_timer_closed);
+		t->decide_timer = NULL;
+	}
+}
+
+static void on_decide_timeout(uv_timer_t *timer)
+{
+	ctxn *t = timer->data;
+	stop_decide_timer(t);
+	fprintf(stderr, "coordinator: shard %zu has not answered the commit of transaction %" PRIu64
+			" for %d ms; its client is told the outcome is unknown\n",
+		t->shards[t->decider], t->txn, DECIDE_TIMEOUT_MS);
+	if (t->cb)
+		t->cb(t->arg, 0, "08007", "transaction resolution unknown: the deciding shard does not answer");
+	t->cb = NULL;
+}
+
 static void decided(ctxn *t)
 {
 	coordinator *c = t->c;
 	FAILPOINT("coord-after-decide");
+	stop_decide_timer(t);
 	c->committing--;
 	t->vote[t->decider] = V_APPLIED;
 	t->acked = ++c->acked;
@@ -704,12 +736,14 @@ static void decided(ctxn *t)
 	void *cb_arg = t->arg;
 	t->cb = NULL;
 	phase_two(t);  /* may free t */
-	cb(cb_arg, 1, NULL, NULL);
+	if (cb)
+		cb(cb_arg, 1, NULL, NULL);
 }
 
 static void not_decided(ctxn *t, const char *sqlstate, const char *message)
 {
 	coordinator *c = t->c;
+	stop_decide_timer(t);
 	c->committing--;
 	if (!t->sqlstate[0]) {
 		snprintf(t->sqlstate, sizeof t->sqlstate, "%s", sqlstate);
@@ -735,6 +769,7 @@ static void ask_decider(ctxn *t, const char *why)
 				"the recovery sweep resolves it once the shard answers\n",
 			t->txn, t->shards[t->decider], why);
 		c->committing--;
+		stop_decide_timer(t);
 		if (t->cb)
 			t->cb(t->arg, 0, "08007", "transaction resolution unknown: the deciding shard does not answer");
 		t->cb = NULL;
@@ -785,6 +820,12 @@ static void start_decide(ctxn *t)
 {
 	t->state = C_DECIDING;
 	t->c->committing++;
+	t->decide_timer = malloc(sizeof *t->decide_timer);
+	if (t->decide_timer) {
+		uv_timer_init(t->c->loop, t->decide_timer);
+		t->decide_timer->data = t;
+		uv_timer_start(t->decide_timer, on_decide_timeout, DECIDE_TIMEOUT_MS, 0);
+	}
 	send_op(t, t->decider, WIRE_OP_COMMIT, on_decide_answer);
 }
 
@@ -942,7 +983,8 @@ static void on_resolved(void *arg, shard_answer *a, const char *error)
 	recover_op_done(c);
 }
 
-static void resolve(coordinator *c, size_t shard, uint64_t txn, int commit)
+/* decider: the deciding shard + 1 whose answer this applies, 0 none */
+static void resolve(coordinator *c, size_t shard, uint64_t txn, int commit, uint32_t decider)
 {
 	fprintf(stderr, "coordinator: resolving in-doubt transaction %" PRIu64 " on shard %zu: %s\n", txn, shard,
 		commit ? "COMMIT (decision logged)" : "ROLLBACK (no commit decision: presumed abort)");
@@ -952,7 +994,8 @@ static void resolve(coordinator *c, size_t shard, uint64_t txn, int commit)
 	s->c = c;
 	s->shard = shard;
 	s->txn = txn;
-	wire_request r = {.op = commit ? WIRE_OP_COMMIT_PREPARED : WIRE_OP_ROLLBACK_PREPARED, .txn = txn};
+	wire_request r = {.op = commit ? WIRE_OP_COMMIT_PREPARED : WIRE_OP_ROLLBACK_PREPARED, .txn = txn,
+			  .decider = decider};
 	if (c->recovering)
 		c->recover_ops++;
 	if (shard_pool_send(c->pool, shard, &r, on_resolved, s) != 0) {
@@ -991,7 +1034,7 @@ static void on_asked(void *arg, shard_answer *a, const char *error)
 	if (a && (a->msg.resp.status == WIRE_OK || a->msg.resp.status == WIRE_NOT_FOUND)) {
 		int commit = a->msg.resp.status == WIRE_OK;
 		if (!hmap_get(&c->inflight, &q->txn, sizeof q->txn))
-			resolve(c, q->shard, q->txn, commit);
+			resolve(c, q->shard, q->txn, commit, (uint32_t)q->decider + 1);
 	} else {
 		fprintf(stderr, "coordinator: cannot learn the outcome of transaction %" PRIu64
 				" from its deciding shard %zu (%s); asking again at the next sweep\n",
@@ -1050,6 +1093,9 @@ static void sweep_finish(coordinator *c)
 		hmap_free(&c->lpo_last);
 		c->lpo_last = c->lpo_prepared;
 		hmap_init(&c->lpo_prepared);
+		hmap_free(&c->lpo_on_last);
+		c->lpo_on_last = c->lpo_on;
+		hmap_init(&c->lpo_on);
 		for (size_t i = 0; i < c->nsettled; i++)
 			if (!hmap_get(&c->seen_prepared, &c->settled[i], sizeof c->settled[i]))
 				dlog_done(c->log, c->settled[i]);
@@ -1075,6 +1121,8 @@ static void sweep_finish(coordinator *c)
 	hmap_init(&c->seen_prepared);
 	hmap_free(&c->lpo_prepared);
 	hmap_init(&c->lpo_prepared);
+	hmap_free(&c->lpo_on);
+	hmap_init(&c->lpo_on);
 	hmap_free(&c->decided_seen);
 	hmap_init(&c->decided_seen);
 	c->sweep_failed = 0;
@@ -1109,12 +1157,12 @@ static void on_status(void *arg, shard_answer *a, const char *error)
 				/* decided by another shard's commit: ask it */
 				size_t decider = (size_t)strtoull(row[6].p, NULL, 10);
 				hmap_put(&c->lpo_prepared, &txn, sizeof txn, (void *)(uintptr_t)(decider + 1));
+				uintptr_t on = (uintptr_t)hmap_get(&c->lpo_on, &txn, sizeof txn);
+				on |= (uintptr_t)1 << (s->shard % (sizeof(uintptr_t) * 8));
+				hmap_put(&c->lpo_on, &txn, sizeof txn, (void *)on);
 				if (hmap_get(&c->inflight, &txn, sizeof txn))
 					continue;
-				if (dlog_is_committed(c->log, txn, NULL))
-					resolve(c, s->shard, txn, 1);  /* an operator's COMMIT PREPARED */
-				else
-					ask_and_resolve(c, s->shard, txn, decider);
+				ask_and_resolve(c, s->shard, txn, decider);
 				continue;
 			}
 			uintptr_t bits = (uintptr_t)hmap_get(&c->seen_prepared, &txn, sizeof txn);
@@ -1125,7 +1173,7 @@ static void on_status(void *arg, shard_answer *a, const char *error)
 			int committed = dlog_is_committed(c->log, txn, NULL);
 			if (c->log_lost && !committed)
 				continue;  /* the operator decides (coord_force) */
-			resolve(c, s->shard, txn, committed);
+			resolve(c, s->shard, txn, committed, 0);
 		}
 	}
 	shard_answer_free(a);
@@ -1138,6 +1186,14 @@ static void on_sweep(uv_timer_t *timer)
 {
 	coordinator *c = timer->data;
 	flush_forget(c);
+	if (c->recovering && now_ms() - c->opened_ms > RECOVER_WAIT_MS) {
+		/* a shard that does not answer must not stop every read */
+		fprintf(stderr, "coordinator: the first recovery sweep is not over after %d ms; "
+				"reads no longer wait for it\n", RECOVER_WAIT_MS);
+		c->recovering = 0;
+		wake_reads(c);
+		wake_visible(c);
+	}
 	if (c->sweeping)
 		return;
 	size_t np = dlog_npending(c->log);
@@ -1219,9 +1275,12 @@ coordinator *coord_open(uv_loop_t *loop, shard_pool *pool, const catalog *cat, c
 	hmap_init(&c->doubt);
 	hmap_init(&c->lpo_prepared);
 	hmap_init(&c->lpo_last);
+	hmap_init(&c->lpo_on);
+	hmap_init(&c->lpo_on_last);
 	hmap_init(&c->decided_seen);
 	hmap_init(&c->gc_candidates);
 	c->recovering = 1;
+	c->opened_ms = now_ms();
 	const char *mode = getenv("SHARDLITE_2PC_DECIDER");
 	c->shard_decides = !mode || !*mode || strcmp(mode, "shard") == 0;
 	if (mode && *mode && strcmp(mode, "shard") != 0 && strcmp(mode, "router") != 0) {
@@ -1282,6 +1341,8 @@ void coord_close(coordinator *c)
 	hmap_free(&c->doubt);
 	hmap_free(&c->lpo_prepared);
 	hmap_free(&c->lpo_last);
+	hmap_free(&c->lpo_on);
+	hmap_free(&c->lpo_on_last);
 	hmap_free(&c->decided_seen);
 	hmap_free(&c->gc_candidates);
 	/* Transactions still in flight are left to recovery; their callbacks may
@@ -1293,6 +1354,17 @@ void coord_close(coordinator *c)
 	} else {
 		uv_close((uv_handle_t *)&c->sweep, NULL);
 	}
+}
+
+/* "0,2,5" from a bitmap of shards */
+static void shard_list(char *out, size_t outlen, uintptr_t bits)
+{
+	out[0] = 0;
+	for (size_t i = 0; i < sizeof bits * 8; i++)
+		if (bits & ((uintptr_t)1 << i)) {
+			size_t len = strlen(out);
+			snprintf(out + len, outlen - len, "%s%zu", len ? "," : "", i);
+		}
 }
 
 size_t coord_list(coordinator *c, coord_row *rows, size_t max)
@@ -1334,12 +1406,19 @@ size_t coord_list(coordinator *c, coord_row *rows, size_t max)
 		snprintf(r->txn, sizeof r->txn, "%" PRIu64, txn);
 		snprintf(r->state, sizeof r->state, "%s",
 			 c->log_lost ? "in-doubt: decision log lost" : "in-doubt: prepared");
-		r->participants[0] = 0;
-		for (size_t i = 0; i < sizeof bits * 8; i++)
-			if (bits & ((uintptr_t)1 << i)) {
-				size_t len = strlen(r->participants);
-				snprintf(r->participants + len, sizeof r->participants - len, "%s%zu", len ? "," : "", i);
-			}
+		shard_list(r->participants, sizeof r->participants, bits);
+		snprintf(r->age_ms, sizeof r->age_ms, "?");
+	}
+	for (hmap_entry *e = hmap_first(&c->lpo_last, &it); e && n < max; e = hmap_next(&c->lpo_last, e, &it)) {
+		uint64_t txn;
+		memcpy(&txn, e->key, sizeof txn);
+		if (hmap_get(&c->inflight, &txn, sizeof txn))
+			continue;
+		coord_row *r = &rows[n++];
+		snprintf(r->txn, sizeof r->txn, "%" PRIu64, txn);
+		snprintf(r->state, sizeof r->state, "in-doubt: asking shard %zu", (size_t)((uintptr_t)e->value - 1));
+		uintptr_t bits = (uintptr_t)hmap_get(&c->lpo_on_last, &txn, sizeof txn);
+		shard_list(r->participants, sizeof r->participants, bits);
 		snprintf(r->age_ms, sizeof r->age_ms, "?");
 	}
 	return n;
@@ -1349,7 +1428,9 @@ typedef struct {
 	coordinator *c;
 	uint64_t txn;
 	bool commit;
-	size_t pending, held, failed;
+	size_t pending, held, failed, refused;
+	uint32_t decider;     /* + 1, when its answer was asked (on_force_asked) */
+	char why[256];        /* a shard's refusal */
 	coord_force_cb done;
 	void *arg;
 } force_op;
@@ -1359,7 +1440,9 @@ static void force_finish(force_op *f)
 	char msg[256];
 	fprintf(stderr, "coordinator: operator %s transaction %" PRIu64 " on %zu shard(s)\n",
 		f->commit ? "committed" : "rolled back", f->txn, f->held);
-	if (f->failed) {
+	if (f->refused) {
+		f->done(f->arg, 0, "55000", f->why);
+	} else if (f->failed) {
 		snprintf(msg, sizeof msg, "%zu shard(s) could not be reached; run the statement again", f->failed);
 		f->done(f->arg, 0, "08006", msg);
 	} else if (f->held == 0 && !f->commit) {
@@ -1375,10 +1458,15 @@ static void force_finish(force_op *f)
 static void on_force_answer(void *arg, shard_answer *a, const char *error)
 {
 	force_op *f = arg;
-	if (a && a->msg.resp.status == WIRE_OK)
+	if (a && a->msg.resp.status == WIRE_OK) {
 		f->held++;
-	else if (!a || a->msg.resp.status != WIRE_NOT_FOUND)
+	} else if (a && a->msg.resp.status == WIRE_ERROR && a->msg.resp.sqlstate &&
+		   strcmp(a->msg.resp.sqlstate, "55000") == 0) {
+		f->refused++;
+		snprintf(f->why, sizeof f->why, "%s", a->msg.resp.message ? a->msg.resp.message : "refused by a shard");
+	} else if (!a || a->msg.resp.status != WIRE_NOT_FOUND) {
 		f->failed++;
+	}
 	shard_answer_free(a);
 	if (--f->pending == 0)
 		force_finish(f);
@@ -1391,7 +1479,8 @@ static void force_send(force_op *f)
 	size_t n = catalog_nshards(f->c->cat);
 	f->pending = n + 1;  /* + 1 while sending */
 	for (size_t i = 0; i < n; i++) {
-		wire_request r = {.op = f->commit ? WIRE_OP_COMMIT_PREPARED : WIRE_OP_ROLLBACK_PREPARED, .txn = f->txn};
+		wire_request r = {.op = f->commit ? WIRE_OP_COMMIT_PREPARED : WIRE_OP_ROLLBACK_PREPARED, .txn = f->txn,
+				  .decider = f->decider};
 		if (shard_pool_send(f->c->pool, i, &r, on_force_answer, f) != 0) {
 			f->failed++;
 			f->pending--;
@@ -1452,7 +1541,8 @@ void coord_force(coordinator *c, uint64_t txn, bool commit, coord_force_cb done,
 	f->done = done;
 	f->arg = arg;
 	uintptr_t decider = (uintptr_t)hmap_get(&c->lpo_last, &txn, sizeof txn);
-	if (decider && !dlog_is_committed(c->log, txn, NULL)) {
+	if (decider) {
+		f->decider = (uint32_t)decider;
 		wire_request r = {.op = WIRE_OP_RESOLVE, .txn = txn};
 		if (shard_pool_send(c->pool, decider - 1, &r, on_force_asked, f) != 0) {
 			free(f);

@@ -1027,6 +1027,20 @@ static int delete_prepared(shard_executor *ex, uint64_t id)
 	return rc == SQLITE_DONE ? 0 : -1;
 }
 
+/* A txn prepared naming a decider ends only by a request that says its
+ * sender knows the decider's answer (Request.decider set): an operator's
+ * plain COMMIT/ROLLBACK PREPARED could otherwise contradict it. */
+static int decider_refuses(shard_req *req, const shard_txn *t)
+{
+	if (t->pstate != TXN_PREPARED || t->decider == 0 || req->msg.req.decider != 0)
+		return 0;
+	answer_error(req, "55000",
+		     "transaction %" PRIu64 " is decided by shard %" PRIu32 ": its outcome is that shard's, "
+		     "and the router applies it by itself",
+		     t->id, t->decider - 1);
+	return 1;
+}
+
 /* The decision record of a one-phase commit that decides a distributed
  * transaction (Request.decider): written in the commit's savepoint, so it
  * exists iff the commit does. */
@@ -1055,6 +1069,10 @@ static int do_commit(shard_executor *ex, shard_req *req, shard_txn *t, int prepa
 	if (prepared && t->pstate != TXN_PREPARED) {
 		store_result_error(&res, "55000", "transaction %" PRIu64 " is not prepared", t->id);
 		goto out;
+	}
+	if (prepared && decider_refuses(req, t)) {
+		store_result_free(&res);
+		return DONE;
 	}
 	if (!prepared && t->pstate != TXN_ACTIVE) {
 		store_result_error(&res, "55000", "transaction %" PRIu64 " is prepared: use COMMIT PREPARED", t->id);
@@ -1103,6 +1121,8 @@ out:
 
 static int do_rollback(shard_executor *ex, shard_req *req, shard_txn *t, shard_req **done)
 {
+	if (decider_refuses(req, t))
+		return DONE;
 	touch(ex, t);
 	if (t->pstate == TXN_PREPARED) {
 		if (delete_prepared(ex, t->id) != 0) {
@@ -1123,6 +1143,7 @@ static int do_rollback(shard_executor *ex, shard_req *req, shard_txn *t, shard_r
 static int do_resolve(shard_executor *ex, shard_req *req)
 {
 	uint64_t id = req->msg.req.txn;
+	FAILPOINT("shard-before-resolve");
 	shard_txn *t = txn_get(ex, id);
 	if (t && t->pstate == TXN_PREPARED) {
 		answer_error(req, "55000", "transaction %" PRIu64 " is prepared here: another shard decides it", id);

@@ -22,6 +22,8 @@ static int64_t bal(wire_client *c, int id)
 	return th_int(c, 0, q);
 }
 
+static char last_sqlstate[6];
+
 /* One request with a decider; returns the status, -1 on transport error. */
 static int call(wire_client *c, wire_op op, uint64_t txn, uint32_t decider)
 {
@@ -30,6 +32,7 @@ static int call(wire_client *c, wire_op op, uint64_t txn, uint32_t decider)
 	char err[128];
 	if (wire_client_call(c, &q, &r, err, sizeof err) != 0)
 		return -1;
+	snprintf(last_sqlstate, sizeof last_sqlstate, "%s", r.sqlstate ? r.sqlstate : "");
 	return (int)r.status;
 }
 
@@ -130,7 +133,12 @@ int main(void)
 	ok(status_of(c, 104, state, sizeof state, dec, sizeof dec) == 0 && strcmp(state, "prepared") == 0 &&
 		   strcmp(dec, "5") == 0,
 	   "the prepared txn kept its decider (%s, %s)", state, dec);
-	ok(call(c, WIRE_OP_COMMIT_PREPARED, 104, 0) == WIRE_OK && bal(c, 3) == 107, "and commits");
+	ok(call(c, WIRE_OP_ROLLBACK_PREPARED, 104, 0) == WIRE_ERROR && strcmp(last_sqlstate, "55000") == 0,
+	   "a ROLLBACK PREPARED that does not know the decider's answer is refused");
+	ok(call(c, WIRE_OP_COMMIT_PREPARED, 104, 0) == WIRE_ERROR && bal(c, 3) == 100,
+	   "... so is such a COMMIT PREPARED");
+	ok(call(c, WIRE_OP_COMMIT_PREPARED, 104, 6) == WIRE_OK && bal(c, 3) == 107,
+	   "a COMMIT PREPARED with the decider's answer commits");
 
 	/* Forget */
 	ok(forget(c, 101) == WIRE_OK, "Forget");
