@@ -1208,6 +1208,10 @@ static void on_sweep(uv_timer_t *timer)
 	}
 	size_t n = catalog_nshards(c->cat);
 	c->sweeping = (int)n;
+	if (n == 0) {
+		sweep_finish(c);
+		return;
+	}
 	for (size_t i = 0; i < n; i++) {
 		if (catalog_shard_removed(c->cat, i)) {
 			/* a removed shard was drained before it left */
