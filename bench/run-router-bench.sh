@@ -80,10 +80,11 @@ run() {
   # throughput: a run without the per-transaction log (writing it costs
   # pgbench a lot of CPU on two cores); latency percentiles: a second run
   # with it
-  out=$(pgbench -h 127.0.0.1 -p "$port" -U "$user" -d "$db" -n -M "$mode" -c "$clients" \
-        -j 2 -T "$secs" --max-tries=100 -f "$script" 2>&1)
-  out2=$(cd "$logdir" && pgbench -h 127.0.0.1 -p "$port" -U "$user" -d "$db" -n -M "$mode" -c "$clients" \
-        -j 2 -T "$secs" --max-tries=100 -l -r -f "$script" 2>&1)
+  # (the database is pgbench's last argument: its -d is --debug)
+  out=$(pgbench -h 127.0.0.1 -p "$port" -U "$user" -n -M "$mode" -c "$clients" \
+        -j 2 -T "$secs" --max-tries=100 -f "$script" "$db" 2>&1)
+  out2=$(cd "$logdir" && pgbench -h 127.0.0.1 -p "$port" -U "$user" -n -M "$mode" -c "$clients" \
+        -j 2 -T "$secs" --max-tries=100 -l -r -f "$script" "$db" 2>&1)
   # mean latency of each statement (pgbench -r), for transfers: BEGIN,
   # the two UPDATEs, END (the commit)
   local per
@@ -144,7 +145,7 @@ if [ "$workloads" = all ] || [ "$workloads" = tpcb ]; then
   sl -v ON_ERROR_STOP=1 -f "$work/tpcb.sql" >/dev/null
   runb() {  # NAME PORT USER DB
     local out tps fails
-    out=$(pgbench -h 127.0.0.1 -p "$2" -U "$3" -d "$4" -n -b tpcb-like -M prepared -c 8 -j 2 -T "$secs" --max-tries=100 2>&1)
+    out=$(pgbench -h 127.0.0.1 -p "$2" -U "$3" -n -b tpcb-like -M prepared -c 8 -j 2 -T "$secs" --max-tries=100 "$4" 2>&1)
     tps=$(echo "$out" | sed -n 's/^tps = \([0-9.]*\).*/\1/p')
     fails=$(echo "$out" | sed -n 's/^number of failed transactions: \([0-9]*\).*/\1/p')
     printf '| %-10s | %-22s | %3d | %10.0f | %s |\n' "$1" "tpcb-like -M prepared" 8 "${tps:-0}" "${fails:-?}"

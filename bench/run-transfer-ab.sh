@@ -30,8 +30,9 @@ one() {  # BUILD -> "tps cpu_ms ctx"
              awk '/^voluntary_ctxt|^nonvoluntary_ctxt/ {s += $2} END {printf "%d ", s}' "$t/status"
              awk '{print $14 + $15}' "$t/stat"; done; done | awk '{c += $1; u += $2} END {print c, u}'; }
   ( sleep $((secs / 4)); snap > "$work/s1"; sleep $((secs / 2)); snap > "$work/s2" ) &
-  local out; out=$(pgbench -h 127.0.0.1 -p "$port" -U bench -d shardlite -n -M prepared -c "$clients" -j 2 \
-                  -T "$secs" --max-tries=100 -f "$work/t.sql" 2>&1)
+  # (the database is pgbench's last argument: its -d is --debug)
+  local out; out=$(pgbench -h 127.0.0.1 -p "$port" -U bench -n -M prepared -c "$clients" -j 2 \
+                  -T "$secs" --max-tries=100 -f "$work/t.sql" shardlite 2>&1)
   wait
   local tps; tps=$(echo "$out" | sed -n 's/^tps = \([0-9.]*\).*/\1/p')
   read -r c1 u1 < "$work/s1"; read -r c2 u2 < "$work/s2"
