@@ -4,9 +4,12 @@
  * process: a deciding Commit records its decision with the commit, Resolve
  * answers from it (and fences a transaction still active: rolled back, so a
  * late Commit commits nothing), Forget drops it, a prepared transaction
- * keeps its decider in Status and across kill -9, and so does a decision.
+ * keeps its decider in Status and across kill -9, and so does a decision;
+ * a prepare log written before deciders existed (no decider column) is
+ * upgraded in place and its transaction still commits.
  */
 #include <inttypes.h>
+#include <sqlite3.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -148,6 +151,37 @@ int main(void)
 	th_shard_kill9(&S);
 	ok(th_shard_start(&S) == 0 && (c = th_connect(&S)) != NULL && call(c, WIRE_OP_RESOLVE, 101, 0) == WIRE_NOT_FOUND,
 	   "... durably");
+	/* a prepare log of before deciders: txn 105 prepared in the old format */
+	ok(c && txn_exec(c, 105, "UPDATE acct SET bal = bal + 1 WHERE id = 2") == WIRE_OK &&
+		   call(c, WIRE_OP_PREPARE, 105, 0) == WIRE_OK,
+	   "txn 105 prepared without a decider");
+	if (c)
+		wire_client_close(c);
+	ok(th_shard_term(&S) == 0, "SIGTERM: clean exit");
+	char db[700];
+	snprintf(db, sizeof db, "%s/shard.db", S.dir);
+	sqlite3 *h = NULL;
+	int rc = sqlite3_open(db, &h);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_exec(h,
+				  "CREATE TABLE old_prep AS SELECT txn, ts, changeset, prepared_at FROM _sl_prepared;"
+				  "DROP TABLE _sl_prepared;"
+				  "CREATE TABLE _sl_prepared(txn INTEGER PRIMARY KEY, ts INTEGER NOT NULL,"
+				  " changeset BLOB NOT NULL, prepared_at INTEGER NOT NULL);"
+				  "INSERT INTO _sl_prepared SELECT * FROM old_prep; DROP TABLE old_prep;",
+				  NULL, NULL, NULL);
+	sqlite3_close(h);
+	ok(rc == SQLITE_OK, "the prepare log rewritten in the old format (no decider column)");
+	ok(th_shard_start(&S) == 0 && (c = th_connect(&S)) != NULL, "the shard starts on it");
+	ok(c && status_of(c, 105, state, sizeof state, dec, sizeof dec) == 0 && strcmp(state, "prepared") == 0 &&
+		   dec[0] == 0,
+	   "txn 105 is recovered prepared, without a decider (%s, '%s')", state, dec);
+	ok(c && call(c, WIRE_OP_COMMIT_PREPARED, 105, 0) == WIRE_OK && bal(c, 2) == 102,
+	   "... and a plain COMMIT PREPARED commits it");
+	ok(c && txn_exec(c, 106, "UPDATE acct SET bal = bal + 1 WHERE id = 1") == WIRE_OK &&
+		   call(c, WIRE_OP_PREPARE, 106, 3) == WIRE_OK && status_of(c, 106, state, sizeof state, dec, sizeof dec) == 0 &&
+		   strcmp(dec, "2") == 0 && call(c, WIRE_OP_ROLLBACK_PREPARED, 106, 3) == WIRE_OK,
+	   "the upgraded log stores deciders");
 	if (c)
 		wire_client_close(c);
 	ok(th_shard_term(&S) == 0, "SIGTERM: clean exit");
