@@ -17,12 +17,28 @@
  *        ▼
  *   DONE record, forgotten
  *
+ * With SHARDLITE_2PC_DECIDER=shard (the default) a transaction with two or
+ * more participants and a writer among them is decided by its last writer
+ * instead of the log (docs/transactions.md):
+ *
+ *   PREPARING (PREPARE naming the decider to every other participant)
+ *        │ all YES
+ *        ▼
+ *   [HELD_DECIDE while an older read runs] ──► DECIDING: the decider's
+ *        one-phase COMMIT, which records the decision with the commit
+ *        │ Ok: the client's COMMIT returns      │ error / NotFound: ABORTING
+ *        │ no answer: Resolve until it answers (08007 to the client after 10 s)
+ *        ▼
+ *   COMMITTING (COMMIT PREPARED to the others) ──► Forget to the decider
+ *
  * Presumed abort: nothing is logged for aborts.  A prepared transaction that
  * a shard holds and that is neither in flight here nor committed in the
- * decision log is aborted.  Recovery needs no operator: at start and then
- * every second, the coordinator asks every shard for its prepared
- * transactions and resolves each (commit if the log says so, else abort),
- * and drives every logged decision to completion.
+ * decision log is aborted; one that names a decider is resolved by asking
+ * the decider (Resolve), whatever the log says.  Recovery needs no
+ * operator: at start and then every second, the coordinator asks every
+ * shard for its prepared transactions and resolves each, and drives every
+ * logged decision to completion; after a start, reads wait for the first
+ * such sweep (at most 3 s).
  */
 #ifndef SHARDLITE_COORDINATOR_H
 #define SHARDLITE_COORDINATOR_H
