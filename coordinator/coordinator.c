@@ -6,7 +6,12 @@
  *  - a txn is in `inflight` from coord_commit() until its last phase-two
  *    answer; the sweep never resolves an inflight txn;
  *  - a COMMIT record exists (dlog_is_committed) from before the client is
- *    told "committed" until every participant acknowledged COMMIT PREPARED;
+ *    told "committed" until every participant acknowledged COMMIT PREPARED,
+ *    or, for a txn with a decider, the decider's record (_sl_decided) does,
+ *    from its Ok answer until a Forget sent only once no participant holds
+ *    the txn prepared;
+ *  - a txn whose deciding COMMIT was sent is never aborted without a
+ *    definite answer (an error or NotFound to the COMMIT or to a Resolve);
  *  - every callback to the session runs exactly once;
  *  - a txn with acked != 0 (its client was told "committed", or it was
  *    recovered from the log) is counted in `unapplied` until it is freed;
