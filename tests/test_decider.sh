@@ -8,7 +8,11 @@
 #    well, still ends in the commit on both shards: recovery asks shard 1;
 #  - while shard 1 is slow to answer, SHOW TRANSACTIONS lists the prepared
 #    half as asking shard 1, and an operator's ROLLBACK PREPARED of it is
-#    refused (shard 1 committed it); the commit then completes.
+#    refused (shard 1 committed it); the commit then completes;
+#  - shard 1 crashing after its commit was durable and coming back at once:
+#    the router asks it again (Resolve) and the client sees COMMIT;
+#  - shard 1 taking 12 s to commit: the client gets 08007 after 10 s, the
+#    transaction still commits on both shards.
 set -u
 export LC_ALL=C SHARDLITE_2PC_DECIDER=shard
 bin=${SHARDLITE:?}
@@ -56,7 +60,7 @@ q "INSERT INTO accounts VALUES $(seq 1 40 | sed 's/.*/(&, 1000)/' | paste -sd,)"
 poll 5 '[ $(( $(sq 0 "SELECT count(*) FROM accounts") + $(sq 1 "SELECT count(*) FROM accounts") )) = 40 ]'
 a=(); b=()
 for id in $(seq 1 40); do if [ -n "$(bal 0 $id)" ]; then a+=("$id"); else b+=("$id"); fi; done
-t "accounts on both shards (${#a[@]} + ${#b[@]})" '[ "${#a[@]}" -ge 4 ] && [ "${#b[@]}" -ge 4 ]'
+t "accounts on both shards (${#a[@]} + ${#b[@]})" '[ "${#a[@]}" -ge 6 ] && [ "${#b[@]}" -ge 6 ]'
 
 # ---- many transfers: no decision record stays ----------------------------------
 for i in $(seq 1 30); do
@@ -101,6 +105,32 @@ t "shard 1 restarts without its failpoint" 'start'
 t "nothing is left in doubt" 'poll 5 "[ -z \"\$(q \"SHOW TRANSACTIONS\")\" ] && [ \"\$(rows 1 decided)\" = 0 ]"'
 t "the total is unchanged" '[ "$(q "SELECT sum(balance) FROM accounts")" = 40000 ]'
 t "transfers work again" '[ "$(transfer "${a[3]}" "${b[3]}" | tail -1)" = COMMIT ] && [ "$(q "SELECT sum(balance) FROM accounts")" = 40000 ]'
+# ---- the decider's answer lost, the decider back within seconds ------------------
+kill -9 "$(cat "$dir/shard-1.pid")"; sleep 0.2
+SHARDLITE_FAILPOINTS=shard-after-decide start
+transfer "${a[4]}" "${b[4]}" >"$dir/lost.out" 2>&1 &
+job=$!
+t "shard 1 crashed after its deciding commit was durable" \
+  'poll 5 "grep -q \"failpoint shard-after-decide: crashing\" \"$dir/shard-1.log\""'
+t "it restarts without the failpoint" 'start'
+wait "$job"
+t "the router asked it again and the client saw COMMIT ($(tail -1 "$dir/lost.out"))" '[ "$(tail -1 "$dir/lost.out")" = COMMIT ]'
+t "... applied on both shards" 'poll 5 "[ \"\$(bal 0 \"${a[4]}\")\" = 990 ] && [ \"\$(rows 0 prepared)\" = 0 ]" && [ "$(bal 1 "${b[4]}")" = 1010 ]'
+
+# ---- a decider that takes 12 s to commit: 08007 after 10 s, then the commit -------
+kill -9 "$(cat "$dir/shard-1.pid")"; sleep 0.2
+SHARDLITE_FAILPOINTS=shard-before-decide=delay:12000 start
+t0=$SECONDS
+slow=$(printf 'BEGIN;\nUPDATE accounts SET balance = balance - 10 WHERE id = %s;\nUPDATE accounts SET balance = balance + 10 WHERE id = %s;\nCOMMIT;\n' "${a[5]}" "${b[5]}" |
+	timeout 30 psql -X -A -t -v VERBOSITY=verbose -f - 2>&1)
+t "a decider that does not answer: 08007 after about 10 s ($(( SECONDS - t0 )) s: $(echo "$slow" | tail -1))" \
+  'echo "$slow" | grep -q "08007" && [ $(( SECONDS - t0 )) -ge 9 ] && [ $(( SECONDS - t0 )) -le 12 ]'
+t "... and once it commits, the transfer completes on both shards" \
+  'poll 8 "[ \"\$(bal 0 \"${a[5]}\")\" = 990 ] && [ \"\$(rows 0 prepared)\" = 0 ]" && [ "$(bal 1 "${b[5]}")" = 1010 ]'
+kill -9 "$(cat "$dir/shard-1.pid")"; sleep 0.2
+t "shard 1 restarts without its failpoint" 'start'
+t "nothing is left in doubt" 'poll 5 "[ -z \"\$(q \"SHOW TRANSACTIONS\")\" ] && [ \"\$(rows 1 decided)\" = 0 ]"'
+t "the total is unchanged" '[ "$(q "SELECT sum(balance) FROM accounts")" = 40000 ]'
 t "cluster stops cleanly" '"$bin" cluster stop --dir "$dir" >/dev/null'
 t "no sanitizer report in the logs" '! grep -l "Sanitizer\|runtime error" "$dir"/*.log'
 diag "elapsed ${SECONDS} s"
