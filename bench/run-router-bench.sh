@@ -91,6 +91,16 @@ run() {
   per=$(echo "$out2" | awk '$NF ~ /;$/ && $1 ~ /^[0-9.]+$/ {
           st = $0; sub(/^ *[0-9.]+( +[0-9]+ +[0-9]+)? +/, "", st); split(st, w, " "); printf "%s %s %s ms, ", w[1], w[2], $1 }')
   case "$script" in *transfer*) echo "# $name c=$clients mean per statement (pgbench -r): ${per%, }" >>"$work/commit.txt" ;; esac
+  # shardlite's own figure for the two-phase commits (SHOW commit_latency_*:
+  # its last 16,384 distributed commits, all from these runs when they hold
+  # more; a quarter of the transfers stay on one shard and are not counted)
+  case "$name:$script" in shardlite:*transfer.sql)
+    local cl c50 c99 cn
+    cl=$(psql -X -q -A -t -h 127.0.0.1 -p "$port" -U "$user" -d "$db" \
+           -c "SHOW commit_latency_p50_ms" -c "SHOW commit_latency_p99_ms" -c "SHOW commit_latency_commits" | paste -sd' ')
+    read -r c50 c99 cn <<<"$cl"
+    echo "# $name c=$clients distributed commit latency (coordinator, last $cn commits): p50 $c50 ms, p99 $c99 ms" >>"$work/commit.txt" ;;
+  esac
   local tps fails lat
   tps=$(echo "$out" | sed -n 's/^tps = \([0-9.]*\).*/\1/p')
   fails=$(( $(echo "$out" | sed -n 's/^number of failed transactions: \([0-9]*\).*/\1/p') + \

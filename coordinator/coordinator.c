@@ -31,6 +31,7 @@
 #include "txn/hmap.h"
 
 #define SWEEP_MS 1000
+#define COMMIT_LATENCIES 16384
 /* Reads wait for the first sweep after a start at most this long. */
 #define RECOVER_WAIT_MS 3000
 /* A participant that accepted PREPARE but has not voted after this long is
@@ -76,6 +77,7 @@ typedef struct ctxn {
 	coord_done_cb cb;
 	void *arg;
 	uint64_t started_ms;
+	uint64_t started_us;  /* for the commit latency */
 	char sqlstate[6];
 	char message[256];
 	size_t next_commit;   /* sequential phase two (failpoint testing) */
@@ -154,6 +156,9 @@ struct coordinator {
 	hmap gc_candidates;   /* decision records seen, not in flight, last sweep */
 	struct forget_item { size_t shard; uint64_t txn; } *forget;
 	size_t nforget, capforget;
+	/* the latencies of the last COMMIT_LATENCIES commits, in µs */
+	uint32_t latency[COMMIT_LATENCIES];
+	size_t nlatency, latency_next;
 	/* until the first sweep and what it resolved are done, reads wait:
 	 * a decided transaction may still be prepared on some participants */
 	int recovering;
@@ -171,6 +176,44 @@ static uint64_t now_ms(void)
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static uint64_t now_us(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
+
+/* A commit was decided: its latency from coord_commit(). */
+static void record_latency(coordinator *c, uint64_t started_us)
+{
+	uint64_t d = now_us() - started_us;
+	c->latency[c->latency_next] = d > UINT32_MAX ? UINT32_MAX : (uint32_t)d;
+	c->latency_next = (c->latency_next + 1) % COMMIT_LATENCIES;
+	if (c->nlatency < COMMIT_LATENCIES)
+		c->nlatency++;
+}
+
+static int cmp_u32(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+size_t coord_commit_latency(const coordinator *c, double *p50_ms, double *p99_ms)
+{
+	*p50_ms = *p99_ms = 0;
+	size_t n = c->nlatency;
+	uint32_t *v = n ? malloc(n * sizeof *v) : NULL;
+	if (!v)
+		return 0;
+	memcpy(v, c->latency, n * sizeof *v);
+	qsort(v, n, sizeof *v, cmp_u32);
+	*p50_ms = v[(n - 1) / 2] / 1000.0;
+	*p99_ms = v[(n - 1) * 99 / 100] / 1000.0;
+	free(v);
+	return n;
 }
 
 static void ctxn_free(ctxn *t)
@@ -590,6 +633,7 @@ static void on_durable(void *arg, int status)
 	ctxn *t = arg;
 	coordinator *c = t->c;
 	FAILPOINT("coord-after-decision");
+	record_latency(c, t->started_us);
 	t->epoch = c->epoch;
 	t->acked = ++c->acked;
 	c->unapplied++;
@@ -733,6 +777,8 @@ static void decided(ctxn *t)
 	coordinator *c = t->c;
 	FAILPOINT("coord-after-decide");
 	stop_decide_timer(t);
+	if (t->cb)
+		record_latency(c, t->started_us);
 	c->committing--;
 	t->vote[t->decider] = V_APPLIED;
 	t->acked = ++c->acked;
@@ -950,6 +996,7 @@ void coord_commit(coordinator *c, uint64_t txn, uint64_t ts, const size_t *shard
 	t->n = n;
 	t->state = C_PREPARING;
 	t->started_ms = now_ms();
+	t->started_us = now_us();
 	memcpy(t->shards, shards, n * sizeof *shards);
 	t->decider = NO_DECIDER;
 	if (c->shard_decides && n >= 2)

@@ -158,5 +158,9 @@ size_t coord_list(coordinator *c, coord_row *rows, size_t max);
 
 /* Statistics for benchmarks. */
 uint64_t coord_decision_fsyncs(const coordinator *c);
+/* Commit latency of the last 16,384 distributed commits (coord_commit() to
+ * the decision, the client's COMMIT answer then leaving): median and 99th
+ * percentile in ms; returns how many commits they cover (0: none yet). */
+size_t coord_commit_latency(const coordinator *c, double *p50_ms, double *p99_ms);
 
 #endif

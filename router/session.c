@@ -1271,6 +1271,18 @@ static const char *show_var(session *s, const char *name)
 		return s->application_name;
 	if (strcmp(name, "max_identifier_length") == 0)
 		return "63";
+	if (strcmp(name, "commit_latency_p50_ms") == 0 || strcmp(name, "commit_latency_p99_ms") == 0 ||
+	    strcmp(name, "commit_latency_commits") == 0) {
+		/* distributed commits, coordinator side: see coord_commit_latency() */
+		double p50, p99;
+		size_t n = coord_commit_latency(s->srv->coord, &p50, &p99);
+		sql_buf_reset(&s->fmt);
+		if (strcmp(name, "commit_latency_commits") == 0)
+			sql_buf_printf(&s->fmt, "%zu", n);
+		else
+			sql_buf_printf(&s->fmt, "%.3f", strcmp(name, "commit_latency_p50_ms") == 0 ? p50 : p99);
+		return s->fmt.data;
+	}
 	if (strcmp(name, "rebalance_max_pause_ms") == 0 || strcmp(name, "rebalance_max_wait_ms") == 0) {
 		/* the longest cutover (gate closed), and the longest any client
 		 * statement waited at a gate, since the router started */

@@ -70,6 +70,9 @@ t "30 cross-shard transfers commit" '[ "$(timeout 30 psql -X -A -t -v ON_ERROR_S
 t "... all applied" '[ "$(bal 0 "${a[0]}")" = 970 ] && [ "$(bal 1 "${b[0]}")" = 1030 ]'
 t "... and the deciding shard drops their decision records within 3 s" 'poll 3 "[ \"\$(rows 1 decided)\" = 0 ]"'
 t "... none was ever prepared on the deciding shard" '[ "$(rows 1 prepared)" = 0 ] && [ "$(rows 0 prepared)" = 0 ]'
+ncommits=$(q "SHOW commit_latency_commits"); p50=$(q "SHOW commit_latency_p50_ms"); p99=$(q "SHOW commit_latency_p99_ms")
+t "SHOW commit_latency_*: $ncommits commits, p50 $p50 ms, p99 $p99 ms" \
+  '[ "$ncommits" -ge 30 ] && awk -v a="$p50" -v b="$p99" "BEGIN { exit !(a > 0 && b >= a && b < 10000) }"'
 
 # ---- a router crash after the decision, and its decision log lost ---------------
 kill -9 "$(cat "$dir/router.pid")"; sleep 0.2
