@@ -1198,8 +1198,8 @@ static int do_forget(shard_executor *ex, shard_req *req)
 	return DONE;
 }
 
-/* Status rows: every transaction here, then the decision records (state
- * "decided", at most DECIDED_LISTED of them). */
+/* Status rows: every transaction here, then (unless sql is "transactions")
+ * the decision records (state "decided", at most DECIDED_LISTED of them). */
 #define DECIDED_LISTED 10000
 
 static int do_status(shard_executor *ex, shard_req *req)
@@ -1254,7 +1254,8 @@ static int do_status(shard_executor *ex, shard_req *req)
 				a[6][0] = 0;
 			store_result_row_text(&res, cells);
 		}
-		sqlite3_stmt *q = store_internal(ex->st, "SELECT txn FROM _sl_decided");
+		int with_decided = !(r->sql && strcmp(r->sql, "transactions") == 0);
+		sqlite3_stmt *q = with_decided ? store_internal(ex->st, "SELECT txn FROM _sl_decided") : NULL;
 		int n = 0;
 		while (q && n++ < DECIDED_LISTED && sqlite3_step(q) == SQLITE_ROW) {
 			snprintf(a[0], sizeof a[0], "%" PRIu64, (uint64_t)sqlite3_column_int64(q, 0));
