@@ -27,7 +27,9 @@ pgbin=/usr/lib/postgresql/15/bin
 [ -x "$pgbin/postgres" ] || { echo "PostgreSQL 15 server not found (apt-get install postgresql-15)"; exit 1; }
 work=$(mktemp -d "${TMPDIR:-/tmp}/shardlite-rbench-XXXXXX")
 chmod 755 "$work"
-sport=$(( 40000 + RANDOM % 10000 )); pport=$((sport + 50))
+# ports below the ephemeral range, free when chosen (tests/lib.sh)
+source "$(dirname "$0")/../tests/lib.sh"
+sport=$(pick_ports 60) || { echo "no free ports"; exit 1; }; pport=$((sport + 50))
 cleanup() {
   "$build/shardlite" cluster stop --dir "$work/sl" >/dev/null 2>&1 || true
   [ -f "$work/pg/postmaster.pid" ] && su postgres -c "$pgbin/pg_ctl -D $work/pg -m fast stop" >/dev/null 2>&1 || true

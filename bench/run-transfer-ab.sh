@@ -9,10 +9,13 @@
 set -euo pipefail
 a=${1:?build A}; b=${2:?build B}; secs=${3:-10}; rounds=${4:-2}; mode=${5:-2pc}; clients=${6:-8}
 n=200000
+# ports below the ephemeral range, free when chosen (tests/lib.sh): in it, a
+# shard could find its port taken by some connection's local end
+source "$(dirname "$0")/../tests/lib.sh"
 one() {  # BUILD -> "tps cpu_ms ctx"
   local build=$1 work port
   work=$(mktemp -d "${TMPDIR:-/tmp}/shardlite-ab-XXXXXX"); chmod 755 "$work"
-  port=$(( 40000 + RANDOM % 10000 ))
+  port=$(pick_ports 8)
   "$build/shardlite" cluster start --dir "$work/sl" --shards 4 --port "$port" >/dev/null
   sl() { psql -X -q -h 127.0.0.1 -p "$port" -U bench -d shardlite "$@"; }
   sl -c "CREATE TABLE accounts (id BIGINT PRIMARY KEY, balance BIGINT NOT NULL) PARTITION BY HASH (id)"
