@@ -34,6 +34,9 @@
 /* Sweeps list decision records (Status) once in this many, the first one
  * after a start included. */
 #define DECIDED_EVERY 10
+/* A sweep still waiting for a shard's Status after this long is abandoned
+ * (a hung shard must not stop the recovery of the others). */
+#define SWEEP_TIMEOUT_MS 5000
 #define COMMIT_LATENCIES 16384
 /* Reads wait for the first sweep after a start at most this long. */
 #define RECOVER_WAIT_MS 3000
@@ -132,7 +135,9 @@ struct coordinator {
 	hmap inflight;        /* txn -> ctxn */
 	uv_timer_t sweep;
 	int sweeping;         /* STATUS answers outstanding */
-	uint64_t nsweeps;     /* sweeps begun */
+	uint64_t nsweeps;     /* sweeps begun (the current one's number) */
+	uint64_t sweep_started_ms;
+	size_t stale_status;  /* answers of abandoned sweeps still outstanding */
 	/* this sweep: decisions settled before it asked, prepared txns seen */
 	uint64_t *settled;
 	size_t nsettled;
@@ -1123,6 +1128,7 @@ static void ask_and_resolve(coordinator *c, size_t shard, uint64_t txn, size_t d
 typedef struct {
 	coordinator *c;
 	size_t shard;
+	uint64_t sweep;       /* nsweeps when sent */
 } status_ctx;
 
 /* A logged decision is finished when no participant still holds it
@@ -1197,6 +1203,13 @@ static void on_status(void *arg, shard_answer *a, const char *error)
 {
 	status_ctx *s = arg;
 	coordinator *c = s->c;
+	if (s->sweep != c->nsweeps || !c->sweeping) {
+		/* the answer of an abandoned sweep */
+		c->stale_status--;
+		shard_answer_free(a);
+		free(s);
+		return;
+	}
 	if (!a || a->msg.resp.status != WIRE_OK) {
 		c->sweep_failed = 1;
 	} else {
@@ -1254,6 +1267,14 @@ static void on_sweep(uv_timer_t *timer)
 		wake_reads(c);
 		wake_visible(c);
 	}
+	if (c->sweeping && now_ms() - c->sweep_started_ms > SWEEP_TIMEOUT_MS) {
+		fprintf(stderr, "coordinator: %d shard(s) have not answered the recovery sweep for %d ms; "
+				"starting another\n", c->sweeping, SWEEP_TIMEOUT_MS);
+		c->stale_status += (size_t)c->sweeping;
+		c->sweeping = 0;
+		c->sweep_failed = 1;
+		sweep_finish(c);
+	}
 	if (c->sweeping)
 		return;
 	size_t np = dlog_npending(c->log);
@@ -1269,6 +1290,7 @@ static void on_sweep(uv_timer_t *timer)
 	size_t n = catalog_nshards(c->cat);
 	c->sweeping = (int)n;
 	c->nsweeps++;
+	c->sweep_started_ms = now_ms();
 	if (n == 0) {
 		sweep_finish(c);
 		return;
@@ -1297,6 +1319,7 @@ static void on_sweep(uv_timer_t *timer)
 		}
 		s->c = c;
 		s->shard = i;
+		s->sweep = c->nsweeps;
 	}
 }
 
@@ -1418,7 +1441,7 @@ void coord_close(coordinator *c)
 	hmap_free(&c->gc_candidates);
 	/* Transactions still in flight are left to recovery; their callbacks may
 	 * still arrive while the loop winds down, so then nothing is freed. */
-	if (c->inflight.count == 0 && !c->sweeping) {
+	if (c->inflight.count == 0 && !c->sweeping && !c->stale_status) {
 		dlog_close(c->log);
 		c->log = NULL;
 		uv_close((uv_handle_t *)&c->sweep, on_sweep_closed);
