@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -124,9 +125,13 @@ static int ping(int port)
 	wire_client *c = wire_client_connect("127.0.0.1", port, err, sizeof err);
 	if (!c)
 		return -1;
+	/* bounded: a hung (stopped) shard accepts the connection, never answers */
 	wire_request r = {.op = WIRE_OP_PING};
 	wire_response resp;
-	int rc = wire_client_call(c, &r, &resp, err, sizeof err) == 0 && resp.status == WIRE_OK ? 0 : -1;
+	int rc = wire_client_send(c, &r) == 0 && wire_client_recv(c, &resp, 1000, err, sizeof err) == 0 &&
+			 resp.status == WIRE_OK
+		 ? 0
+		 : -1;
 	wire_client_close(c);
 	return rc;
 }
@@ -201,6 +206,8 @@ static int router_ready(int port)
 	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
 	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 	int rc = -1;
+	struct timeval tv = {.tv_sec = 1};  /* a hung router must not hang us */
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
 	if (connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0) {
 		unsigned char req[8] = {0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f};
 		char c;
@@ -215,7 +222,12 @@ static int router_ready(int port)
  * message if it does not or dies. */
 static int shard_up(const cluster *cl, int i, pid_t pid)
 {
-	for (int t = 0; t < 200; t++) {
+	struct timespec t0, now;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (;;) {
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		if (now.tv_sec - t0.tv_sec >= 10)
+			break;
 		if (ping(cl->port + 1 + i) == 0 && alive(pid))
 			return 0;
 		int st;
@@ -506,9 +518,10 @@ static int cluster_status(cluster *cl)
 		char pidfile[4096];
 		path_of(cl, pidfile, sizeof pidfile, "shard-%d.pid", i);
 		pid_t pid = read_pid(pidfile);
-		int up = alive(pid) && ping(cl->port + 1 + i) == 0;
-		printf("shard %d  127.0.0.1:%d  %s", i, cl->port + 1 + i, up ? "running" : "stopped");
-		if (up)
+		int running = alive(pid), up = running && ping(cl->port + 1 + i) == 0;
+		printf("shard %d  127.0.0.1:%d  %s", i, cl->port + 1 + i,
+		       up ? "running" : running ? "not answering" : "stopped");
+		if (running)
 			printf(" (pid %d)", (int)pid);
 		printf("\n");
 		down += !up;

@@ -7,7 +7,8 @@
 # until a sweep asks its decider (shard 1) and rolls it back.  That sweep
 # can only come once the stuck one is abandoned (after 5 s).  Shard 2 is
 # thawed (SIGCONT) before the end.  Processes are started by hand here:
-# `cluster start` would wait for the frozen shard's Ping.
+# `cluster start` waits up to 10 s for every shard's Ping and then fails,
+# which is checked too.
 set -u
 export LC_ALL=C SHARDLITE_2PC_DECIDER=shard
 bin=${SHARDLITE:?}
@@ -69,6 +70,10 @@ poll 15 '[ "$(prepared 0)" = 0 ]'
 t "with shard 2 still frozen, a sweep rolls it back all the same (after $(( SECONDS - t0 )) s)" \
   '[ "$(prepared 0)" = 0 ] && [ "$(bal 0 "$a")" = 1000 ] && [ "$(bal 1 "$b")" = 1000 ]'
 t "the router says it abandoned a sweep" 'grep -q "have not answered the recovery sweep" "$dir/router.log"'
+t "cluster status reports shard 2 as not answering" 'timeout 20 "$bin" cluster status --dir "$dir" | grep -q "^shard 2 .*not answering"'
+cs=$(timeout 30 "$bin" cluster start --dir "$dir" 2>&1); csrc=$?
+t "cluster start does not hang on it: it fails naming shard 2 (rc $csrc)" \
+  '[ "$csrc" != 0 ] && [ "$csrc" != 124 ] && echo "$cs" | grep -q "shard 2 did not come up"'
 kill -CONT "$frozen"; frozen=""
 t "shard 2 answers again; nothing is left in doubt" 'poll 10 "[ -z \"\$(q \"SHOW TRANSACTIONS\")\" ]"'
 t "the total is unchanged" '[ "$(q "SELECT sum(balance) FROM accounts")" = 60000 ]'
