@@ -668,12 +668,24 @@ static void on_timer_closed(uv_handle_t *h)
 	free(h);
 }
 
-static void stop_prepare_timer(ctxn *t)
+/* t's one-shot timers (prepare_timer, decide_timer): *tp NULL when none,
+ * or when out of memory (the timeout then never fires). */
+static void start_timer(ctxn *t, uv_timer_t **tp, uv_timer_cb cb, uint64_t ms)
 {
-	if (t->prepare_timer) {
-		uv_timer_stop(t->prepare_timer);
-		uv_close((uv_handle_t *)t->prepare_timer, on_timer_closed);
-		t->prepare_timer = NULL;
+	*tp = malloc(sizeof **tp);
+	if (*tp) {
+		uv_timer_init(t->c->loop, *tp);
+		(*tp)->data = t;
+		uv_timer_start(*tp, cb, ms, 0);
+	}
+}
+
+static void stop_timer(uv_timer_t **tp)
+{
+	if (*tp) {
+		uv_timer_stop(*tp);
+		uv_close((uv_handle_t *)*tp, on_timer_closed);
+		*tp = NULL;
 	}
 }
 
@@ -700,7 +712,7 @@ static void on_abort_answer(void *arg, shard_answer *a, const char *error)
 static void abort_all(ctxn *t)
 {
 	t->state = C_ABORTING;
-	stop_prepare_timer(t);
+	stop_timer(&t->prepare_timer);
 	if (t->cb) {
 		t->cb(t->arg, 0, t->sqlstate[0] ? t->sqlstate : "40001",
 		      t->message[0] ? t->message : "the transaction was rolled back");
@@ -760,32 +772,29 @@ static void on_decide_answer(void *arg, shard_answer *a, const char *error);
  * the answer comes, and ends as it says. */
 #define DECIDE_TIMEOUT_MS 10000
 
-static void stop_decide_timer(ctxn *t)
+/* The client hears that the outcome is not known (yet). */
+static void tell_unknown(ctxn *t)
 {
-	if (t->decide_timer) {
-		uv_timer_stop(t->decide_timer);
-		uv_close((uv_handle_t *)t->decide_timer, on_timer_closed);
-		t->decide_timer = NULL;
-	}
+	if (t->cb)
+		t->cb(t->arg, 0, "08007", "transaction resolution unknown: the deciding shard does not answer");
+	t->cb = NULL;
 }
 
 static void on_decide_timeout(uv_timer_t *timer)
 {
 	ctxn *t = timer->data;
-	stop_decide_timer(t);
+	stop_timer(&t->decide_timer);
 	fprintf(stderr, "coordinator: shard %zu has not answered the commit of transaction %" PRIu64
 			" for %d ms; its client is told the outcome is unknown\n",
 		t->shards[t->decider], t->txn, DECIDE_TIMEOUT_MS);
-	if (t->cb)
-		t->cb(t->arg, 0, "08007", "transaction resolution unknown: the deciding shard does not answer");
-	t->cb = NULL;
+	tell_unknown(t);
 }
 
 static void decided(ctxn *t)
 {
 	coordinator *c = t->c;
 	FAILPOINT("coord-after-decide");
-	stop_decide_timer(t);
+	stop_timer(&t->decide_timer);
 	if (t->cb)
 		record_latency(c, t->started_us);
 	c->committing--;
@@ -803,7 +812,7 @@ static void decided(ctxn *t)
 static void not_decided(ctxn *t, const char *sqlstate, const char *message)
 {
 	coordinator *c = t->c;
-	stop_decide_timer(t);
+	stop_timer(&t->decide_timer);
 	c->committing--;
 	if (!t->sqlstate[0]) {
 		snprintf(t->sqlstate, sizeof t->sqlstate, "%s", sqlstate);
@@ -829,10 +838,8 @@ static void ask_decider(ctxn *t, const char *why)
 				"the recovery sweep resolves it once the shard answers\n",
 			t->txn, t->shards[t->decider], why);
 		c->committing--;
-		stop_decide_timer(t);
-		if (t->cb)
-			t->cb(t->arg, 0, "08007", "transaction resolution unknown: the deciding shard does not answer");
-		t->cb = NULL;
+		stop_timer(&t->decide_timer);
+		tell_unknown(t);
 		ctxn_free(t);
 		wake_reads(c);
 		wake_visible(c);
@@ -880,12 +887,7 @@ static void start_decide(ctxn *t)
 {
 	t->state = C_DECIDING;
 	t->c->committing++;
-	t->decide_timer = malloc(sizeof *t->decide_timer);
-	if (t->decide_timer) {
-		uv_timer_init(t->c->loop, t->decide_timer);
-		t->decide_timer->data = t;
-		uv_timer_start(t->decide_timer, on_decide_timeout, DECIDE_TIMEOUT_MS, 0);
-	}
+	start_timer(t, &t->decide_timer, on_decide_timeout, DECIDE_TIMEOUT_MS);
 	send_op(t, t->decider, WIRE_OP_COMMIT, on_decide_answer);
 }
 
@@ -942,7 +944,7 @@ static void on_prepare_answer(void *arg, shard_answer *a, const char *error)
 	shard_answer_free(a);
 	if (t->prepare_out > 0)
 		return;
-	stop_prepare_timer(t);
+	stop_timer(&t->prepare_timer);
 	FAILPOINT("coord-after-prepare");
 	int all_yes = 1, writers = 0;
 	for (size_t j = 0; j < t->n; j++) {
@@ -1014,12 +1016,7 @@ void coord_commit(coordinator *c, uint64_t txn, uint64_t ts, const size_t *shard
 				t->decider = i;  /* the last writer */
 	FAILPOINT("coord-before-prepare");
 	t->prepare_out = t->decider == NO_DECIDER ? n : n - 1;
-	t->prepare_timer = malloc(sizeof *t->prepare_timer);
-	if (t->prepare_timer) {
-		uv_timer_init(c->loop, t->prepare_timer);
-		t->prepare_timer->data = t;
-		uv_timer_start(t->prepare_timer, on_prepare_timeout, PREPARE_TIMEOUT_MS, 0);
-	}
+	start_timer(t, &t->prepare_timer, on_prepare_timeout, PREPARE_TIMEOUT_MS);
 	for (size_t i = 0; i < n; i++)
 		if (i != t->decider)
 			send_op(t, i, WIRE_OP_PREPARE, on_prepare_answer);
@@ -1065,18 +1062,27 @@ static void resolve(coordinator *c, size_t shard, uint64_t txn, int commit, uint
 	}
 }
 
-/* The first sweep and the resolutions it started are done: reads may go. */
+static void end_recovery(coordinator *c)
+{
+	c->recovering = 0;
+	wake_reads(c);
+	wake_visible(c);
+}
+
+/* Reads may go once the first sweep and the resolutions it started are
+ * done (recovering 2: the sweep is over). */
+static void recover_check(coordinator *c)
+{
+	if (c->recovering == 2 && c->recover_ops == 0)
+		end_recovery(c);
+}
+
+/* A resolution started while recovering has its answer. */
 static void recover_op_done(coordinator *c)
 {
-	if (!c->recovering)
-		return;
-	if (c->recover_ops > 0)
+	if (c->recovering && c->recover_ops > 0)
 		c->recover_ops--;
-	if (c->recover_ops == 0 && c->recovering == 2) {
-		c->recovering = 0;
-		wake_reads(c);
-		wake_visible(c);
-	}
+	recover_check(c);
 }
 
 /* A transaction prepared on `shard` whose decider is another shard: ask
@@ -1194,8 +1200,7 @@ static void sweep_finish(coordinator *c)
 	c->sweep_failed = 0;
 	if (c->recovering == 1) {
 		c->recovering = 2;  /* the first sweep is over: its resolutions remain */
-		c->recover_ops++;
-		recover_op_done(c);
+		recover_check(c);
 	}
 }
 
@@ -1263,9 +1268,7 @@ static void on_sweep(uv_timer_t *timer)
 		/* a shard that does not answer must not stop every read */
 		fprintf(stderr, "coordinator: the first recovery sweep is not over after %d ms; "
 				"reads no longer wait for it\n", RECOVER_WAIT_MS);
-		c->recovering = 0;
-		wake_reads(c);
-		wake_visible(c);
+		end_recovery(c);
 	}
 	if (c->sweeping && now_ms() - c->sweep_started_ms > SWEEP_TIMEOUT_MS) {
 		fprintf(stderr, "coordinator: %d shard(s) have not answered the recovery sweep for %d ms; "

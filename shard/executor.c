@@ -1016,15 +1016,21 @@ out:
 	return DONE;
 }
 
-static int delete_prepared(shard_executor *ex, uint64_t id)
+/* One internal statement with the txn id as ?1, run to completion.  0 or -1. */
+static int txn_row_exec(shard_executor *ex, const char *sql, uint64_t id)
 {
-	sqlite3_stmt *q = store_internal(ex->st, "DELETE FROM _sl_prepared WHERE txn = ?1");
+	sqlite3_stmt *q = store_internal(ex->st, sql);
 	if (!q)
 		return -1;
 	sqlite3_bind_int64(q, 1, (sqlite3_int64)id);
 	int rc = sqlite3_step(q);
 	sqlite3_reset(q);
 	return rc == SQLITE_DONE ? 0 : -1;
+}
+
+static int delete_prepared(shard_executor *ex, uint64_t id)
+{
+	return txn_row_exec(ex, "DELETE FROM _sl_prepared WHERE txn = ?1", id);
 }
 
 /* A txn prepared naming a decider ends only by a request that says its
@@ -1046,13 +1052,7 @@ static int decider_refuses(shard_req *req, const shard_txn *t)
  * exists iff the commit does. */
 static int record_decision(shard_executor *ex, uint64_t id)
 {
-	sqlite3_stmt *q = store_internal(ex->st, "INSERT OR REPLACE INTO _sl_decided(txn) VALUES (?1)");
-	if (!q)
-		return -1;
-	sqlite3_bind_int64(q, 1, (sqlite3_int64)id);
-	int rc = sqlite3_step(q);
-	sqlite3_reset(q);
-	return rc == SQLITE_DONE ? 0 : -1;
+	return txn_row_exec(ex, "INSERT OR REPLACE INTO _sl_decided(txn) VALUES (?1)", id);
 }
 
 /* COMMIT PREPARED (prepared == 1) or one-phase COMMIT (prepared == 0),
@@ -1182,14 +1182,10 @@ static int do_resolve(shard_executor *ex, shard_req *req)
 static int do_forget(shard_executor *ex, shard_req *req)
 {
 	const wire_request *r = &req->msg.req;
-	sqlite3_stmt *q = store_internal(ex->st, "DELETE FROM _sl_decided WHERE txn = ?1");
-	int rc = q ? SQLITE_DONE : SQLITE_ERROR;
-	for (uint32_t i = 0; q && rc == SQLITE_DONE && i < r->nended; i++) {
-		sqlite3_bind_int64(q, 1, (sqlite3_int64)r->ended[i]);
-		rc = sqlite3_step(q);
-		sqlite3_reset(q);
-	}
-	if (rc != SQLITE_DONE) {
+	int rc = 0;
+	for (uint32_t i = 0; rc == 0 && i < r->nended; i++)
+		rc = txn_row_exec(ex, "DELETE FROM _sl_decided WHERE txn = ?1", r->ended[i]);
+	if (rc != 0) {
 		answer_error(req, "58030", "cannot drop decision records: %s", sqlite3_errmsg(store_db(ex->st)));
 		return DONE;
 	}

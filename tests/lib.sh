@@ -27,3 +27,14 @@ else:
     sys.exit("no free port range")
 PY
 }
+
+# alive PID: running = signalable and not a zombie
+alive() { kill -0 "$1" 2>/dev/null && [ "$(sed 's/^.*) //' "/proc/$1/stat" 2>/dev/null | cut -c1)" != Z ]; }
+
+# poll SECONDS CONDITION: eval CONDITION every 0.1 s until it holds (0) or
+# SECONDS have passed (1)
+poll() {
+  local i
+  for i in $(seq 1 $(( $1 * 10 ))); do eval "$2" && return 0; sleep 0.1; done
+  return 1
+}

@@ -63,8 +63,6 @@ nprepared() {
 	printf '%s\n%s\n' "$out0" "$out1" | awk -F'\t' '$2 == "prepared" { c++ } END { print c + 0 }'
 }
 now_ms() { local t=$EPOCHREALTIME; echo $(( ${t%.*} * 1000 + 10#${t#*.} / 1000 )); }
-# running = signalable and not a zombie
-alive() { kill -0 "$1" 2>/dev/null && [ "$(sed 's/^.*) //' "/proc/$1/stat" 2>/dev/null | cut -c1)" != Z ]; }
 wait_gone() { local i; for i in $(seq 1 100); do alive "$1" || return 0; sleep 0.05; done; return 1; }
 pidfile() { if [ "$1" = router ]; then echo "$dir/router.pid"; else echo "$dir/shard-${1#shard}.pid"; fi; }
 logfile() { if [ "$1" = router ]; then echo "$dir/router.log"; else echo "$dir/shard-${1#shard}.log"; fi; }

@@ -44,11 +44,6 @@ start() {
 	done
 	return 1
 }
-poll() {  # poll SECONDS CONDITION
-	local i
-	for i in $(seq 1 $(( $1 * 10 ))); do eval "$2" && return 0; sleep 0.1; done
-	return 1
-}
 transfer() {
 	printf 'BEGIN;\nUPDATE accounts SET balance = balance - 10 WHERE id = %s;\nUPDATE accounts SET balance = balance + 10 WHERE id = %s;\nCOMMIT;\n' "$1" "$2" |
 		timeout 20 psql -X -A -t -v ON_ERROR_STOP=1 -f - 2>&1

@@ -182,7 +182,6 @@ crash_at() {
 crashed() { ! alive "$(cat "$cdir/$1.pid")" && grep -q "failpoint $2" "$cdir/$1.log"; }
 owner_of() { q "EXPLAIN SELECT * FROM accounts WHERE id = $1" | sed -n 's/^Shard \([0-9]*\) .*/\1/p'; }
 bucket_of() { q "EXPLAIN SELECT * FROM accounts WHERE id = $1" | sed -n 's/.*bucket \([0-9]*\) -> shard.*/\1/p'; }
-alive() { kill -0 "$1" 2>/dev/null && [ "$(sed 's/^.*) //' "/proc/$1/stat" 2>/dev/null | cut -c1)" != Z ]; }
 key=1
 for fp in router.rebalance.copied router.rebalance.cutover router.rebalance.before_switch \
 	router.rebalance.switched router.rebalance.commit router.rebalance.applied target-kill \

@@ -32,8 +32,6 @@ q() { timeout 20 psql -X -q -A -t -v ON_ERROR_STOP=1 -c "$1" 2>&1; }
 sq() { timeout 15 "$bin" shard-query "127.0.0.1:$((port + 1 + $1))" "$2"; }
 bal() { sq "$1" "SELECT balance FROM accounts WHERE id = $2" 2>/dev/null; }
 prepared() { timeout 5 "$status" "127.0.0.1:$((port + 1 + $1))" 2>/dev/null | awk -F'\t' '$2 == "prepared" { c++ } END { print c + 0 }'; }
-poll() { local i; for i in $(seq 1 $(( $1 * 10 ))); do eval "$2" && return 0; sleep 0.1; done; return 1; }
-alive() { kill -0 "$1" 2>/dev/null && [ "$(sed 's/^.*) //' "/proc/$1/stat" 2>/dev/null | cut -c1)" != Z ]; }
 # shard 0 as `cluster start` runs it (same arguments, log and pid file)
 shard0() {
 	"$bin" shard --id 0 --listen "127.0.0.1:$((port + 1))" --data "$dir/shard-0" >>"$dir/shard-0.log" 2>&1 &
