@@ -49,6 +49,7 @@ typedef enum {
 	C_PREPARING = 1, C_LOGGING, C_HELD, C_COMMITTING, C_ABORTING, C_RECOVERING,
 	C_HELD_DECIDE,   /* all prepared, the decision held for an older read */
 	C_DECIDING,      /* the decider's one-phase Commit (or Resolve) outstanding */
+	C_EARLY,         /* prepared early, the transaction still running */
 } cstate;
 
 static const char *state_name(cstate s)
@@ -62,6 +63,7 @@ static const char *state_name(cstate s)
 	case C_RECOVERING: return "recovering (commit)";
 	case C_HELD_DECIDE: return "prepared, decision held for a read";
 	case C_DECIDING: return "deciding (one-phase commit)";
+	case C_EARLY: return "prepared early, running";
 	}
 	return "?";
 }
@@ -96,6 +98,14 @@ typedef struct ctxn {
 	int resolve_tries;    /* Resolve asked after a lost decision answer */
 	uv_timer_t *decide_timer;  /* the client's wait for the decision */
 	int gave_up;          /* phase two left to the sweep */
+	/* an early prepare (coord_prepare_early): participant 0 prepared
+	 * naming participant 1 while the session still runs the transaction */
+	int early;            /* the session still holds it (no commit or abort yet) */
+	int early_out;        /* the early PREPARE's answer outstanding */
+	int early_vote;       /* its answer: V_OK or V_NO (sqlstate says why) */
+	int early_stale;      /* the transaction went on beyond its two shards */
+	int wounded;          /* rolled back for an older transaction */
+	size_t early_shard;   /* the shard prepared early */
 } ctxn;
 
 #define NO_DECIDER ((size_t)-1)
@@ -158,6 +168,7 @@ struct coordinator {
 	visible_waiter *visible;
 	/* decisions by the last writer (SHARDLITE_2PC_DECIDER=shard) */
 	int shard_decides;
+	int early_on;         /* early prepares (SHARDLITE_2PC_EARLY, on by default) */
 	hmap lpo_prepared;    /* this sweep: txn -> decider + 1, prepared somewhere */
 	hmap lpo_last;        /* the same, of the last complete sweep */
 	hmap lpo_on, lpo_on_last;  /* txn -> bitmap of the shards holding it so */
@@ -259,6 +270,7 @@ static void on_late_failure(uv_timer_t *timer)
 static void send_op(ctxn *t, size_t i, wire_op op, shard_cb cb)
 {
 	wire_request r = {.op = op, .txn = t->txn, .ts = t->ts};
+	r.early = op == WIRE_OP_PREPARE && t->state == C_EARLY;
 	if (t->decider != NO_DECIDER && op != WIRE_OP_RESOLVE)
 		r.decider = (uint32_t)t->shards[t->decider] + 1;
 	slot *s = malloc(sizeof *s);
@@ -693,7 +705,7 @@ static void stop_timer(uv_timer_t **tp)
  * its PREPAREs (after a timeout) and to its ROLLBACK PREPAREDs, is in. */
 static void abort_done_check(ctxn *t)
 {
-	if (t->pending == 0 && t->prepare_out == 0)
+	if (t->pending == 0 && t->prepare_out == 0 && !t->early)
 		ctxn_free(t);
 }
 
@@ -718,11 +730,12 @@ static void abort_all(ctxn *t)
 		      t->message[0] ? t->message : "the transaction was rolled back");
 		t->cb = NULL;
 	}
-	t->pending = 0;
+	size_t k = 0;  /* (a wound's ROLLBACK PREPARED may still be pending) */
 	for (size_t i = 0; i < t->n; i++)
 		if (t->vote[i] != V_READONLY)
-			t->pending++;
-	if (t->pending == 0) {
+			k++;
+	t->pending += k;
+	if (k == 0) {
 		abort_done_check(t);
 		return;
 	}
@@ -906,6 +919,26 @@ static void decide(ctxn *t)
 
 /* ---- phase one ---------------------------------------------------------------- */
 
+static void phase_one_done(ctxn *t);
+
+/* A NO vote: keep the first reason. */
+static void vote_no(ctxn *t, size_t i, shard_answer *a, const char *error)
+{
+	if (t->sqlstate[0])
+		return;
+	if (error) {
+		snprintf(t->sqlstate, sizeof t->sqlstate, "08006");
+		snprintf(t->message, sizeof t->message, "%s", error);
+	} else if (a->msg.resp.status == WIRE_NOT_FOUND) {
+		snprintf(t->sqlstate, sizeof t->sqlstate, "40001");
+		snprintf(t->message, sizeof t->message,
+			 "shard %zu no longer knows the transaction (idle timeout or restart)", t->shards[i]);
+	} else {
+		snprintf(t->sqlstate, sizeof t->sqlstate, "%s", a->msg.resp.sqlstate ? a->msg.resp.sqlstate : "40001");
+		snprintf(t->message, sizeof t->message, "%s", a->msg.resp.message ? a->msg.resp.message : "PREPARE failed");
+	}
+}
+
 static void on_prepare_answer(void *arg, shard_answer *a, const char *error)
 {
 	slot *s = arg;
@@ -927,23 +960,17 @@ static void on_prepare_answer(void *arg, shard_answer *a, const char *error)
 		t->vote[i] = V_READONLY;
 	} else {
 		t->vote[i] = V_NO;
-		if (!t->sqlstate[0]) {
-			if (error) {
-				snprintf(t->sqlstate, sizeof t->sqlstate, "08006");
-				snprintf(t->message, sizeof t->message, "%s", error);
-			} else if (a->msg.resp.status == WIRE_NOT_FOUND) {
-				snprintf(t->sqlstate, sizeof t->sqlstate, "40001");
-				snprintf(t->message, sizeof t->message,
-					 "shard %zu no longer knows the transaction (idle timeout or restart)", t->shards[i]);
-			} else {
-				snprintf(t->sqlstate, sizeof t->sqlstate, "%s", a->msg.resp.sqlstate ? a->msg.resp.sqlstate : "40001");
-				snprintf(t->message, sizeof t->message, "%s", a->msg.resp.message ? a->msg.resp.message : "PREPARE failed");
-			}
-		}
+		vote_no(t, i, a, error);
 	}
 	shard_answer_free(a);
 	if (t->prepare_out > 0)
 		return;
+	phase_one_done(t);
+}
+
+/* Every PREPARE answered (state C_PREPARING): decide, or abort. */
+static void phase_one_done(ctxn *t)
+{
 	stop_timer(&t->prepare_timer);
 	FAILPOINT("coord-after-prepare");
 	int all_yes = 1, writers = 0;
@@ -982,10 +1009,229 @@ static void on_prepare_answer(void *arg, shard_answer *a, const char *error)
 	free(ok);
 }
 
+/* ---- early prepare ------------------------------------------------------------------
+ *
+ * A transaction that wrote on one shard A and sends its next write to a
+ * second shard B has its PREPARE of A sent at once, naming B the decider,
+ * while B runs the statement: at COMMIT only B's deciding commit is left,
+ * one durable write on the commit path instead of two.  Until the session
+ * commits or aborts, the ctxn is C_EARLY and stays in flight (so no sweep
+ * resolves A's record behind the session's back).
+ *
+ * A prepared transaction cannot be wounded by the shard, and this one may
+ * still wait for a lock on B held by an older transaction O that now waits
+ * for its row on A: a cycle wound-wait no longer breaks by itself.  So A
+ * tells the router (an interim Waiting answer to O's statement) and the
+ * router wounds it here: ROLLBACK PREPARED on A, which frees O, and the
+ * session's COMMIT answers 40001.  Once COMMIT has arrived (C_EARLY is
+ * over) nothing is wounded: the transaction waits for nothing any more, and
+ * O waits for its phase two as for any prepared transaction.
+ *
+ *   coord_prepare_early ─► C_EARLY ──coord_commit, still {A, B}──► C_PREPARING
+ *        │                    │            (A's vote is the early answer)
+ *        │                    ├─coord_commit, grown or back on A──► C_PREPARING
+ *        │                    │   (every participant but a new decider, A
+ *        │                    │    included, prepared again: A's decider
+ *        │                    │    is rewritten before anyone decides)
+ *        │                    └─coord_early_abort, or wounded then any end
+ *        │                                                       ──► C_ABORTING
+ */
+
+static void ignore_answer(void *arg, shard_answer *a, const char *error)
+{
+	(void)arg;
+	(void)error;
+	shard_answer_free(a);
+}
+
+/* At COMMIT, A's early prepare found nothing written (ReadOnly): the shard
+ * kept the transaction running there, in case more came; end it. */
+static void early_vote_taken(ctxn *t)
+{
+	t->vote[0] = t->early_vote;
+	if (t->early_vote == V_READONLY) {
+		wire_request r = {.op = WIRE_OP_ROLLBACK, .txn = t->txn, .ts = t->ts};
+		shard_pool_send(t->c->pool, t->shards[0], &r, ignore_answer, NULL);
+	}
+}
+
+static void on_early_answer(void *arg, shard_answer *a, const char *error)
+{
+	slot *s = arg;
+	ctxn *t = s->t;
+	free(s);
+	t->early_out = 0;
+	t->prepare_out--;
+	if (a && (a->msg.resp.status == WIRE_OK || a->msg.resp.status == WIRE_READ_ONLY)) {
+		t->early_vote = a->msg.resp.status == WIRE_OK ? V_OK : V_READONLY;
+	} else {
+		t->early_vote = V_NO;
+		vote_no(t, 0, a, error);
+	}
+	shard_answer_free(a);
+	if (t->state == C_EARLY)
+		return;  /* the session has not ended the transaction yet */
+	if (t->state == C_ABORTING) {
+		abort_done_check(t);
+		return;
+	}
+	if (t->state != C_PREPARING)
+		return;
+	if (!t->early_stale)
+		early_vote_taken(t);  /* else A was prepared again: that answer counts */
+	if (t->prepare_out == 0)
+		phase_one_done(t);
+}
+
+int coord_prepare_early(coordinator *c, uint64_t txn, uint64_t ts, size_t shard, size_t decider)
+{
+	if (!c->early_on || shard == decider || hmap_get(&c->inflight, &txn, sizeof txn))
+		return -1;
+	ctxn *t = calloc(1, sizeof *t);
+	if (t) {
+		t->shards = calloc(2, sizeof *t->shards);
+		t->vote = calloc(2, sizeof *t->vote);
+	}
+	if (!t || !t->shards || !t->vote || hmap_put(&c->inflight, &txn, sizeof txn, t) != 0) {
+		if (t) {
+			free(t->shards);
+			free(t->vote);
+		}
+		free(t);
+		return -1;
+	}
+	t->c = c;
+	t->txn = txn;
+	t->ts = ts;
+	t->n = 2;
+	t->shards[0] = shard;
+	t->shards[1] = decider;
+	t->decider = 1;
+	t->state = C_EARLY;
+	t->early = 1;
+	t->early_out = 1;
+	t->early_shard = shard;
+	t->prepare_out = 1;
+	t->started_ms = now_ms();
+	FAILPOINT("coord-before-prepare");
+	send_op(t, 0, WIRE_OP_PREPARE, on_early_answer);
+	return 0;
+}
+
+void coord_early_stale(coordinator *c, uint64_t txn)
+{
+	ctxn *t = hmap_get(&c->inflight, &txn, sizeof txn);
+	if (t && t->early)
+		t->early_stale = 1;
+}
+
+/* Roll A back now; the ctxn stays for the session to end. */
+static void wound(ctxn *t)
+{
+	fprintf(stderr, "coordinator: transaction %" PRIu64 ", prepared early on shard %zu, wounded: an older "
+			"transaction waits for its row there\n", t->txn, t->early_shard);
+	t->wounded = 1;
+	t->pending++;
+	send_op(t, 0, WIRE_OP_ROLLBACK_PREPARED, on_abort_answer);
+}
+
+static void on_pool_waiting(void *arg, size_t shard, uint64_t txn)
+{
+	coordinator *c = arg;
+	ctxn *t = hmap_get(&c->inflight, &txn, sizeof txn);
+	if (t && t->early && !t->wounded && t->early_shard == shard)
+		wound(t);
+}
+
+void coord_early_abort(coordinator *c, uint64_t txn)
+{
+	ctxn *t = hmap_get(&c->inflight, &txn, sizeof txn);
+	if (!t || !t->early)
+		return;
+	t->early = 0;
+	t->state = C_ABORTING;
+	if (!t->wounded) {
+		t->pending++;
+		send_op(t, 0, WIRE_OP_ROLLBACK_PREPARED, on_abort_answer);
+	}
+	abort_done_check(t);
+}
+
+/* coord_commit() of a transaction prepared early. */
+static void early_commit(ctxn *t, const size_t *shards, const bool *wrote, size_t n, coord_done_cb cb, void *arg)
+{
+	coordinator *c = t->c;
+	t->early = 0;
+	t->cb = cb;
+	t->arg = arg;
+	t->started_ms = now_ms();
+	t->started_us = now_us();
+	int fast = !t->early_stale && !t->wounded && n == 2 && wrote[0] && wrote[1] &&
+		   ((shards[0] == t->shards[0] && shards[1] == t->shards[1]) ||
+		    (shards[1] == t->shards[0] && shards[0] == t->shards[1]));
+	if (fast) {
+		t->state = C_PREPARING;
+		if (t->early_out) {
+			start_timer(t, &t->prepare_timer, on_prepare_timeout, PREPARE_TIMEOUT_MS);
+			return;  /* on_early_answer goes on */
+		}
+		early_vote_taken(t);
+		phase_one_done(t);
+		return;
+	}
+	/* Every participant of now, A among them. */
+	size_t *sh = calloc(n ? n : 1, sizeof *sh);
+	int *vote = calloc(n ? n : 1, sizeof *vote);
+	if (!sh || !vote) {
+		free(sh);
+		free(vote);
+		snprintf(t->sqlstate, sizeof t->sqlstate, "53200");
+		snprintf(t->message, sizeof t->message, "out of memory");
+		abort_all(t);  /* A and B, at least */
+		return;
+	}
+	memcpy(sh, shards, n * sizeof *sh);
+	free(t->shards);
+	free(t->vote);
+	t->shards = sh;
+	t->vote = vote;
+	t->n = n;
+	t->early_stale = 1;  /* the early answer no longer counts */
+	if (t->wounded) {
+		if (!t->sqlstate[0] || strcmp(t->sqlstate, "40001") != 0) {
+			snprintf(t->sqlstate, sizeof t->sqlstate, "40001");
+			snprintf(t->message, sizeof t->message,
+				 "transaction rolled back: an older transaction needed one of its rows (wound-wait)");
+		}
+		abort_all(t);
+		return;
+	}
+	t->sqlstate[0] = 0;
+	t->message[0] = 0;
+	/* the decider: the last writer that was not prepared early */
+	t->decider = NO_DECIDER;
+	if (c->shard_decides && n >= 2)
+		for (size_t i = 0; i < n; i++)
+			if (wrote[i] && shards[i] != t->early_shard)
+				t->decider = i;
+	t->state = C_PREPARING;
+	FAILPOINT("coord-before-prepare");
+	t->prepare_out = (size_t)t->early_out + (t->decider == NO_DECIDER ? n : n - 1);
+	start_timer(t, &t->prepare_timer, on_prepare_timeout, PREPARE_TIMEOUT_MS);
+	for (size_t i = 0; i < n; i++)
+		if (i != t->decider)
+			send_op(t, i, WIRE_OP_PREPARE, on_prepare_answer);
+}
+
 void coord_commit(coordinator *c, uint64_t txn, uint64_t ts, const size_t *shards, const bool *wrote,
 		  size_t n, coord_done_cb cb, void *arg)
 {
-	ctxn *t = calloc(1, sizeof *t);
+	ctxn *t = hmap_get(&c->inflight, &txn, sizeof txn);
+	if (t && t->early) {
+		early_commit(t, shards, wrote, n, cb, arg);
+		return;
+	}
+	t = calloc(1, sizeof *t);
 	if (t) {
 		t->shards = calloc(n ? n : 1, sizeof *t->shards);
 		t->vote = calloc(n ? n : 1, sizeof *t->vote);
@@ -1385,6 +1631,14 @@ coordinator *coord_open(uv_loop_t *loop, shard_pool *pool, const catalog *cat, c
 		free(c);
 		return NULL;
 	}
+	const char *early = getenv("SHARDLITE_2PC_EARLY");
+	if (early && *early && strcmp(early, "0") != 0 && strcmp(early, "1") != 0) {
+		snprintf(err, errlen, "SHARDLITE_2PC_EARLY=%s: expected 0 or 1", early);
+		free(c);
+		return NULL;
+	}
+	c->early_on = c->shard_decides && !(early && strcmp(early, "0") == 0);
+	shard_pool_on_waiting(pool, on_pool_waiting, c);
 	char path[4096];
 	snprintf(path, sizeof path, "%s/decisions.log", data_dir);
 	if (had_catalog && access(path, F_OK) != 0) {

@@ -69,6 +69,26 @@ void coord_commit(coordinator *c, uint64_t txn, uint64_t ts, const size_t *shard
 		  size_t n, coord_done_cb cb, void *arg);
 
 /*
+ * Early prepare (on unless SHARDLITE_2PC_EARLY=0; only when the last writer
+ * decides).  A transaction that wrote on `shard` and now sends its first
+ * write to `decider` gets `shard` PREPAREd at once, naming `decider`, while
+ * the statement runs there; coord_commit() then adopts it, and a commit
+ * that still has exactly those two writers only needs the decider's
+ * commit.  From this call on the session must end the transaction through
+ * the coordinator: coord_commit(), or coord_early_abort() for a rollback, a
+ * failure or a disconnect (which rolls `shard` back; the session rolls back
+ * the others).  coord_early_stale() tells it that a statement went to
+ * another shard than `decider` (`shard` is un-prepared by its next Exec;
+ * the commit then prepares every participant but a new decider again).
+ * An older transaction that waits for a row it holds on `shard` wounds it
+ * (the shard's Waiting answer): `shard` is rolled back and COMMIT answers
+ * 40001.  -1: not done (off, out of memory, already in flight).
+ */
+int coord_prepare_early(coordinator *c, uint64_t txn, uint64_t ts, size_t shard, size_t decider);
+void coord_early_stale(coordinator *c, uint64_t txn);
+void coord_early_abort(coordinator *c, uint64_t txn);
+
+/*
  * Consistent cut for statements that read several shards.  No such read
  * may see some but not all of a distributed transaction's writes.  Phase
  * two is the only moment a transaction is visible on some participants and

@@ -108,6 +108,8 @@ struct session {
 	uint64_t txn;
 	bool touched[MAX_SHARDS];
 	bool wrote[MAX_SHARDS];
+	bool early;              /* early_shard is prepared early (coordinator.h) */
+	size_t early_shard, early_decider;
 	uint32_t pid, key;
 	char client_encoding[32];
 	char application_name[64];
@@ -152,6 +154,7 @@ struct session {
 
 static void pump(session *s);
 static void run_simple(session *s);
+static void early_abandon(session *s);
 
 /* ---- ids --------------------------------------------------------------------- */
 
@@ -297,6 +300,7 @@ static void session_close(session *s)
 		s->saga = NULL;
 	}
 	if (s->txn_status != 'I' && !s->in_commit) {
+		early_abandon(s);
 		for (size_t i = 0; i < MAX_SHARDS && i < catalog_nshards(srv->cat); i++) {
 			if (!s->touched[i])
 				continue;
@@ -753,9 +757,56 @@ static int send_requests(session *s, wire_request *reqs, const size_t *shards, s
 	return 0;
 }
 
+/* Early prepare (coordinator.h).  A statement of a transaction that
+ * reaches another shard than the early decider makes the early prepare
+ * stale; the first write of a transaction on a second shard, when it wrote
+ * on exactly one other, prepares that one early, naming this one. */
+static void early_prepare_hook(session *s, const wire_request *reqs, const size_t *shards, size_t n)
+{
+	exec_state *ex = &s->ex;
+	if (s->txn_status != 'T' || s->saga || s->implicit || !s->txn || n == 0 ||
+	    reqs[0].op != WIRE_OP_EXEC || reqs[0].txn != s->txn)
+		return;
+	if (s->early) {
+		for (size_t i = 0; i < n; i++)
+			if (shards[i] != s->early_decider) {
+				coord_early_stale(s->srv->coord, s->txn);
+				break;
+			}
+		return;
+	}
+	size_t b = shards[0], a = MAX_SHARDS, others = 0;
+	if (n != 1 || b >= MAX_SHARDS || !ex->began[b] || !ex->plan || !plan_writes(ex->plan))
+		return;
+	for (size_t i = 0; i < MAX_SHARDS; i++)
+		if (s->touched[i] && i != b) {
+			others++;
+			a = i;
+		}
+	if (others != 1 || !s->wrote[a])
+		return;
+	if (coord_prepare_early(s->srv->coord, s->txn, s->txn, a, b) == 0) {
+		s->early = true;
+		s->early_shard = a;
+		s->early_decider = b;
+	}
+}
+
+/* A transaction prepared early ends without a commit: the coordinator
+ * rolls the early shard back, the caller the others. */
+static void early_abandon(session *s)
+{
+	if (!s->early)
+		return;
+	coord_early_abort(s->srv->coord, s->txn);
+	s->touched[s->early_shard] = false;
+	s->early = false;
+}
+
 static void send_now(session *s, wire_request *reqs, const size_t *shards, size_t n)
 {
 	exec_state *ex = &s->ex;
+	early_prepare_hook(s, reqs, shards, n);
 	if (send_requests(s, reqs, shards, n) != 0) {
 		send_error(s, "53200", "out of memory", 0);
 		ex_reset(s);
@@ -989,6 +1040,7 @@ static void end_txn_state(session *s)
 	s->txn = 0;
 	memset(s->touched, 0, sizeof s->touched);
 	memset(s->wrote, 0, sizeof s->wrote);
+	s->early = false;
 }
 
 void finish_end_txn(session *s)
@@ -1196,10 +1248,11 @@ static void end_txn(session *s, bool commit)
 		return;
 	}
 	bool failed = s->txn_status == 'E';
-	if (commit && !failed && writers(s) > 1) {
+	if (commit && !failed && (writers(s) > 1 || s->early)) {
 		commit_2pc(s);
 		return;
 	}
+	early_abandon(s);
 	ex->kind = EX_END_TXN;
 	ex->commit = commit && !failed;
 	ex->end_tag = ex->commit ? "COMMIT" : "ROLLBACK";

@@ -68,6 +68,8 @@ struct shard_pool {
 	int closing;
 	uv_idle_t flusher;
 	int flushing_armed;
+	shard_waiting_cb waiting;
+	void *waiting_arg;
 };
 
 /* A write owns its bytes: the answer (and the pending entry's end) may
@@ -84,6 +86,12 @@ typedef struct {
 	pending *p;
 	char error[256];
 } deferred;
+
+void shard_pool_on_waiting(shard_pool *p, shard_waiting_cb waiting, void *arg)
+{
+	p->waiting = waiting;
+	p->waiting_arg = arg;
+}
 
 void shard_answer_free(shard_answer *a)
 {
@@ -330,6 +338,16 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 			return;
 		}
 		uint64_t id = a->msg.resp.id;
+		if (a->msg.resp.status == WIRE_WAITING) {
+			/* interim too: the request waits for an early-prepared txn */
+			uint64_t holder = (uint64_t)a->msg.resp.changes;
+			shard_answer_free(a);
+			if (c->pool->waiting && hmap_get(&c->inflight, &id, sizeof id))
+				c->pool->waiting(c->pool->waiting_arg, c->index, holder);
+			if (!c->io)
+				return;  /* the callback closed the pool */
+			continue;
+		}
 		if (a->msg.resp.status == WIRE_STARTED) {
 			/* interim: the request stays in flight */
 			pending *p = hmap_get(&c->inflight, &id, sizeof id);

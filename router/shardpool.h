@@ -42,6 +42,11 @@ int shard_pool_send(shard_pool *p, size_t shard, wire_request *req, shard_cb cb,
 typedef void (*shard_started_cb)(void *arg);
 int shard_pool_send_ex(shard_pool *p, size_t shard, wire_request *req, shard_cb cb, shard_started_cb started,
 		       void *arg);
+/* Interim Waiting answers (wire.fbs): a statement on `shard` waits for a
+ * row lock of the early-prepared transaction `txn`.  waiting(arg, shard,
+ * txn) runs for each, on the loop thread; the request stays in flight. */
+typedef void (*shard_waiting_cb)(void *arg, size_t shard, uint64_t txn);
+void shard_pool_on_waiting(shard_pool *p, shard_waiting_cb waiting, void *arg);
 /* Close every connection (their requests fail) and free the pool once the
  * loop has closed the handles. */
 void shard_pool_close(shard_pool *p);

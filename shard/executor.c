@@ -52,6 +52,10 @@ typedef struct shard_txn {
 	int touched;
 	int wounded;              /* rolled back by an older transaction */
 	uint32_t decider;         /* prepared: the deciding shard + 1, 0 the router's log */
+	int early;                /* prepared early (Request.early): an older txn's
+				   * statement that meets its locks tells the router
+				   * (Waiting), and an Exec of its own un-prepares it.
+				   * Memory only: after a restart it is a plain prepare. */
 } shard_txn;
 
 #define txn_of(holder) ((shard_txn *)((char *)(holder) - offsetof(shard_txn, locks)))
@@ -411,6 +415,27 @@ static void park(shard_executor *ex, shard_req *req, lock_entry *e)
 	ex->parked = req;
 }
 
+/* Interim answer to req (an Exec of an older txn, which stays parked):
+ * it waits for the early-prepared txn `holder`, which the router may roll
+ * back (wire.fbs, Status Waiting).  Sent at once, outside the batch: it
+ * makes nothing durable. */
+static void tell_waiting(shard_executor *ex, shard_req *req, uint64_t holder)
+{
+	shard_req *w = calloc(1, sizeof *w);
+	if (!w)
+		return;  /* the lock timeout still ends the wait */
+	w->kind = REQ_WIRE;
+	w->conn_id = req->conn_id;
+	w->sink = req->sink;
+	if (w->sink)
+		outbox_ref(w->sink);
+	wire_response resp = {.id = req->msg.req.id, .status = WIRE_WAITING, .changes = (int64_t)holder};
+	if (wire_encode_response(&resp, &w->out, &w->outlen) == 0)
+		deliver(ex, w);
+	else
+		shard_req_free(w);
+}
+
 /* Requests whose lock was released leave the parked list and run again. */
 static void requeue_woken(shard_executor *ex, shard_req *wake)
 {
@@ -516,11 +541,28 @@ out:
 
 /* A statement inside transaction t: run it on top of t's workspace inside a
  * savepoint that is always rolled back, keep the resulting changeset. */
+static int delete_prepared(shard_executor *ex, uint64_t id);
+
 static int do_exec_txn(shard_executor *ex, shard_req *req, shard_txn *t)
 {
 	wire_request *r = &req->msg.req;
 	store_result res;
 	store_result_init(&res);
+	if (t->pstate == TXN_PREPARED && t->early && !t->parked) {
+		/* The transaction went on after its early prepare: it is active
+		 * again.  The prepare record goes in this batch; if a crash comes
+		 * first, the record names a decider that never decided, so recovery
+		 * aborts it, as the crash aborted the transaction anyway. */
+		if (delete_prepared(ex, t->id) != 0) {
+			store_result_error(&res, "58030", "cannot clear the prepare log: %s",
+					   sqlite3_errmsg(store_db(ex->st)));
+			goto out;
+		}
+		touch(ex, t);
+		t->pstate = TXN_ACTIVE;
+		t->early = 0;
+		ex->batch_wrote = 1;
+	}
 	if (t->pstate != TXN_ACTIVE) {
 		store_result_error(&res, "25000", "transaction %" PRIu64 " is prepared; no more statements", t->id);
 		goto out;
@@ -593,6 +635,10 @@ undo:
 				touch(ex, o);
 				o->pstate = TXN_REMOVED;
 				o->wounded = 1;
+			} else if (o->pstate == TXN_PREPARED && o->early) {
+				/* prepared early, so possibly still waiting for us on
+				 * another shard: only the router can wound it */
+				tell_waiting(ex, req, o->id);
 			}
 		}
 		sqlite3_free(cs);
@@ -955,8 +1001,31 @@ static int do_prepare(shard_executor *ex, shard_req *req, shard_txn *t)
 	store_result res;
 	store_result_init(&res);
 	FAILPOINT("shard-before-prepare");
-	if (t->pstate == TXN_PREPARED)
-		goto out;  /* idempotent */
+	if (t->pstate == TXN_PREPARED) {
+		/* Prepare again: idempotent, except that it names the decider of
+		 * now (a transaction that went on to other shards after its early
+		 * prepare is decided elsewhere) and makes the prepare final. */
+		if (t->decider != req->msg.req.decider) {
+			sqlite3_stmt *q = store_internal(ex->st, "UPDATE _sl_prepared SET decider = ?2 WHERE txn = ?1");
+			int rc = SQLITE_ERROR;
+			if (q) {
+				sqlite3_bind_int64(q, 1, (sqlite3_int64)t->id);
+				sqlite3_bind_int64(q, 2, (sqlite3_int64)req->msg.req.decider);
+				rc = sqlite3_step(q);
+				sqlite3_reset(q);
+			}
+			if (rc != SQLITE_DONE) {
+				store_result_error(&res, "58030", "cannot log the prepared transaction: %s",
+						   sqlite3_errmsg(store_db(ex->st)));
+				goto out;
+			}
+			t->decider = req->msg.req.decider;
+			ex->batch_wrote = 1;
+			ex->batch_prepared = 1;
+		}
+		t->early = req->msg.req.early;
+		goto out;
+	}
 	if (t->parked) {
 		store_result_error(&res, "25000", "transaction %" PRIu64 " has a statement waiting", t->id);
 		goto out;
@@ -964,7 +1033,8 @@ static int do_prepare(shard_executor *ex, shard_req *req, shard_txn *t)
 	touch(ex, t);
 	if (!t->pws) {
 		res.resp.status = WIRE_READ_ONLY;
-		t->pstate = TXN_REMOVED;
+		if (!req->msg.req.early)
+			t->pstate = TXN_REMOVED;  /* an early one runs on: more may come */
 		goto out;
 	}
 	/* Check the workspace still applies, so that COMMIT PREPARED cannot fail
@@ -1008,6 +1078,7 @@ static int do_prepare(shard_executor *ex, shard_req *req, shard_txn *t)
 	}
 	t->pstate = TXN_PREPARED;
 	t->decider = req->msg.req.decider;
+	t->early = req->msg.req.early;
 	ex->batch_wrote = 1;
 	ex->batch_prepared = 1;
 out:

@@ -178,7 +178,7 @@ static void test_requests(void)
 		.ts = 1, .epoch = 1u << 31, .readonly = true,
 		.sql = "SELECT $1", .sql_len = 9, .params = params,
 		.nparams = sizeof(params) / sizeof(params[0]),
-		.buckets = buckets, .nbuckets = 4, .decider = UINT32_MAX,
+		.buckets = buckets, .nbuckets = 4, .decider = UINT32_MAX, .early = true,
 	};
 	buf = roundtrip(&m, &len, "request with every field");
 	if (buf) {
@@ -367,8 +367,8 @@ static void test_encode_errors(void)
 	ok(wire_encode_request(&q, &buf, &len) < 0, "encode rejects NULL text of length 3");
 	q = (wire_request){ .sql = NULL, .sql_len = 2 };
 	ok(wire_encode_request(&q, &buf, &len) < 0, "encode rejects NULL sql of length 2");
-	wire_response r = { .status = (wire_status)5 };
-	ok(wire_encode_response(&r, &buf, &len) < 0, "encode rejects status 5");
+	wire_response r = { .status = (wire_status)6 };
+	ok(wire_encode_response(&r, &buf, &len) < 0, "encode rejects status 6");
 	r = (wire_response){ .ncols = 2, .columns = NULL };
 	ok(wire_encode_response(&r, &buf, &len) < 0, "encode rejects ncols without columns");
 
@@ -602,7 +602,7 @@ static int build_bad_response(int kind, uint8_t **out, size_t *len)
 		req = fb_table_end(&b);
 		break;
 	case 5: /* status out of range */
-		status = 5;
+		status = 6;
 		break;
 	case 6: /* a value type out of range */
 		cols = b_columns(&b, 1);
@@ -639,7 +639,7 @@ static void test_schema_violations(void)
 		"Message.response.types: 1 types for 2 columns at offset ",
 		"Message.response.rows[0].values: required field missing at offset ",
 		"Message: both request and response present at offset ",
-		"Message.response.status: Status 5 out of range 0..4 at offset ",
+		"Message.response.status: Status 6 out of range 0..5 at offset ",
 		"Message.response.rows[0].values[0].type: ValueType 5 out of range 0..4 at offset ",
 	};
 	for (int k = 0; k < (int)(sizeof(expect) / sizeof(expect[0])); k++) {

@@ -26,6 +26,7 @@
  *   unlocked true       (if set)  |
  *   ended <u64>         (each)    |
  *   decider <u32>       (if not 0)|
+ *   early true          (if set)  |
  *
  *   value:  null | int <i64> | real <double> | text <string> | blob <string>
  *   string: "..." where bytes outside printable ASCII, '"' and '\' are \xHH
@@ -141,6 +142,8 @@ static void dump(const wire_message *m)
 			printf("ended %" PRIu64 "\n", r->ended[i]);
 		if (r->decider)
 			printf("decider %" PRIu32 "\n", r->decider);
+		if (r->early)
+			puts("early true");
 		return;
 	}
 	const wire_response *r = &m->resp;
@@ -428,6 +431,8 @@ static int parse(parser *ps, char *text, wire_message *m)
 					q->snapshot = strcmp(word(ps), "true") == 0;
 				} else if (strcmp(key, "unlocked") == 0) {
 					q->unlocked = strcmp(word(ps), "true") == 0;
+				} else if (strcmp(key, "early") == 0) {
+					q->early = strcmp(word(ps), "true") == 0;
 				} else
 					die(ps, "unknown request item '%s'", key);
 			} else {

@@ -46,7 +46,7 @@ enum {
 	REQ_ID = 0, REQ_OP = 1, REQ_TXN = 2, REQ_TS = 3, REQ_SQL = 4,
 	REQ_PARAMS = 5, REQ_READONLY = 6, REQ_EPOCH = 7, REQ_BUCKETS = 8, REQ_BEGIN = 9,
 	REQ_STEP = 10, REQ_COMP = 11, REQ_COMP_PARAMS = 12, REQ_MODE = 13, REQ_SNAPSHOT = 14,
-	REQ_UNLOCKED = 15, REQ_ENDED = 16, REQ_DECIDER = 17,
+	REQ_UNLOCKED = 15, REQ_ENDED = 16, REQ_DECIDER = 17, REQ_EARLY = 18,
 };
 enum {
 	RESP_ID = 0, RESP_STATUS = 1, RESP_SQLSTATE = 2, RESP_MESSAGE = 3,
@@ -60,7 +60,7 @@ static const char *const op_names[] = {
 };
 _Static_assert(sizeof op_names / sizeof op_names[0] == WIRE_OP_MAX + 1, "a name per op");
 static const char *const type_names[] = { "Null", "Int", "Real", "Text", "Blob" };
-static const char *const status_names[] = { "Ok", "Error", "NotFound", "ReadOnly", "Started" };
+static const char *const status_names[] = { "Ok", "Error", "NotFound", "ReadOnly", "Started", "Waiting" };
 _Static_assert(sizeof status_names / sizeof status_names[0] == WIRE_STATUS_MAX + 1, "a name per status");
 
 const char *wire_op_name(wire_op op)
@@ -187,6 +187,7 @@ int wire_encode_request(const wire_request *r, uint8_t **out, size_t *outlen)
 	fb_add_u8(&b, REQ_MODE, r->mode, 0);
 	fb_add_u8(&b, REQ_SNAPSHOT, r->snapshot ? 1 : 0, 0);
 	fb_add_u8(&b, REQ_UNLOCKED, r->unlocked ? 1 : 0, 0);
+	fb_add_u8(&b, REQ_EARLY, r->early ? 1 : 0, 0);
 	fb_ref req = fb_table_end(&b);
 	return encode_message(&b, MSG_REQUEST, req, out, outlen);
 fail:
@@ -342,7 +343,8 @@ static int verify_request(fb_verifier *v, const fb_table *t)
 	    fb_verify_scalar(v, t, REQ_SNAPSHOT, 1, "snapshot") < 0 ||
 	    fb_verify_scalar(v, t, REQ_UNLOCKED, 1, "unlocked") < 0 ||
 	    fb_verify_vector(v, t, REQ_ENDED, 8, "ended", false, &ended) < 0 ||
-	    fb_verify_scalar(v, t, REQ_DECIDER, 4, "decider") < 0)
+	    fb_verify_scalar(v, t, REQ_DECIDER, 4, "decider") < 0 ||
+	    fb_verify_scalar(v, t, REQ_EARLY, 1, "early") < 0)
 		return -1;
 	return 0;
 }
@@ -500,6 +502,7 @@ static int decode_request(const fb_table *t, wire_request *r, char *err,
 	r->mode = fb_table_u8(t, REQ_MODE, 0);
 	r->snapshot = fb_table_u8(t, REQ_SNAPSHOT, 0) != 0;
 	r->unlocked = fb_table_u8(t, REQ_UNLOCKED, 0) != 0;
+	r->early = fb_table_u8(t, REQ_EARLY, 0) != 0;
 	if (!fb_table_string(t, REQ_SQL, &r->sql, &r->sql_len)) {
 		r->sql = NULL;
 		r->sql_len = 0;
@@ -711,7 +714,7 @@ static bool request_equal(const wire_request *a, const wire_request *b)
 	if (a->id != b->id || a->op != b->op || a->txn != b->txn ||
 	    a->ts != b->ts || a->epoch != b->epoch ||
 	    a->readonly != b->readonly || a->begin != b->begin || a->snapshot != b->snapshot ||
-	    a->unlocked != b->unlocked ||
+	    a->unlocked != b->unlocked || a->early != b->early ||
 	    a->nparams != b->nparams ||
 	    a->nbuckets != b->nbuckets || a->nended != b->nended || !a->sql != !b->sql ||
 	    a->sql_len != b->sql_len || a->step != b->step || a->decider != b->decider || a->mode != b->mode ||

@@ -89,6 +89,7 @@ typedef struct {
 	uint64_t *ended;   /* SagaStep: committed sagas to end first; Forget: txns */
 	uint32_t nended;
 	uint32_t decider;  /* Prepare/Commit: the deciding shard + 1, 0 none (wire.fbs) */
+	bool early;        /* Prepare: an early prepare (wire.fbs) */
 } wire_request;
 
 typedef enum {
@@ -97,8 +98,9 @@ typedef enum {
 	WIRE_NOT_FOUND = 2,
 	WIRE_READ_ONLY = 3,
 	WIRE_STARTED = 4,  /* interim answer of a snapshot request */
+	WIRE_WAITING = 5,  /* interim: waits for early-prepared txn `changes` */
 } wire_status;
-#define WIRE_STATUS_MAX WIRE_STARTED
+#define WIRE_STATUS_MAX WIRE_WAITING
 
 typedef struct {
 	uint64_t id;
