@@ -21,6 +21,14 @@
  *                   │ Commit (1PC, fsync): applied      │ RollbackPrepared
  *                   │ Rollback / conn closed / idle     ▼
  *                   └──────────────────────────────►  ∅ (dropped)
+ *                   ▲                          │
+ *                   └─── Exec, if prepared early (Request.early): the
+ *                        record is deleted, the workspace kept
+ *
+ * An early-prepared transaction is never wounded here: an older txn's Exec
+ * that meets one of its locks parks as for any prepared holder and gets an
+ * interim Waiting answer naming it, so the router can roll it back.  A
+ * Prepare of a prepared transaction rewrites its decider.
  *
  * PREPARED transactions live in the table _sl_prepared (txn, ts, changeset)
  * of the shard's own database: PREPARE inserts the row and COMMIT PREPARED
