@@ -109,7 +109,10 @@ struct session {
 	bool touched[MAX_SHARDS];
 	bool wrote[MAX_SHARDS];
 	bool early;              /* early_shard is prepared early (coordinator.h) */
+	bool early_stale;        /* ... and the transaction went on to other shards */
 	size_t early_shard, early_decider;
+	unsigned early_skip;     /* chances to prepare early still to let pass: the
+				  * session's last early prepare was wasted */
 	uint32_t pid, key;
 	char client_encoding[32];
 	char application_name[64];
@@ -760,7 +763,11 @@ static int send_requests(session *s, wire_request *reqs, const size_t *shards, s
 /* Early prepare (coordinator.h).  A statement of a transaction that
  * reaches another shard than the early decider makes the early prepare
  * stale; the first write of a transaction on a second shard, when it wrote
- * on exactly one other, prepares that one early, naming this one. */
+ * on exactly one other, prepares that one early, naming this one.  A
+ * stale early prepare was wasted work (a PREPARE, an un-prepare, a PREPARE
+ * again), so a session whose transactions go on past two shards (pgbench's
+ * tpcb-like) lets the next EARLY_SKIP chances pass before it tries again. */
+#define EARLY_SKIP 32
 static void early_prepare_hook(session *s, const wire_request *reqs, const size_t *shards, size_t n)
 {
 	exec_state *ex = &s->ex;
@@ -768,10 +775,10 @@ static void early_prepare_hook(session *s, const wire_request *reqs, const size_
 	    reqs[0].op != WIRE_OP_EXEC || reqs[0].txn != s->txn)
 		return;
 	if (s->early) {
-		for (size_t i = 0; i < n; i++)
+		for (size_t i = 0; i < n && !s->early_stale; i++)
 			if (shards[i] != s->early_decider) {
 				coord_early_stale(s->srv->coord, s->txn);
-				break;
+				s->early_stale = true;
 			}
 		return;
 	}
@@ -785,6 +792,10 @@ static void early_prepare_hook(session *s, const wire_request *reqs, const size_
 		}
 	if (others != 1 || !s->wrote[a])
 		return;
+	if (s->early_skip > 0) {
+		s->early_skip--;
+		return;
+	}
 	if (coord_prepare_early(s->srv->coord, s->txn, s->txn, a, b) == 0) {
 		s->early = true;
 		s->early_shard = a;
@@ -1040,7 +1051,10 @@ static void end_txn_state(session *s)
 	s->txn = 0;
 	memset(s->touched, 0, sizeof s->touched);
 	memset(s->wrote, 0, sizeof s->wrote);
+	if (s->early && s->early_stale)
+		s->early_skip = EARLY_SKIP;
 	s->early = false;
+	s->early_stale = false;
 }
 
 void finish_end_txn(session *s)

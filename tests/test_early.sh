@@ -106,6 +106,17 @@ q "BEGIN; UPDATE accounts SET balance = balance - 10 WHERE id = ${s0[5]}; UPDATE
 t "on to shard 2, then ROLLBACK: nothing changed, nothing held" \
   'poll 3 settled && [ "$(bal "${s0[5]}")" = 1000 ] && [ "$(bal "${s1[5]}")" = 1000 ] && writable 0 "${s0[5]}"'
 
+# a session whose early prepare was wasted lets the next chances pass
+rm -f "$dir/go" "$dir/mid"
+( printf 'BEGIN;\nUPDATE accounts SET balance = balance - 2 WHERE id = %s;\nUPDATE accounts SET balance = balance + 1 WHERE id = %s;\nUPDATE accounts SET balance = balance + 1 WHERE id = %s;\nCOMMIT;\nBEGIN;\nUPDATE accounts SET balance = balance - 1 WHERE id = %s;\nUPDATE accounts SET balance = balance + 1 WHERE id = %s;\n\\! touch %s/mid; while [ ! -e %s/go ]; do sleep 0.05; done\nCOMMIT;\n' \
+	"${s0[4]}" "${s1[4]}" "${s2[0]}" "${s0[4]}" "${s1[4]}" "$dir" "$dir" | timeout 30 psql -X -A -t -v ON_ERROR_STOP=1 -f - >"$dir/t3.out" 2>&1 ) &
+j=$!
+poll 10 '[ -e "$dir/mid" ]'
+t "after a transaction that went on to a third shard, the session's next one is not prepared early" \
+  '[ "$(nprep 0)" = 0 ] && ! q "SHOW TRANSACTIONS" | grep -q "prepared early"'
+touch "$dir/go"; wait $j
+t "... and both commit" '[ "$(grep -c "^COMMIT$" "$dir/t3.out")" = 2 ] && [ "$(bal "${s0[4]}")" = 987 ] && [ "$(bal "${s1[4]}")" = 1006 ] && [ "$(bal "${s2[0]}")" = 1007 ]'
+
 # ---- wound-wait across shards ---------------------------------------------------------
 # old: BEGIN; UPDATE x (shard 1)            young: BEGIN; UPDATE y (shard 0);
 #                                                  UPDATE x (shard 1): waits for old,
