@@ -1069,6 +1069,8 @@ static void on_early_answer(void *arg, shard_answer *a, const char *error)
 		vote_no(t, 0, a, error);
 	}
 	shard_answer_free(a);
+	if (t->early_vote == V_OK && t->state != C_ABORTING)
+		FAILPOINT("coord-after-early-prepare");  /* before COMMIT or after it */
 	if (t->state == C_EARLY)
 		return;  /* the session has not ended the transaction yet */
 	if (t->state == C_ABORTING) {

@@ -211,6 +211,7 @@ else
 # finishes the commit.
 #        failpoint                     target  psql  outcome  prepared while down
 scenario coord-before-prepare          router  err   none     0
+scenario coord-after-early-prepare     router  err   none     1
 scenario coord-after-prepare           router  err   none     1
 scenario coord-after-decide            router  err   both     1
 scenario coord-between-commits         router  ok    both     0
