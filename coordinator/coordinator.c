@@ -1066,7 +1066,8 @@ static void on_early_answer(void *arg, shard_answer *a, const char *error)
 		t->early_vote = a->msg.resp.status == WIRE_OK ? V_OK : V_READONLY;
 	} else {
 		t->early_vote = V_NO;
-		vote_no(t, 0, a, error);
+		if (!t->early_stale)  /* else A's second PREPARE answers for it */
+			vote_no(t, 0, a, error);
 	}
 	shard_answer_free(a);
 	if (t->early_vote == V_OK && t->state != C_ABORTING)

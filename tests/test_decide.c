@@ -6,7 +6,10 @@
  * late Commit commits nothing), Forget drops it, a prepared transaction
  * keeps its decider in Status and across kill -9, and so does a decision;
  * a prepare log written before deciders existed (no decider column) is
- * upgraded in place and its transaction still commits.
+ * upgraded in place and its transaction still commits.  An early prepare is
+ * un-prepared by its transaction's next Exec, has its decider rewritten by
+ * a second Prepare (durably), and an older transaction's Exec that meets
+ * its row is answered Waiting, naming it, while it waits.
  */
 #include <inttypes.h>
 #include <sqlite3.h>
@@ -125,6 +128,41 @@ int main(void)
 	   "Status: prepared, decider 5 (%s, %s)", state, dec);
 	ok(call(c, WIRE_OP_RESOLVE, 104, 0) == WIRE_ERROR, "Resolve of a txn prepared here is refused");
 
+	/* an early prepare (Request.early): un-prepared by the txn's next Exec,
+	 * its decider rewritten by a second Prepare; an older txn meeting its
+	 * row is parked and told (interim Waiting naming it) */
+	wire_request ep = {.op = WIRE_OP_PREPARE, .txn = 107, .ts = 107, .decider = 6, .early = true};
+	wire_response er;
+	char eerr[128];
+	ok(txn_exec(c, 107, "UPDATE acct SET bal = bal + 3 WHERE id = 1") == WIRE_OK &&
+		   wire_client_call(c, &ep, &er, eerr, sizeof eerr) == 0 && er.status == WIRE_OK &&
+		   status_of(c, 107, state, sizeof state, dec, sizeof dec) == 0 && strcmp(state, "prepared") == 0,
+	   "txn 107 prepared early (%s)", state);
+	ok(txn_exec(c, 107, "UPDATE acct SET bal = bal + 1 WHERE id = 1") == WIRE_OK &&
+		   status_of(c, 107, state, sizeof state, dec, sizeof dec) == 0 && strcmp(state, "active") == 0,
+	   "its next Exec un-prepares it and runs (%s)", state);
+	ok(wire_client_call(c, &ep, &er, eerr, sizeof eerr) == 0 && er.status == WIRE_OK, "prepared early again");
+	wire_client *old = th_connect(&S);
+	wire_request oq = {.op = WIRE_OP_EXEC, .txn = 50, .ts = 50, .begin = true,
+			   .sql = "UPDATE acct SET bal = bal + 100 WHERE id = 1"};
+	oq.sql_len = (uint32_t)strlen(oq.sql);
+	wire_response orr;
+	int waiting = old && wire_client_call(old, &oq, &orr, eerr, sizeof eerr) == 0 && orr.status == WIRE_WAITING &&
+		      orr.changes == 107;
+	ok(waiting, "an older txn's Exec on its row waits, answered Waiting naming txn 107 first");
+	ok(call(c, WIRE_OP_PREPARE, 107, 8) == WIRE_OK && status_of(c, 107, state, sizeof state, dec, sizeof dec) == 0 &&
+		   strcmp(state, "prepared") == 0 && strcmp(dec, "7") == 0,
+	   "a second Prepare rewrites its decider (%s, decider %s)", state, dec);
+	ok(call(c, WIRE_OP_ROLLBACK_PREPARED, 107, 0) == WIRE_ERROR && strcmp(last_sqlstate, "55000") == 0,
+	   "... and only a sender that knows the new decider ends it");
+	ok(old && wire_client_recv(old, &orr, 2000, eerr, sizeof eerr) == 0 && orr.status == WIRE_ERROR &&
+		   orr.sqlstate && strcmp(orr.sqlstate, "40001") == 0,
+	   "the older txn, no longer wounding a prepared one, times out waiting (40001)");
+	if (old) {
+		th_call(old, WIRE_OP_ROLLBACK, 50, 50, NULL, &orr);
+		wire_client_close(old);
+	}
+
 	/* kill -9: the decision and the prepared decider survive */
 	wire_client_close(c);
 	th_shard_kill9(&S);
@@ -142,6 +180,10 @@ int main(void)
 	   "... so is such a COMMIT PREPARED");
 	ok(call(c, WIRE_OP_COMMIT_PREPARED, 104, 6) == WIRE_OK && bal(c, 3) == 107,
 	   "a COMMIT PREPARED with the decider's answer commits");
+	ok(status_of(c, 107, state, sizeof state, dec, sizeof dec) == 0 && strcmp(state, "prepared") == 0 &&
+		   strcmp(dec, "7") == 0,
+	   "the early-prepared txn kept its rewritten decider (%s, %s)", state, dec);
+	ok(call(c, WIRE_OP_COMMIT_PREPARED, 107, 8) == WIRE_OK && bal(c, 1) == 94, "... and commits (both its writes)");
 
 	/* Forget */
 	ok(forget(c, 101) == WIRE_OK, "Forget");
