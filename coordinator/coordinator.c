@@ -1037,6 +1037,18 @@ static void phase_one_done(ctxn *t)
  *        │                                                       ──► C_ABORTING
  */
 
+/* The participant whose one-phase commit decides: the last writer, except
+ * shard `not` (one prepared early); NO_DECIDER: the decision log decides. */
+static size_t pick_decider(const coordinator *c, const size_t *shards, const bool *wrote, size_t n, size_t not)
+{
+	size_t d = NO_DECIDER;
+	if (c->shard_decides && n >= 2)
+		for (size_t i = 0; i < n; i++)
+			if (wrote[i] && shards[i] != not)
+				d = i;
+	return d;
+}
+
 static void ignore_answer(void *arg, shard_answer *a, const char *error)
 {
 	(void)arg;
@@ -1212,11 +1224,7 @@ static void early_commit(ctxn *t, const size_t *shards, const bool *wrote, size_
 	t->sqlstate[0] = 0;
 	t->message[0] = 0;
 	/* the decider: the last writer that was not prepared early */
-	t->decider = NO_DECIDER;
-	if (c->shard_decides && n >= 2)
-		for (size_t i = 0; i < n; i++)
-			if (wrote[i] && shards[i] != t->early_shard)
-				t->decider = i;
+	t->decider = pick_decider(c, shards, wrote, n, t->early_shard);
 	t->state = C_PREPARING;
 	FAILPOINT("coord-before-prepare");
 	t->prepare_out = (size_t)t->early_out + (t->decider == NO_DECIDER ? n : n - 1);
@@ -1258,11 +1266,7 @@ void coord_commit(coordinator *c, uint64_t txn, uint64_t ts, const size_t *shard
 	t->started_ms = now_ms();
 	t->started_us = now_us();
 	memcpy(t->shards, shards, n * sizeof *shards);
-	t->decider = NO_DECIDER;
-	if (c->shard_decides && n >= 2)
-		for (size_t i = 0; i < n; i++)
-			if (wrote[i])
-				t->decider = i;  /* the last writer */
+	t->decider = pick_decider(c, shards, wrote, n, SIZE_MAX);
 	FAILPOINT("coord-before-prepare");
 	t->prepare_out = t->decider == NO_DECIDER ? n : n - 1;
 	start_timer(t, &t->prepare_timer, on_prepare_timeout, PREPARE_TIMEOUT_MS);

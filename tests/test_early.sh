@@ -25,14 +25,9 @@ command -v psql >/dev/null || { echo "1..0 # SKIP psql not installed"; exit 0; }
 PY=/usr/bin/python3  # Debian's, where python3-psycopg2 installs
 "$PY" -c 'import psycopg2' 2>/dev/null || { echo "1..0 # SKIP $PY has no psycopg2 (apt-get install python3-psycopg2)"; exit 0; }
 [ -x "$status" ] || { echo "1..0 # SKIP $status not built (make check builds it)"; exit 0; }
-dir=$(mktemp -d "${TMPDIR:-/tmp}/shardlite-early-XXXXXX")
 source "${SRCDIR:-$(dirname "$0")/..}/tests/lib.sh"
+cluster_dir early
 port=$(pick_ports 8) || { echo "Bail out! no free ports"; exit 1; }
-n=0; failed=0
-t() { n=$((n + 1)); if eval "$2"; then echo "ok $n - $1"; else echo "not ok $n - $1"; failed=1; fi; }
-diag() { echo "# $*"; }
-cleanup() { "$bin" cluster stop --dir "$dir" >/dev/null 2>&1; rm -rf "$dir"; }
-trap cleanup EXIT
 export PGHOST=127.0.0.1 PGPORT=$port PGUSER=early PGDATABASE=shardlite PGCONNECT_TIMEOUT=5
 q() { timeout 20 psql -X -q -A -t -v ON_ERROR_STOP=1 -c "$1" 2>&1; }
 sq() { timeout 15 "$bin" shard-query "127.0.0.1:$((port + 1 + $1))" "$2"; }
