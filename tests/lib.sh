@@ -39,15 +39,3 @@ poll() {
   return 1
 }
 
-# TAP helpers: t NAME CONDITION evals CONDITION and prints "ok N - NAME" or
-# "not ok N - NAME" (then failed=1); diag TEXT prints a comment.
-n=0; failed=0
-t() { n=$((n + 1)); if eval "$2"; then echo "ok $n - $1"; else echo "not ok $n - $1"; failed=1; fi; }
-diag() { echo "# $*"; }
-
-# cluster_dir NAME: dir = a fresh directory for a test cluster of $bin,
-# whose cluster is stopped and which is removed when the test exits
-cluster_dir() {
-  dir=$(mktemp -d "${TMPDIR:-/tmp}/shardlite-$1-XXXXXX")
-  trap '"$bin" cluster stop --dir "$dir" >/dev/null 2>&1; rm -rf "$dir"' EXIT
-}

@@ -26,6 +26,7 @@ PY=/usr/bin/python3  # Debian's, where python3-psycopg2 installs
 "$PY" -c 'import psycopg2' 2>/dev/null || { echo "1..0 # SKIP $PY has no psycopg2 (apt-get install python3-psycopg2)"; exit 0; }
 [ -x "$status" ] || { echo "1..0 # SKIP $status not built (make check builds it)"; exit 0; }
 source "${SRCDIR:-$(dirname "$0")/..}/tests/lib.sh"
+source "${SRCDIR:-$(dirname "$0")/..}/tests/tap.sh"
 cluster_dir early
 port=$(pick_ports 8) || { echo "Bail out! no free ports"; exit 1; }
 export PGHOST=127.0.0.1 PGPORT=$port PGUSER=early PGDATABASE=shardlite PGCONNECT_TIMEOUT=5
