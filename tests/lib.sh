@@ -38,4 +38,3 @@ poll() {
   for i in $(seq 1 $(( $1 * 10 ))); do eval "$2" && return 0; sleep 0.1; done
   return 1
 }
-
