@@ -31,6 +31,14 @@
  *        ▼
  *   COMMITTING (COMMIT PREPARED to the others) ──► Forget to the decider
  *
+ * With early prepare (on by default, coord_prepare_early below) the first
+ * shard of a two-shard transaction is PREPAREd naming the second while the
+ * transaction still runs (EARLY); coord_commit() then starts from there:
+ *
+ *   EARLY ──coord_commit──► PREPARING (only the early vote outstanding, or
+ *     │                      in; grown: every participant prepared again)
+ *     └──coord_early_abort, or wounded for an older transaction──► ABORTING
+ *
  * Presumed abort: nothing is logged for aborts.  A prepared transaction that
  * a shard holds and that is neither in flight here nor committed in the
  * decision log is aborted; one that names a decider is resolved by asking
