@@ -485,11 +485,14 @@ bool coord_on_visible(coordinator *c, const size_t *shards, size_t n, coord_read
 
 #define FORGET_BATCH 512
 
-static void on_forgotten(void *arg, shard_answer *a, const char *error)
+/* For requests whose answer changes nothing: a Forget (a record left
+ * behind is dropped by a later sweep), the end of an early prepare that
+ * found nothing written. */
+static void ignore_answer(void *arg, shard_answer *a, const char *error)
 {
 	(void)arg;
 	(void)error;
-	shard_answer_free(a);  /* a record left behind is dropped by a later sweep */
+	shard_answer_free(a);
 }
 
 /* Send the queued Forgets, one request per deciding shard. */
@@ -510,7 +513,7 @@ static void flush_forget(coordinator *c)
 		if (!ids)
 			continue;
 		wire_request r = {.op = WIRE_OP_FORGET, .ended = ids, .nended = (uint32_t)k};
-		shard_pool_send(c->pool, shard, &r, on_forgotten, NULL);
+		shard_pool_send(c->pool, shard, &r, ignore_answer, NULL);
 		free(ids);
 	}
 }
@@ -1047,13 +1050,6 @@ static size_t pick_decider(const coordinator *c, const size_t *shards, const boo
 			if (wrote[i] && shards[i] != not)
 				d = i;
 	return d;
-}
-
-static void ignore_answer(void *arg, shard_answer *a, const char *error)
-{
-	(void)arg;
-	(void)error;
-	shard_answer_free(a);
 }
 
 /* At COMMIT, A's early prepare found nothing written (ReadOnly): the shard

@@ -415,21 +415,20 @@ static void park(shard_executor *ex, shard_req *req, lock_entry *e)
 	ex->parked = req;
 }
 
-/* Interim answer to req (an Exec of an older txn, which stays parked):
- * it waits for the early-prepared txn `holder`, which the router may roll
- * back (wire.fbs, Status Waiting).  Sent at once, outside the batch: it
- * makes nothing durable. */
-static void tell_waiting(shard_executor *ex, shard_req *req, uint64_t holder)
+/* An interim answer to req, which stays in flight (wire.fbs: Started,
+ * Waiting), sent at once: it makes nothing durable.  Lost on out of memory
+ * (the final answer still comes). */
+static void send_interim(shard_executor *ex, const shard_req *req, wire_status status, int64_t changes)
 {
 	shard_req *w = calloc(1, sizeof *w);
 	if (!w)
-		return;  /* the lock timeout still ends the wait */
+		return;
 	w->kind = REQ_WIRE;
 	w->conn_id = req->conn_id;
 	w->sink = req->sink;
 	if (w->sink)
 		outbox_ref(w->sink);
-	wire_response resp = {.id = req->msg.req.id, .status = WIRE_WAITING, .changes = (int64_t)holder};
+	wire_response resp = {.id = req->msg.req.id, .status = status, .changes = changes};
 	if (wire_encode_response(&resp, &w->out, &w->outlen) == 0)
 		deliver(ex, w);
 	else
@@ -637,8 +636,10 @@ undo:
 				o->wounded = 1;
 			} else if (o->pstate == TXN_PREPARED && o->early) {
 				/* prepared early, so possibly still waiting for us on
-				 * another shard: only the router can wound it */
-				tell_waiting(ex, req, o->id);
+				 * another shard: only the router can wound it (if
+				 * this interim answer is lost, the lock timeout ends
+				 * the wait) */
+				send_interim(ex, req, WIRE_WAITING, (int64_t)o->id);
 			}
 		}
 		sqlite3_free(cs);
@@ -1753,19 +1754,7 @@ static int take_snapshot(shard_executor *ex, reader *rd, shard_req *req)
 		store_exec(rd->st, "ROLLBACK", err, sizeof err);
 		return 0;
 	}
-	shard_req *started = calloc(1, sizeof *started);
-	if (started) {
-		started->kind = REQ_WIRE;
-		started->conn_id = req->conn_id;
-		started->sink = req->sink;
-		if (started->sink)
-			outbox_ref(started->sink);
-		wire_response resp = {.id = req->msg.req.id, .status = WIRE_STARTED};
-		if (wire_encode_response(&resp, &started->out, &started->outlen) == 0)
-			deliver(ex, started);
-		else
-			shard_req_free(started);
-	}
+	send_interim(ex, req, WIRE_STARTED, 0);
 	FAILPOINT("shard-read-after-snapshot");
 	return 1;
 }
