@@ -16,7 +16,7 @@
 # was blocked, and how long after the router's restart it was released.
 # Sagas are the non-blocking alternative (examples/compare.sh).
 #
-#   examples/blocking.sh            (about 15 s; needs a build: scripts/build.sh)
+#   examples/blocking.sh            (about 10 s; needs a build: scripts/build.sh)
 #
 # Runs everything on 127.0.0.1 and stops what it started.
 set -euo pipefail
