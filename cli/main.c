@@ -6,6 +6,7 @@
  *   shardlite cluster start|stop|status --dir DIR ...        a local cluster
  *   shardlite shard-query HOST:PORT SQL                      one statement on a shard
  */
+#include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,6 +32,18 @@ static void usage_main(FILE *f)
 		"Each command takes --help.\n");
 }
 
+/* A whole number of milliseconds, at most a minute.  0 or -1. */
+static int parse_ms(const char *s, uint32_t *out)
+{
+	char *end;
+	errno = 0;
+	unsigned long v = strtoul(s, &end, 10);
+	if (errno || end == s || *end || *s == '-' || v > 60000)
+		return -1;
+	*out = (uint32_t)v;
+	return 0;
+}
+
 static void usage_shard(FILE *f)
 {
 	fprintf(f,
@@ -41,7 +54,10 @@ static void usage_shard(FILE *f)
 		"  --data DIR             data directory (created if missing; holds shard.db)\n"
 		"  --readers N            reader threads for read-only requests (default 2)\n"
 		"  --lock-timeout-ms MS   longest wait for a row lock (default 5000)\n"
-		"  --idle-timeout-ms MS   roll back unprepared transactions idle this long (default 60000)\n");
+		"  --idle-timeout-ms MS   roll back unprepared transactions idle this long (default 60000)\n"
+		"  --wound-delay-ms MS    how long an older transaction waits for a younger one's row\n"
+		"                         before rolling it back (wound-wait; default 50, 0: at once;\n"
+		"                         the environment variable SHARDLITE_WOUND_DELAY_MS sets it too)\n");
 }
 
 static int cmd_shard(int argc, char **argv)
@@ -53,14 +69,20 @@ static int cmd_shard(int argc, char **argv)
 		{"readers", required_argument, 0, 'r'},
 		{"lock-timeout-ms", required_argument, 0, 't'},
 		{"idle-timeout-ms", required_argument, 0, 'T'},
+		{"wound-delay-ms", required_argument, 0, 'W'},
 		{"help", no_argument, 0, 'h'},
 		{0, 0, 0, 0},
 	};
 	char host[256] = "127.0.0.1";
 	shard_server_config cfg = {
 		.id = -1, .host = host, .port = 5434, .data_dir = NULL,
-		.nreaders = 2, .lock_timeout_ms = 5000, .idle_timeout_ms = 60000,
+		.nreaders = 2, .lock_timeout_ms = 5000, .idle_timeout_ms = 60000, .wound_delay_ms = 50,
 	};
+	const char *wd = getenv("SHARDLITE_WOUND_DELAY_MS");
+	if (wd && *wd && parse_ms(wd, &cfg.wound_delay_ms) != 0) {
+		fprintf(stderr, "shardlite shard: bad SHARDLITE_WOUND_DELAY_MS '%s' (want milliseconds)\n", wd);
+		return 2;
+	}
 	int c;
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -76,6 +98,12 @@ static int cmd_shard(int argc, char **argv)
 		case 'r': cfg.nreaders = atoi(optarg); break;
 		case 't': cfg.lock_timeout_ms = (uint32_t)strtoul(optarg, NULL, 10); break;
 		case 'T': cfg.idle_timeout_ms = (uint32_t)strtoul(optarg, NULL, 10); break;
+		case 'W':
+			if (parse_ms(optarg, &cfg.wound_delay_ms) != 0) {
+				fprintf(stderr, "shardlite shard: bad --wound-delay-ms '%s' (want milliseconds)\n", optarg);
+				return 2;
+			}
+			break;
 		case 'h': usage_shard(stdout); return 0;
 		default: usage_shard(stderr); return 2;
 		}

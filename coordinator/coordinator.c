@@ -1040,14 +1040,18 @@ static void phase_one_done(ctxn *t)
  *        │                                                       ──► C_ABORTING
  */
 
-/* The participant whose one-phase commit decides: the last writer, except
- * shard `not` (one prepared early); NO_DECIDER: the decision log decides. */
-static size_t pick_decider(const coordinator *c, const size_t *shards, const bool *wrote, size_t n, size_t not)
+/* The participant whose one-phase commit decides: shard `hot` if it wrote
+ * (the transaction waited for a row lock there: others may be waiting for
+ * its rows, which the decider releases first), else the last writer;
+ * never shard `not` (one prepared early).  NO_DECIDER: the decision log
+ * decides. */
+static size_t pick_decider(const coordinator *c, const size_t *shards, const bool *wrote, size_t n, size_t not,
+			   size_t hot)
 {
 	size_t d = NO_DECIDER;
 	if (c->shard_decides && n >= 2)
 		for (size_t i = 0; i < n; i++)
-			if (wrote[i] && shards[i] != not)
+			if (wrote[i] && shards[i] != not && (d == NO_DECIDER || shards[d] != hot))
 				d = i;
 	return d;
 }
@@ -1169,7 +1173,8 @@ void coord_early_abort(coordinator *c, uint64_t txn)
 }
 
 /* coord_commit() of a transaction prepared early. */
-static void early_commit(ctxn *t, const size_t *shards, const bool *wrote, size_t n, coord_done_cb cb, void *arg)
+static void early_commit(ctxn *t, const size_t *shards, const bool *wrote, size_t n, size_t hot, coord_done_cb cb,
+			 void *arg)
 {
 	coordinator *c = t->c;
 	t->early = 0;
@@ -1220,7 +1225,7 @@ static void early_commit(ctxn *t, const size_t *shards, const bool *wrote, size_
 	t->sqlstate[0] = 0;
 	t->message[0] = 0;
 	/* the decider: the last writer that was not prepared early */
-	t->decider = pick_decider(c, shards, wrote, n, t->early_shard);
+	t->decider = pick_decider(c, shards, wrote, n, t->early_shard, hot);
 	t->state = C_PREPARING;
 	FAILPOINT("coord-before-prepare");
 	t->prepare_out = (size_t)t->early_out + (t->decider == NO_DECIDER ? n : n - 1);
@@ -1231,11 +1236,11 @@ static void early_commit(ctxn *t, const size_t *shards, const bool *wrote, size_
 }
 
 void coord_commit(coordinator *c, uint64_t txn, uint64_t ts, const size_t *shards, const bool *wrote,
-		  size_t n, coord_done_cb cb, void *arg)
+		  size_t n, size_t hot, coord_done_cb cb, void *arg)
 {
 	ctxn *t = hmap_get(&c->inflight, &txn, sizeof txn);
 	if (t && t->early) {
-		early_commit(t, shards, wrote, n, cb, arg);
+		early_commit(t, shards, wrote, n, hot, cb, arg);
 		return;
 	}
 	t = calloc(1, sizeof *t);
@@ -1262,7 +1267,7 @@ void coord_commit(coordinator *c, uint64_t txn, uint64_t ts, const size_t *shard
 	t->started_ms = now_ms();
 	t->started_us = now_us();
 	memcpy(t->shards, shards, n * sizeof *shards);
-	t->decider = pick_decider(c, shards, wrote, n, SIZE_MAX);
+	t->decider = pick_decider(c, shards, wrote, n, SIZE_MAX, hot);
 	FAILPOINT("coord-before-prepare");
 	t->prepare_out = t->decider == NO_DECIDER ? n : n - 1;
 	start_timer(t, &t->prepare_timer, on_prepare_timeout, PREPARE_TIMEOUT_MS);

@@ -72,9 +72,12 @@ void coord_close(coordinator *c);
 
 /* Commit txn on its participants (shards[i] wrote there iff wrote[i]).
  * The callback runs once the outcome is decided: for a commit, once the
- * decision is durable; phase two continues afterwards. */
+ * decision is durable; phase two continues afterwards.  hot: a shard where
+ * the transaction waited for a row lock (SIZE_MAX: none); if it wrote
+ * there, that shard decides, so its rows, which others want, are released
+ * at the decision rather than a round trip later by COMMIT PREPARED. */
 void coord_commit(coordinator *c, uint64_t txn, uint64_t ts, const size_t *shards, const bool *wrote,
-		  size_t n, coord_done_cb cb, void *arg);
+		  size_t n, size_t hot, coord_done_cb cb, void *arg);
 
 /*
  * Early prepare (on unless SHARDLITE_2PC_EARLY=0; only when the last writer

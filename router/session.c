@@ -113,6 +113,8 @@ struct session {
 	size_t early_shard, early_decider;
 	unsigned early_skip;     /* chances to prepare early still to let pass: the
 				  * session's last early prepare was wasted */
+	size_t hot_shard;        /* where the txn last waited for a row lock
+				  * (Response.waited), SIZE_MAX: nowhere */
 	uint32_t pid, key;
 	char client_encoding[32];
 	char application_name[64];
@@ -700,6 +702,8 @@ static void on_shard_answer(void *arg, shard_answer *a, const char *error)
 			snprintf(ex->err_msg, sizeof ex->err_msg, "%s", a->msg.resp.message ? a->msg.resp.message : "error on a shard");
 		}
 	}
+	if (!error && a->msg.resp.waited && ex->kind == EX_STMT && slot < ex->batch.n)
+		s->hot_shard = ex->batch.reqs[slot].shard;
 	ex->answers[slot] = a;
 	if (--ex->pending > 0)
 		return;
@@ -791,6 +795,10 @@ static void early_prepare_hook(session *s, const wire_request *reqs, const size_
 			a = i;
 		}
 	if (others != 1 || !s->wrote[a])
+		return;
+	/* the txn waited for a row lock on A: others may want its rows too,
+	 * so A should decide (released at the decision), not be prepared */
+	if (s->hot_shard == a)
 		return;
 	if (s->early_skip > 0) {
 		s->early_skip--;
@@ -1051,6 +1059,7 @@ static void end_txn_state(session *s)
 	s->txn = 0;
 	memset(s->touched, 0, sizeof s->touched);
 	memset(s->wrote, 0, sizeof s->wrote);
+	s->hot_shard = SIZE_MAX;
 	if (s->early && s->early_stale)
 		s->early_skip = EARLY_SKIP;
 	s->early = false;
@@ -1122,7 +1131,7 @@ static void commit_2pc(session *s)
 		}
 	s->busy = 1;
 	s->in_commit = 1;
-	coord_commit(s->srv->coord, s->txn, s->txn, shards, wrote, n, on_coord_done, s);
+	coord_commit(s->srv->coord, s->txn, s->txn, shards, wrote, n, s->hot_shard, on_coord_done, s);
 }
 
 static void commit_implicit(session *s, const char *tag)
@@ -2411,6 +2420,7 @@ void session_accept(router_server *srv, uv_stream_t *listener)
 	if (!s)
 		return;
 	s->srv = srv;
+	s->hot_shard = SIZE_MAX;
 	uv_tcp_init(srv->loop, &s->tcp);
 	s->tcp.data = s;
 	if (uv_accept(listener, (uv_stream_t *)&s->tcp) != 0) {

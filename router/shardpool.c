@@ -271,14 +271,30 @@ static void on_flush(uv_idle_t *idle)
 			c->olen = 0;
 			continue;
 		}
+		/* most writes complete at once: no request, and no epoll_ctl
+		 * (uv_write re-arms the watcher even when it wrote it all);
+		 * behind a queued write this is EAGAIN, so order is kept */
+		uv_buf_t b = uv_buf_init((char *)c->obuf, (unsigned)c->olen);
+		int n = uv_try_write((uv_stream_t *)c->io, &b, 1);
+		if (n == (int)c->olen) {
+			c->olen = 0;
+			continue;
+		}
+		if (n < 0 && n != UV_EAGAIN) {
+			conn_fail(c, uv_strerror(n));
+			continue;
+		}
+		size_t done = n > 0 ? (size_t)n : 0;
 		write_op *op = calloc(1, sizeof *op);
 		if (!op) {
 			conn_fail(c, "out of memory");
 			continue;
 		}
 		op->w.data = c;
+		if (done)
+			memmove(c->obuf, c->obuf + done, c->olen - done);
 		op->buf = c->obuf;
-		uv_buf_t b = uv_buf_init((char *)c->obuf, (unsigned)c->olen);
+		b = uv_buf_init((char *)c->obuf, (unsigned)(c->olen - done));
 		c->obuf = NULL;
 		c->olen = c->ocap = 0;
 		if (uv_write(&op->w, (uv_stream_t *)c->io, &b, 1, on_written) != 0) {

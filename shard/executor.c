@@ -405,6 +405,7 @@ static int lock_one(const void *key, size_t klen, void *arg)
 static void park(shard_executor *ex, shard_req *req, lock_entry *e)
 {
 	ex->n_lock_waits++;
+	req->waited = 1;
 	locks_park(e, req);
 	if (req->deadline_ms == 0)
 		req->deadline_ms = now_ms() + ex->cfg.lock_timeout_ms;
@@ -413,6 +414,14 @@ static void park(shard_executor *ex, shard_req *req, lock_entry *e)
 	if (ex->parked)
 		ex->parked->park_prev = req;
 	ex->parked = req;
+}
+
+/* Mark the younger holder o wounded by txn `by` (its caller removes it). */
+static void wound(shard_executor *ex, uint64_t by, shard_txn *o)
+{
+	fprintf(stderr, "shard: transaction %" PRIu64 " wounds younger %" PRIu64 "\n", by, o->id);
+	ex->n_wounds++;
+	o->wounded = 1;
 }
 
 /* An interim answer to req, which stays in flight (wire.fbs: Started,
@@ -626,14 +635,22 @@ undo:
 	if (w.conflict) {
 		if (w.result == LOCK_WOUND) {
 			/* wound-wait: roll the younger holder back, unless it is
-			 * prepared (then it finishes soon and we wait for it) */
+			 * prepared (then it finishes soon and we wait for it); not
+			 * at once but once it held us up wound_delay_ms (sweep) */
 			shard_txn *o = txn_of(w.conflict->owner);
 			if (o->pstate == TXN_ACTIVE && o->state == TXN_ACTIVE) {
-				fprintf(stderr, "shard: transaction %" PRIu64 " wounds younger %" PRIu64 "\n", t->id, o->id);
-				ex->n_wounds++;
-				touch(ex, o);
-				o->pstate = TXN_REMOVED;
-				o->wounded = 1;
+				uint64_t now = now_ms();
+				if (req->wound_holder != o->id) {
+					req->wound_holder = o->id;
+					req->wound_at_ms = now + ex->cfg.wound_delay_ms;
+					req->wound_due = 1;
+				}
+				if (now >= req->wound_at_ms) {
+					req->wound_due = 0;
+					wound(ex, t->id, o);
+					touch(ex, o);
+					o->pstate = TXN_REMOVED;
+				}
 			} else if (o->pstate == TXN_PREPARED && o->early) {
 				/* prepared early, so possibly still waiting for us on
 				 * another shard: only the router can wound it (if
@@ -656,6 +673,7 @@ undo:
 	touch(ex, t);
 out:
 	t->active_ms = now_ms();
+	res.resp.waited = req->waited != 0;
 	answer(req, &res);
 	store_result_free(&res);
 	return DONE;
@@ -1661,6 +1679,28 @@ static void sweep(shard_executor *ex)
 		}
 		p = n;
 	}
+	/* deferred wounds: the younger holder still holds the row, still
+	 * active (not prepared), after the delay */
+	shard_txn *wounded = NULL;
+	for (shard_req *p = ex->parked; p; p = p->park_next) {
+		if (!p->wound_due || p->wound_at_ms > now)
+			continue;
+		p->wound_due = 0;
+		if (!p->waiting_on || !p->waiting_on->owner)
+			continue;
+		shard_txn *o = txn_of(p->waiting_on->owner);
+		if (o->id != p->wound_holder || o->state != TXN_ACTIVE || o->pstate != TXN_ACTIVE || o->wounded)
+			continue;
+		wound(ex, p->msg.req.txn, o);
+		o->touched_next = wounded;
+		wounded = o;
+	}
+	while (wounded) {
+		shard_txn *n = wounded->touched_next;
+		wounded->touched_next = NULL;
+		txn_destroy(ex, wounded, &wake, &done);
+		wounded = n;
+	}
 	if (ex->cfg.idle_timeout_ms && now - ex->last_sweep_ms >= 100) {
 		ex->last_sweep_ms = now;
 		shard_txn *victims = NULL;
@@ -1688,9 +1728,12 @@ static void sweep(shard_executor *ex)
 static uint64_t next_deadline(shard_executor *ex)
 {
 	uint64_t d = now_ms() + 100;
-	for (shard_req *p = ex->parked; p; p = p->park_next)
+	for (shard_req *p = ex->parked; p; p = p->park_next) {
 		if (p->deadline_ms < d)
 			d = p->deadline_ms;
+		if (p->wound_due && p->wound_at_ms < d)
+			d = p->wound_at_ms;
+	}
 	return d;
 }
 

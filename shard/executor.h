@@ -30,6 +30,12 @@
  * interim Waiting answer naming it, so the router can roll it back.  A
  * Prepare of a prepared transaction rewrites its decider.
  *
+ * Wounds are deferred (wound_delay_ms): an older txn that meets a younger,
+ * active holder parks first, and wounds it only if that same holder still
+ * holds the row and is still active once the delay is over.  Most holders
+ * finish (or prepare) within it, so a hot row costs waits, not rollbacks;
+ * a real deadlock lasts at most the delay.  0 wounds at once.
+ *
  * PREPARED transactions live in the table _sl_prepared (txn, ts, changeset)
  * of the shard's own database: PREPARE inserts the row and COMMIT PREPARED
  * applies the changeset and deletes the row in one SQLite transaction, so
@@ -52,6 +58,7 @@ typedef struct {
 	int nreaders;                 /* reader threads (0: all on the writer) */
 	uint32_t lock_timeout_ms;     /* longest wait for a row lock */
 	uint32_t idle_timeout_ms;     /* unprepared txn idle this long is rolled back */
+	uint32_t wound_delay_ms;      /* an older txn waits this long before wounding */
 	/* called from the thread that ran them, with answered requests
 	 * (list through ->next), which it takes over and frees */
 	void (*on_answers)(void *arg, shard_req *list);

@@ -36,6 +36,10 @@ typedef struct shard_req {
 	struct shard_req *park_prev, *park_next; /* executor's parked list */
 	struct lock_entry *waiting_on;
 	uint64_t deadline_ms;
+	uint64_t wound_holder;         /* the younger holder it may wound (executor.h) */
+	uint64_t wound_at_ms;          /* ... once it has held the row this long */
+	int wound_due;                 /* the writer must wake at wound_at_ms */
+	int waited;                    /* it was parked at least once */
 	int woken;                     /* on a batch's wake list (next links it there) */
 
 	/* the answer */

@@ -440,6 +440,7 @@ int shard_server_run(const shard_server_config *cfg)
 		.nreaders = cfg->nreaders,
 		.lock_timeout_ms = cfg->lock_timeout_ms,
 		.idle_timeout_ms = cfg->idle_timeout_ms,
+		.wound_delay_ms = cfg->wound_delay_ms,
 		.on_answers = on_answers,
 		.arg = &s,
 	};

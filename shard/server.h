@@ -22,6 +22,7 @@ typedef struct {
 	int nreaders;
 	uint32_t lock_timeout_ms;
 	uint32_t idle_timeout_ms;
+	uint32_t wound_delay_ms;
 } shard_server_config;
 
 /* Runs until a signal stops it.  Returns the process exit status. */

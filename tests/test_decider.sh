@@ -12,7 +12,10 @@
 #  - shard 1 crashing after its commit was durable and coming back at once:
 #    the router asks it again (Resolve) and the client sees COMMIT;
 #  - shard 1 taking 12 s to commit: the client gets 08007 after 10 s, the
-#    transaction still commits on both shards.
+#    transaction still commits on both shards;
+#  - a transaction that waited for a row lock on shard 0 has shard 0 decide
+#    (not the last writer, shard 1), so the row others want is released
+#    at the decision.
 set -u
 export LC_ALL=C SHARDLITE_2PC_DECIDER=shard
 bin=${SHARDLITE:?}
@@ -129,6 +132,29 @@ kill -9 "$(cat "$dir/shard-1.pid")"; sleep 0.2
 t "shard 1 restarts without its failpoint" 'start'
 t "nothing is left in doubt" 'poll 5 "[ -z \"\$(q \"SHOW TRANSACTIONS\")\" ] && [ \"\$(rows 1 decided)\" = 0 ]"'
 t "the total is unchanged" '[ "$(q "SELECT sum(balance) FROM accounts")" = 40000 ]'
+# ---- the shard where the transaction waited for a row decides -------------------
+kill -9 "$(cat "$dir/router.pid")"; sleep 0.2
+SHARDLITE_FAILPOINTS=coord-after-decide start
+crashes=$(grep -c "failpoint coord-after-decide: crashing" "$dir/router.log")
+# an older transaction holds a[6] on shard 0 for a second (a transfer
+# from a[6] to a[7], both on shard 0)
+printf 'BEGIN;\nUPDATE accounts SET balance = balance - 10 WHERE id = %s;\n\\! sleep 1\nUPDATE accounts SET balance = balance + 10 WHERE id = %s;\nCOMMIT;\n' "${a[6]}" "${a[7]}" |
+	timeout 20 psql -X -A -t -f - >"$dir/holder.out" 2>&1 &
+holder=$!
+sleep 0.3
+# a younger one waits for it there, then writes on shard 1 too
+out=$(transfer "${a[6]}" "${b[6]}")
+wait "$holder"
+t "the holder committed ($(tail -1 "$dir/holder.out"))" 'grep -q "^COMMIT$" "$dir/holder.out"'
+t "the waiting transfer reached its decision (psql: $(echo "$out" | tail -1))" \
+  'poll 5 "[ \$(grep -c \"failpoint coord-after-decide: crashing\" \"$dir/router.log\") -gt $crashes ]"'
+t "shard 0, where it waited, decided; shard 1 holds its half prepared" \
+  '[ "$(rows 0 decided)" = 1 ] && [ "$(rows 1 prepared)" = 1 ] && [ "$(rows 0 prepared)" = 0 ]'
+t "the router restarts" 'start'
+t "recovery asks shard 0 and commits shard 1's half" \
+  'poll 5 "[ \"\$(bal 1 \"${b[6]}\")\" = 1010 ] && [ \"\$(rows 1 prepared)\" = 0 ]" && [ "$(bal 0 "${a[6]}")" = 980 ] && [ "$(bal 0 "${a[7]}")" = 1010 ]'
+t "nothing is left in doubt" 'poll 5 "[ -z \"\$(q \"SHOW TRANSACTIONS\")\" ] && [ \"\$(rows 0 decided)\" = 0 ]"'
+t "the total is still unchanged" '[ "$(q "SELECT sum(balance) FROM accounts")" = 40000 ]'
 t "cluster stops cleanly" '"$bin" cluster stop --dir "$dir" >/dev/null'
 t "no sanitizer report in the logs" '! grep -l "Sanitizer\|runtime error" "$dir"/*.log'
 diag "elapsed ${SECONDS} s"

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include "tests/harness.h"
 #include "tests/tap.h"
@@ -14,7 +15,15 @@
 
 #define OK_ WIRE_OK
 
-static th_shard S = {.id = 0, .extra = {"--lock-timeout-ms", "400", "--idle-timeout-ms", "800", NULL}};
+static th_shard S = {.id = 0,
+		     .extra = {"--lock-timeout-ms", "400", "--idle-timeout-ms", "800", "--wound-delay-ms", "250", NULL}};
+
+static uint64_t mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
 
 static int64_t bal(wire_client *c, int id)
 {
@@ -205,17 +214,27 @@ static void test_locks(wire_client *a, wire_client *b, wire_client *d)
 	ok(wire_client_recv(b, &r, 150, err, sizeof err) != 0 && strcmp(err, "timeout") == 0,
 	   "the younger txn waits for the lock (%s)", err);
 	ok(th_status(a, WIRE_OP_COMMIT, 21, 0, NULL) == OK_, "txn 21 commits");
-	ok(wire_client_recv(b, &r, 2000, err, sizeof err) == 0 && r.status == WIRE_OK && r.changes == 1,
-	   "the waiting update ran after the release");
+	ok(wire_client_recv(b, &r, 2000, err, sizeof err) == 0 && r.status == WIRE_OK && r.changes == 1 && r.waited,
+	   "the waiting update ran after the release, and its answer says it waited (Response.waited)");
 	int committed = th_status(b, WIRE_OP_COMMIT, 22, 0, NULL) == OK_;
 	int64_t b3 = bal(a, 3);
 	ok(committed && b3 == 111, "no lost update: 100 + 10 + 1 = %" PRId64, b3);
 
-	/* a younger txn 24 holds row 5; an older txn 23 wounds it */
-	ok(th_status(d, WIRE_OP_EXEC, 24, 9000, "UPDATE acct SET bal = bal + 1000 WHERE id = 5") == OK_,
-	   "younger txn 24 locks row 5");
+	/* a younger txn 24 holds row 5; an older txn 23 wounds it once it has
+	 * waited the wound delay (250 ms here) */
+	{
+		wire_request q = {.op = WIRE_OP_EXEC, .txn = 24, .ts = 9000, .begin = true,
+				  .sql = "UPDATE acct SET bal = bal + 1000 WHERE id = 5"};
+		q.sql_len = (uint32_t)strlen(q.sql);
+		int qrc = wire_client_call(d, &q, &r, err, sizeof err);
+		ok(qrc == 0 && r.status == WIRE_OK && !r.waited,
+		   "younger txn 24 locks row 5 (an answer that did not wait says so)");
+	}
+	uint64_t t0 = mono_ms();
 	ok(th_status(a, WIRE_OP_EXEC, 23, 8000, "UPDATE acct SET bal = bal + 1 WHERE id = 5") == OK_,
-	   "older txn 23 takes row 5 at once: the younger holder is wounded");
+	   "older txn 23 takes row 5: the younger holder is wounded");
+	uint64_t waited = mono_ms() - t0;
+	ok(waited >= 240 && waited < 400, "... after the wound delay, not at once (%" PRIu64 " ms)", waited);
 	/* the router sends later statements of a txn without the begin flag */
 	wire_request next = {.op = WIRE_OP_EXEC, .txn = 24, .ts = 9000, .sql = "UPDATE acct SET bal = 0 WHERE id = 6"};
 	next.sql_len = (uint32_t)strlen(next.sql);
@@ -227,6 +246,26 @@ static void test_locks(wire_client *a, wire_client *b, wire_client *d)
 	ok(th_status(a, WIRE_OP_COMMIT, 23, 0, NULL) == OK_ && bal(a, 5) == 101,
 	   "the older txn committed; the wounded one left no trace (bal %" PRId64 ")", bal(a, 5));
 	th_status(a, WIRE_OP_EXEC, 0, 0, "UPDATE acct SET bal = 100 WHERE id = 5");
+
+	/* a younger holder that commits within the wound delay is not wounded:
+	 * the older txn only waits (a hot row costs waits, not rollbacks) */
+	{
+		int64_t b0 = bal(a, 2);
+		ok(th_status(d, WIRE_OP_EXEC, 28, 9500, "UPDATE acct SET bal = bal + 1 WHERE id = 2") == OK_,
+		   "younger txn 28 locks row 2");
+		wire_request q = {.op = WIRE_OP_EXEC, .txn = 27, .ts = 8500, .begin = true,
+				  .sql = "UPDATE acct SET bal = bal + 2 WHERE id = 2"};
+		q.sql_len = (uint32_t)strlen(q.sql);
+		ok(wire_client_send(a, &q) == 0, "older txn 27 sends its update of row 2");
+		ok(wire_client_recv(a, &r, 40, err, sizeof err) != 0 && strcmp(err, "timeout") == 0,
+		   "... and waits for the wound delay (%s)", err);
+		ok(th_status(d, WIRE_OP_COMMIT, 28, 0, NULL) == OK_,
+		   "the younger txn commits within the delay: it was not wounded");
+		ok(wire_client_recv(a, &r, 2000, err, sizeof err) == 0 && r.status == WIRE_OK && r.changes == 1 && r.waited,
+		   "the older txn's update ran after the release");
+		ok(th_status(a, WIRE_OP_COMMIT, 27, 0, NULL) == OK_ && bal(a, 2) == b0 + 3,
+		   "both updates are there: %" PRId64 " + 1 + 2 = %" PRId64, b0, bal(a, 2));
+	}
 
 	/* autocommit statements wait for a txn's lock, then time out */
 	ok(th_status(a, WIRE_OP_EXEC, 25, 0, "UPDATE acct SET bal = 0 WHERE id = 4") == OK_, "txn 25 locks row 4");

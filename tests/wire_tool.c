@@ -26,7 +26,7 @@
  *   unlocked true       (if set)  |
  *   ended <u64>         (each)    |
  *   decider <u32>       (if not 0)|
- *   early true          (if set)  |
+ *   early true          (if set)  | waited true                    (if set)
  *
  *   value:  null | int <i64> | real <double> | text <string> | blob <string>
  *   string: "..." where bytes outside printable ASCII, '"' and '\' are \xHH
@@ -153,6 +153,8 @@ static void dump(const wire_message *m)
 	fputs("\nmessage ", stdout);
 	put_cstring(r->message);
 	printf("\nchanges %" PRId64 "\n", r->changes);
+	if (r->waited)
+		puts("waited true");
 	for (uint32_t c = 0; c < r->ncols; c++) {
 		fputs("column ", stdout);
 		put_cstring(r->columns[c]);
@@ -445,6 +447,8 @@ static int parse(parser *ps, char *text, wire_message *m)
 					r->message = string(ps, &len);
 				else if (strcmp(key, "changes") == 0)
 					r->changes = i64(ps);
+				else if (strcmp(key, "waited") == 0)
+					r->waited = strcmp(word(ps), "true") == 0;
 				else if (strcmp(key, "column") == 0) {
 					if (r->nrows)
 						die(ps, "column after row");

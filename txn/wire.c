@@ -50,7 +50,7 @@ enum {
 };
 enum {
 	RESP_ID = 0, RESP_STATUS = 1, RESP_SQLSTATE = 2, RESP_MESSAGE = 3,
-	RESP_COLUMNS = 4, RESP_TYPES = 5, RESP_ROWS = 6, RESP_CHANGES = 7,
+	RESP_COLUMNS = 4, RESP_TYPES = 5, RESP_ROWS = 6, RESP_CHANGES = 7, RESP_WAITED = 8,
 };
 
 static const char *const op_names[] = {
@@ -262,6 +262,7 @@ int wire_encode_response(const wire_response *r, uint8_t **out,
 	fb_add_ref(&b, RESP_TYPES, types);
 	fb_add_ref(&b, RESP_ROWS, rows);
 	fb_add_u8(&b, RESP_STATUS, (uint8_t)r->status, WIRE_OK);
+	fb_add_u8(&b, RESP_WAITED, r->waited ? 1 : 0, 0);
 	fb_ref resp = fb_table_end(&b);
 	return encode_message(&b, MSG_RESPONSE, resp, out, outlen);
 fail:
@@ -384,7 +385,8 @@ static int verify_response(fb_verifier *v, const fb_table *t)
 	    fb_verify_vector(v, t, RESP_TYPES, 4, "types", false, &types) < 0 ||
 	    fb_verify_vec_strings(v, &types, "types") < 0 ||
 	    verify_rows(v, t) < 0 ||
-	    fb_verify_scalar(v, t, RESP_CHANGES, 8, "changes") < 0)
+	    fb_verify_scalar(v, t, RESP_CHANGES, 8, "changes") < 0 ||
+	    fb_verify_scalar(v, t, RESP_WAITED, 1, "waited") < 0)
 		return -1;
 	return 0;
 }
@@ -571,6 +573,7 @@ static int decode_response(const fb_table *t, wire_response *r, char *err,
 	r->id = fb_table_u64(t, RESP_ID, 0);
 	r->status = (wire_status)fb_table_u8(t, RESP_STATUS, WIRE_OK);
 	r->changes = (int64_t)fb_table_u64(t, RESP_CHANGES, 0);
+	r->waited = fb_table_u8(t, RESP_WAITED, 0) != 0;
 	if (!fb_table_string(t, RESP_SQLSTATE, &r->sqlstate, &len))
 		r->sqlstate = NULL;
 	if (!fb_table_string(t, RESP_MESSAGE, &r->message, &len))
@@ -742,7 +745,7 @@ static bool request_equal(const wire_request *a, const wire_request *b)
 static bool response_equal(const wire_response *a, const wire_response *b)
 {
 	if (a->id != b->id || a->status != b->status ||
-	    a->changes != b->changes || a->ncols != b->ncols ||
+	    a->changes != b->changes || a->waited != b->waited || a->ncols != b->ncols ||
 	    a->nrows != b->nrows || !cstr_equal(a->sqlstate, b->sqlstate) ||
 	    !cstr_equal(a->message, b->message) || !a->types != !b->types)
 		return false;

@@ -113,6 +113,7 @@ typedef struct {
 	uint32_t nrows;
 	wire_value *cells;     /* nrows * ncols, row-major */
 	int64_t changes;
+	bool waited;           /* an Exec of a txn that waited for a row lock */
 } wire_response;
 
 typedef enum { WIRE_MSG_REQUEST = 1, WIRE_MSG_RESPONSE = 2 } wire_msg_kind;
