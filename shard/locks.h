@@ -13,7 +13,10 @@
  * transaction waits for nothing and finishes).  Waits therefore point from
  * younger to older transactions, or to prepared ones, so no cycle can form,
  * on one shard or across shards, as long as every shard sees the same ts
- * for a transaction (the router assigns it).  A wounded transaction retried
+ * for a transaction (the router assigns it).  The executor lets a wound
+ * wait (its wound_delay_ms): meanwhile an older transaction waits for a
+ * younger one, so a cycle can last that long, never longer, since every
+ * cycle has such an edge and its wound then breaks it.  A wounded transaction retried
  * by its client gets a new ts but only ever waits, so it cannot starve (it
  * grows older than everyone else).  Autocommit statements hold nothing
  * while they wait, so they may always wait.
