@@ -75,7 +75,16 @@ struct shard_executor {
 	shard_req *rq, **rq_tail;     /* reader queue */
 	int stopping;
 
-	/* writer thread only */
+	/* whoever holds run_mu runs batches and sweeps: the writer thread, or
+	 * the loop thread (shard_executor_pump); everything below that is not
+	 * marked otherwise belongs to the holder */
+	pthread_mutex_t run_mu;
+	int pump_on;                  /* the loop may run batches (set at start) */
+	int pumping;                  /* the loop is running one now */
+	int writer_wanted;            /* (mu) with pump_on: the writer thread has work */
+	uint64_t slow_sql[64];        /* hashes of statements too slow for the loop */
+	uint64_t slow_since_ms;
+
 	pthread_t writer;
 	shard_store *st;
 	shard_applier *applier;       /* applies workspaces with st */
@@ -89,6 +98,8 @@ struct shard_executor {
 	/* statistics (writer) */
 	uint64_t n_batches, n_fsync_batches, n_requests, n_commits, n_lock_waits, n_wounds;
 	uint64_t n_saga_steps, n_saga_dups, n_saga_undos;
+	uint64_t n_pumped, n_pump_heavy;  /* batches the loop ran; passes it left to the writer */
+	_Atomic uint64_t n_pump_busy;     /* pump found the writer running */
 
 	reader *readers;
 	int nreaders;
@@ -115,6 +126,14 @@ static uint64_t now_ms(void)
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* this thread's CPU time */
+static uint64_t cpu_us(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
 }
 
 static uint64_t wall_us(void)
@@ -200,7 +219,9 @@ void shard_executor_submit(shard_executor *ex, shard_req *req)
 	} else {
 		*ex->wq_tail = req;
 		ex->wq_tail = &req->next;
-		pthread_cond_signal(&ex->wcond);
+		/* the loop's pump runs it, or wakes the writer for it */
+		if (!ex->pump_on)
+			pthread_cond_signal(&ex->wcond);
 	}
 	pthread_mutex_unlock(&ex->mu);
 }
@@ -1312,6 +1333,8 @@ static int do_status(shard_executor *ex, shard_req *req)
 			{"lock_waits", ex->n_lock_waits}, {"wounded", ex->n_wounds},
 			{"transactions", ex->txns.count}, {"locks_held", ex->locks.nheld},
 			{"checkpoints", ex->n_checkpoints},
+			{"pumped_batches", ex->n_pumped},  {"pump_busy", ex->n_pump_busy},
+			{"pump_heavy", ex->n_pump_heavy},
 			{"map_epoch", ex->map_epoch},
 			{"saga_steps", ex->n_saga_steps}, {"saga_duplicates", ex->n_saga_dups},
 			{"saga_compensations", ex->n_saga_undos},
@@ -1429,6 +1452,75 @@ static void conn_closed(shard_executor *ex, uint64_t conn)
 	}
 }
 
+/* ---- light requests: run by the loop thread --------------------------------------------- */
+
+/* A statement of a transaction that took more CPU than this on the loop
+ * thread is left to the writer thread for a while (slow_sql, forgotten
+ * every PUMP_FORGET_MS: a first run on a cold cache may be slow once). */
+#define PUMP_SLOW_US 20000
+#define PUMP_FORGET_MS 10000
+/* A PREPARE or COMMIT of a workspace larger than this goes to the writer. */
+#define PUMP_MAX_WS (64 * 1024)
+
+static uint64_t sql_hash(const char *sql, uint32_t len)
+{
+	uint64_t h = 1469598103934665603ull;  /* FNV-1a */
+	for (uint32_t i = 0; i < len; i++)
+		h = (h ^ (uint8_t)sql[i]) * 1099511628211ull;
+	return h | 1;  /* never 0, the empty slot */
+}
+
+static void remember_slow(shard_executor *ex, const char *sql, uint32_t len)
+{
+	uint64_t now = now_ms();
+	if (now - ex->slow_since_ms > PUMP_FORGET_MS) {
+		memset(ex->slow_sql, 0, sizeof ex->slow_sql);
+		ex->slow_since_ms = now;
+	}
+	uint64_t h = sql_hash(sql, len);
+	ex->slow_sql[h % (sizeof ex->slow_sql / sizeof ex->slow_sql[0])] = h;
+}
+
+/* run_mu held.  Cheap and bounded enough to run on the loop thread: a
+ * statement of a transaction not known to be slow, BEGIN, the end of a
+ * transaction with a small workspace, Resolve, Forget, Status, a closed
+ * connection.  Autocommit statements (any size), saga steps, Assign and
+ * shutdown stay on the writer thread. */
+static int light(shard_executor *ex, const shard_req *req)
+{
+	if (req->kind == REQ_CONN_CLOSED)
+		return 1;
+	if (req->kind != REQ_WIRE)
+		return 0;
+	const wire_request *r = &req->msg.req;
+	switch (r->op) {
+	case WIRE_OP_EXEC: {
+		if (r->txn == 0)
+			return 0;
+		if (now_ms() - ex->slow_since_ms > PUMP_FORGET_MS)
+			return 1;  /* the table is stale: forgotten at the next entry */
+		uint64_t h = sql_hash(r->sql, r->sql_len);
+		return ex->slow_sql[h % (sizeof ex->slow_sql / sizeof ex->slow_sql[0])] != h;
+	}
+	case WIRE_OP_PREPARE:
+	case WIRE_OP_COMMIT:
+	case WIRE_OP_COMMIT_PREPARED: {
+		const shard_txn *t = hmap_get(&ex->txns, &r->txn, sizeof r->txn);
+		return !t || (t->pws ? t->pwslen : t->wslen) <= PUMP_MAX_WS;
+	}
+	case WIRE_OP_BEGIN:
+	case WIRE_OP_ROLLBACK:
+	case WIRE_OP_ROLLBACK_PREPARED:
+	case WIRE_OP_RESOLVE:
+	case WIRE_OP_FORGET:
+	case WIRE_OP_STATUS:
+	case WIRE_OP_PING:
+		return 1;
+	default:
+		return 0;
+	}
+}
+
 static int handle(shard_executor *ex, shard_req *req, shard_req **done)
 {
 	wire_request *r = &req->msg.req;
@@ -1500,8 +1592,17 @@ static int handle(shard_executor *ex, shard_req *req, shard_req **done)
 		t->active_ms = now_ms();
 		answer_status(req, WIRE_OK);
 		return DONE;
-	case WIRE_OP_EXEC:
-		return do_exec_txn(ex, req, t);
+	case WIRE_OP_EXEC: {
+		if (!ex->pumping)
+			return do_exec_txn(ex, req, t);
+		/* CPU time, not wall time: being preempted on a busy machine
+		 * does not make a statement slow */
+		uint64_t t0 = cpu_us();
+		int rc = do_exec_txn(ex, req, t);
+		if (cpu_us() - t0 > PUMP_SLOW_US)
+			remember_slow(ex, r->sql, r->sql_len);
+		return rc;
+	}
 	case WIRE_OP_PREPARE:
 		return do_prepare(ex, req, t);
 	case WIRE_OP_COMMIT_PREPARED:
@@ -1743,9 +1844,11 @@ static void *writer_main(void *arg)
 {
 	shard_executor *ex = arg;
 	for (;;) {
+		pthread_mutex_lock(&ex->run_mu);
 		uint64_t deadline = next_deadline(ex);
+		pthread_mutex_unlock(&ex->run_mu);
 		pthread_mutex_lock(&ex->mu);
-		while (!ex->wq && !ex->stopping) {
+		while (!(ex->pump_on ? ex->writer_wanted : ex->wq != NULL) && !ex->stopping) {
 			uint64_t now = now_ms();
 			if (now >= deadline)
 				break;
@@ -1760,6 +1863,12 @@ static void *writer_main(void *arg)
 			}
 			pthread_cond_timedwait(&ex->wcond, &ex->mu, &ts);
 		}
+		ex->writer_wanted = 0;
+		pthread_mutex_unlock(&ex->mu);
+		/* the queue is taken only with run_mu held, so requests run in
+		 * the order they came whichever thread runs them */
+		pthread_mutex_lock(&ex->run_mu);
+		pthread_mutex_lock(&ex->mu);
 		shard_req *batch = ex->wq;
 		ex->wq = NULL;
 		ex->wq_tail = &ex->wq;
@@ -1769,10 +1878,76 @@ static void *writer_main(void *arg)
 			run_batch(ex, batch);
 		checkpoint_tail(ex);
 		sweep(ex);
+		pthread_mutex_unlock(&ex->run_mu);
+		if (ex->pump_on && !stop) {
+			/* what came meanwhile (or a sweep woke) is the loop's again */
+			pthread_mutex_lock(&ex->mu);
+			int more = ex->wq != NULL;
+			pthread_mutex_unlock(&ex->mu);
+			if (more)
+				ex->cfg.kick(ex->cfg.arg);
+		}
 		if (stop && !batch)
 			break;
 	}
 	return NULL;
+}
+
+/* The loop thread, after its I/O: run the queued requests here if they
+ * are all light and the writer thread is not running a batch, which saves
+ * two thread hand-offs per request; otherwise wake the writer thread. */
+void shard_executor_pump(shard_executor *ex)
+{
+	if (!ex->pump_on)
+		return;
+	for (int round = 0; round < 4; round++) {
+		if (pthread_mutex_trylock(&ex->run_mu) != 0) {
+			ex->n_pump_busy++;
+			return;  /* the writer runs; it kicks the loop when done */
+		}
+		pthread_mutex_lock(&ex->mu);
+		int heavy = ex->stopping;
+		for (shard_req *r = ex->wq; r && !heavy; r = r->next)
+			heavy = !light(ex, r);
+		shard_req *batch = heavy ? NULL : ex->wq;
+		if (batch) {
+			ex->wq = NULL;
+			ex->wq_tail = &ex->wq;
+		} else if (ex->wq) {
+			ex->writer_wanted = 1;
+			pthread_cond_signal(&ex->wcond);
+		}
+		pthread_mutex_unlock(&ex->mu);
+		if (!batch) {
+			ex->n_pump_heavy += heavy;
+			pthread_mutex_unlock(&ex->run_mu);
+			return;
+		}
+		ex->n_pumped++;
+		uint64_t waits = ex->n_lock_waits;
+		ex->pumping = 1;
+		run_batch(ex, batch);
+		ex->pumping = 0;
+		int wake_writer = ex->n_lock_waits != waits || atomic_load(&ex->checkpoint_tail);
+		pthread_mutex_unlock(&ex->run_mu);
+		if (wake_writer) {
+			/* new deadlines (lock waits), or a checkpoint to finish:
+			 * both are the writer thread's */
+			pthread_mutex_lock(&ex->mu);
+			ex->writer_wanted = 1;
+			pthread_cond_signal(&ex->wcond);
+			pthread_mutex_unlock(&ex->mu);
+		}
+		pthread_mutex_lock(&ex->mu);
+		int more = ex->wq != NULL;  /* woken requests, requeued */
+		pthread_mutex_unlock(&ex->mu);
+		if (!more)
+			return;
+	}
+	pthread_mutex_lock(&ex->mu);
+	ex->writer_wanted = 1;
+	pthread_cond_signal(&ex->wcond);
+	pthread_mutex_unlock(&ex->mu);
 }
 
 /* ---- readers ---------------------------------------------------------------------------- */
@@ -2024,6 +2199,8 @@ shard_executor *shard_executor_start(const shard_executor_config *cfg, char *err
 	ex->cfg = *cfg;
 	ex->db_path = strdup(cfg->db_path);
 	pthread_mutex_init(&ex->mu, NULL);
+	pthread_mutex_init(&ex->run_mu, NULL);
+	ex->pump_on = cfg->pump;
 	pthread_condattr_t ca;
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
@@ -2121,6 +2298,7 @@ void shard_executor_stop(shard_executor *ex)
 	applier_free(ex->applier);
 	store_close(ex->st);
 	pthread_mutex_destroy(&ex->mu);
+	pthread_mutex_destroy(&ex->run_mu);
 	pthread_cond_destroy(&ex->wcond);
 	pthread_cond_destroy(&ex->rcond);
 	pthread_cond_destroy(&ex->ccond);

@@ -1,8 +1,11 @@
 /*
- * executor.h — where a shard's SQL runs, off the event loop.
+ * executor.h — where a shard's SQL runs: the writer thread, readers, and
+ * the loop thread for light requests (shard_executor_pump).
  *
- * One writer thread owns the read-write SQLite connection, the transaction
- * table and the lock table.  It takes every queued request at once and runs
+ * One read-write SQLite connection, the transaction table and the lock
+ * table belong to whoever holds the right to run batches: the writer
+ * thread, or the loop thread when every queued request is light (see
+ * shard_executor_pump).  It takes every queued request at once and runs
  * them as one *batch*: one SQLite transaction and so at most one fsync
  * (group commit).  A failing statement never undoes another request's
  * work: a statement is atomic by itself, and requests of several steps run
@@ -59,6 +62,10 @@ typedef struct {
 	uint32_t lock_timeout_ms;     /* longest wait for a row lock */
 	uint32_t idle_timeout_ms;     /* unprepared txn idle this long is rolled back */
 	uint32_t wound_delay_ms;      /* an older txn waits this long before wounding */
+	int pump;                     /* the loop thread calls shard_executor_pump() */
+	/* with pump: from the writer thread, when requests wait in the queue
+	 * after its turn: the loop should call shard_executor_pump() soon */
+	void (*kick)(void *arg);
 	/* called from the thread that ran them, with answered requests
 	 * (list through ->next), which it takes over and frees */
 	void (*on_answers)(void *arg, shard_req *list);
@@ -70,6 +77,19 @@ shard_executor *shard_executor_start(const shard_executor_config *cfg, char *err
 /* Hand a request over (any thread).  The executor owns it until it comes
  * back through on_answers (or is freed unanswered by _stop). */
 void shard_executor_submit(shard_executor *ex, shard_req *req);
+/* With cfg.pump, submitted requests do not wake the writer thread: the
+ * thread that submits them (the server's loop) calls this after each turn
+ * of its I/O.  If every queued request is light (a statement of a
+ * transaction, a PREPARE or COMMIT of a small workspace, BEGIN, ROLLBACK,
+ * Resolve, Forget, Status; not an autocommit statement, a saga step or a
+ * statement that once took more than 5 ms here) and the writer thread is
+ * not running a batch, the batch runs right here, fsync included: two
+ * thread hand-offs fewer per request.  Otherwise it wakes the writer
+ * thread.  Lock-wait deadlines, wounds, idle timeouts and checkpoints stay
+ * with the writer thread.  Either way requests run in the order they came:
+ * the queue is only taken by whoever holds the right to run batches. */
+void shard_executor_pump(shard_executor *ex);
+
 /* Finish the current batch, stop threads, close the database. */
 void shard_executor_stop(shard_executor *ex);
 

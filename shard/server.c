@@ -60,7 +60,31 @@ struct server {
 	hmap conns;          /* id -> conn */
 	uint64_t next_conn;
 	int stopping;
+	uv_check_t pump;     /* after each turn of I/O: shard_executor_pump */
+	uv_async_t kick;     /* ... and when the writer thread asks for it */
+	int pumping;
 };
+
+static void on_pump(uv_check_t *h)
+{
+	server *s = h->data;
+	if (s->ex)
+		shard_executor_pump(s->ex);
+}
+
+static void on_kick(uv_async_t *h)
+{
+	server *s = h->data;
+	if (s->ex)
+		shard_executor_pump(s->ex);
+}
+
+/* writer thread */
+static void kick_loop(void *arg)
+{
+	server *s = arg;
+	uv_async_send(&s->kick);
+}
 
 static void on_closed(uv_handle_t *h)
 {
@@ -391,10 +415,14 @@ static void on_signal(uv_signal_t *sig, int signum)
 		return;
 	s->stopping = 1;
 	fprintf(stderr, "shard %d: signal %d, shutting down\n", s->cfg->id, signum);
+	if (s->pumping)
+		uv_close((uv_handle_t *)&s->pump, NULL);
 	/* Let the batch in progress finish; unanswered requests die with their
 	 * connections (nothing was acknowledged for them). */
 	shard_executor_stop(s->ex);
 	s->ex = NULL;
+	if (s->pumping)
+		uv_close((uv_handle_t *)&s->kick, NULL);  /* the writer thread is gone */
 	store_close(s->inline_st);
 	s->inline_st = NULL;
 	size_t it;
@@ -434,6 +462,21 @@ int shard_server_run(const shard_server_config *cfg)
 		fprintf(stderr, "shard %d: cannot set up the answer path\n", cfg->id);
 		return 1;
 	}
+	/* light requests run on this loop (executor.h), unless switched off,
+	 * or a test stalls shard code on purpose (a delay failpoint), which
+	 * must not stall the loop with it */
+	const char *pump = getenv("SHARDLITE_SHARD_PUMP");
+	if (pump && strcmp(pump, "0") != 0 && strcmp(pump, "1") != 0) {
+		fprintf(stderr, "shard %d: SHARDLITE_SHARD_PUMP must be 0 or 1, not '%s'\n", cfg->id, pump);
+		return 2;
+	}
+	const char *fp = getenv("SHARDLITE_FAILPOINTS");
+	s.pumping = !(pump && strcmp(pump, "0") == 0) && !(fp && strstr(fp, "delay:"));
+	if (s.pumping) {
+		/* before the writer thread starts: it may kick at once */
+		uv_async_init(s.loop, &s.kick, on_kick);
+		s.kick.data = &s;
+	}
 	char err[512];
 	shard_executor_config ec = {
 		.db_path = path,
@@ -441,6 +484,8 @@ int shard_server_run(const shard_server_config *cfg)
 		.lock_timeout_ms = cfg->lock_timeout_ms,
 		.idle_timeout_ms = cfg->idle_timeout_ms,
 		.wound_delay_ms = cfg->wound_delay_ms,
+		.pump = s.pumping,
+		.kick = kick_loop,
 		.on_answers = on_answers,
 		.arg = &s,
 	};
@@ -488,6 +533,11 @@ int shard_server_run(const shard_server_config *cfg)
 				uv_close((uv_handle_t *)&s.local_listener, NULL);
 			}
 		}
+	}
+	if (s.pumping) {
+		uv_check_init(s.loop, &s.pump);
+		s.pump.data = &s;
+		uv_check_start(&s.pump, on_pump);
 	}
 	uv_signal_init(s.loop, &s.sigterm);
 	uv_signal_init(s.loop, &s.sigint);

@@ -5,6 +5,7 @@
 #include <inttypes.h>
 #include <poll.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -507,6 +508,47 @@ static void test_loop_not_stalled(wire_client *a, wire_client *b)
 	   "the slow statement finishes");
 }
 
+/* One of the shard's counters (Status "stats"). */
+static uint64_t stat_of(wire_client *c, const char *name)
+{
+	wire_response r;
+	if (th_call(c, WIRE_OP_STATUS, 0, 0, "stats", &r) != 0)
+		return 0;
+	for (uint32_t i = 0; i < r.nrows; i++)
+		if (strcmp(r.cells[i * 2].p, name) == 0)
+			return strtoull(r.cells[i * 2 + 1].p, NULL, 10);
+	return 0;
+}
+
+/* Light requests run on the loop thread (executor.h, the pump); a
+ * statement of a transaction that proved slow there goes to the writer
+ * thread the next time, so the loop answers meanwhile. */
+static void test_pump(wire_client *a, wire_client *b)
+{
+	uint64_t p0 = stat_of(b, "pumped_batches");
+	ok(th_status(a, WIRE_OP_EXEC, 61, 0, "UPDATE acct SET bal = bal + 1 WHERE id = 1") == OK_ &&
+		   th_status(a, WIRE_OP_ROLLBACK, 61, 0, NULL) == OK_,
+	   "a statement of a transaction and its rollback");
+	uint64_t p1 = stat_of(b, "pumped_batches");
+	ok(p1 >= p0 + 2, "... ran on the loop thread (pumped batches %" PRIu64 " -> %" PRIu64 ")", p0, p1);
+	const char *slow = "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 1000000) "
+			   "SELECT count(*) FROM n";
+	wire_request rq = {.op = WIRE_OP_EXEC, .txn = 62, .begin = true, .sql = slow, .sql_len = (uint32_t)strlen(slow)};
+	wire_response r;
+	char err[128];
+	ok(wire_client_call(a, &rq, &r, err, sizeof err) == 0 && r.status == WIRE_OK && r.cells[0].i == 1000000,
+	   "a slow statement of a transaction runs (on the loop, once)");
+	rq.begin = false;
+	wire_client_send(a, &rq);
+	th_sleep_ms(20);
+	ok(th_call(b, WIRE_OP_PING, 0, 0, NULL, &r) == 0 && r.status == WIRE_OK, "ping answered");
+	struct pollfd p = {.fd = wire_client_fd(a), .events = POLLIN};
+	ok(poll(&p, 1, 0) == 0, "...while the same statement runs again, now on the writer thread");
+	ok(wire_client_recv(a, &r, 30000, err, sizeof err) == 0 && r.status == WIRE_OK && r.cells[0].i == 1000000,
+	   "the slow statement finishes");
+	ok(th_status(a, WIRE_OP_ROLLBACK, 62, 0, NULL) == OK_, "its transaction ends");
+}
+
 /* Answers bigger than the socket takes at once (shard/outbox.h): the
  * writer writes what fits, the loop the rest, and every answer arrives
  * whole, later ones of the same writer after it, while the client reads
@@ -657,6 +699,7 @@ int main(void)
 	test_wal_bounded(a);
 	test_snapshot_reads(a);
 	test_loop_not_stalled(a, b);
+	test_pump(a, b);
 	test_big_answers(b);
 	test_local_socket(a);
 	wire_client_close(a);
