@@ -1482,10 +1482,10 @@ static void remember_slow(shard_executor *ex, const char *sql, uint32_t len)
 }
 
 /* run_mu held.  Cheap and bounded enough to run on the loop thread: a
- * statement of a transaction not known to be slow, BEGIN, the end of a
- * transaction with a small workspace, Resolve, Forget, Status, a closed
- * connection.  Autocommit statements (any size), saga steps, Assign and
- * shutdown stay on the writer thread. */
+ * statement of a transaction or a saga step not known to be slow, BEGIN,
+ * the end of a transaction with a small workspace, a saga's undo or end,
+ * Resolve, Forget, Status, a closed connection.  Autocommit statements (any
+ * size), Assign and shutdown stay on the writer thread. */
 static int light(shard_executor *ex, const shard_req *req)
 {
 	if (req->kind == REQ_CONN_CLOSED)
@@ -1494,8 +1494,9 @@ static int light(shard_executor *ex, const shard_req *req)
 		return 0;
 	const wire_request *r = &req->msg.req;
 	switch (r->op) {
-	case WIRE_OP_EXEC: {
-		if (r->txn == 0)
+	case WIRE_OP_EXEC:
+	case WIRE_OP_SAGA_STEP: {
+		if (r->op == WIRE_OP_EXEC && r->txn == 0)
 			return 0;
 		if (now_ms() - ex->slow_since_ms > PUMP_FORGET_MS)
 			return 1;  /* the table is stale: forgotten at the next entry */
@@ -1511,6 +1512,8 @@ static int light(shard_executor *ex, const shard_req *req)
 	case WIRE_OP_BEGIN:
 	case WIRE_OP_ROLLBACK:
 	case WIRE_OP_ROLLBACK_PREPARED:
+	case WIRE_OP_SAGA_UNDO:
+	case WIRE_OP_SAGA_END:
 	case WIRE_OP_RESOLVE:
 	case WIRE_OP_FORGET:
 	case WIRE_OP_STATUS:
@@ -1557,9 +1560,16 @@ static int handle(shard_executor *ex, shard_req *req, shard_req **done)
 			answer_error(req, "08P01", "SagaStep needs sql");
 			return DONE;
 		}
-		return r->op == WIRE_OP_SAGA_STEP ? do_saga_step(ex, req)
-		       : r->op == WIRE_OP_SAGA_UNDO ? do_saga_undo(ex, req)
-						    : do_saga_end(ex, req);
+		if (r->op == WIRE_OP_SAGA_STEP) {
+			if (!ex->pumping)
+				return do_saga_step(ex, req);
+			uint64_t t0 = cpu_us();
+			int rc = do_saga_step(ex, req);
+			if (cpu_us() - t0 > PUMP_SLOW_US)
+				remember_slow(ex, r->sql, r->sql_len);
+			return rc;
+		}
+		return r->op == WIRE_OP_SAGA_UNDO ? do_saga_undo(ex, req) : do_saga_end(ex, req);
 	}
 	if (r->txn == 0) {
 		answer_error(req, "08P01", "%s needs a transaction id", wire_op_name(r->op));

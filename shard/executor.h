@@ -80,9 +80,10 @@ void shard_executor_submit(shard_executor *ex, shard_req *req);
 /* With cfg.pump, submitted requests do not wake the writer thread: the
  * thread that submits them (the server's loop) calls this after each turn
  * of its I/O.  If every queued request is light (a statement of a
- * transaction, a PREPARE or COMMIT of a small workspace, BEGIN, ROLLBACK,
- * Resolve, Forget, Status; not an autocommit statement, a saga step or a
- * statement that once took more than 5 ms here) and the writer thread is
+ * transaction or a saga step, a PREPARE or COMMIT of a small workspace,
+ * BEGIN, ROLLBACK, a saga's undo or end, Resolve, Forget, Status; not an
+ * autocommit statement, or a statement that recently took more than 20 ms
+ * of CPU here) and the writer thread is
  * not running a batch, the batch runs right here, fsync included: two
  * thread hand-offs fewer per request.  Otherwise it wakes the writer
  * thread.  Lock-wait deadlines, wounds, idle timeouts and checkpoints stay
