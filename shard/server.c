@@ -6,6 +6,9 @@
  * request submitted to the executor comes back exactly once through
  * on_answers, on the thread that ran it, which writes it to the request's
  * outbox (a reference held from on_frame until shard_req_free) and frees it.
+ * When pumping, the loop calls shard_executor_pump() after every turn of
+ * I/O and whenever the writer thread kicks it; the kick handle outlives the
+ * writer thread (closed after shard_executor_stop).
  */
 #include "shard/server.h"
 
@@ -166,7 +169,8 @@ static void send_answers(outbox *ob, shard_req *list, size_t n)
 	}
 }
 
-/* Executor threads (writer, readers): answers are ready.  Each
+/* Executor threads (writer, readers, or this loop when it pumps): answers
+ * are ready.  Each
  * connection's answers leave in one write, from this thread; a connection
  * that is gone drops them (outbox_send fails). */
 static void on_answers(void *arg, shard_req *list)
