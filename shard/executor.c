@@ -1850,6 +1850,23 @@ static uint64_t next_deadline(shard_executor *ex)
 
 static void checkpoint_tail(shard_executor *ex);
 
+/* Wake the writer thread for work the loop leaves to it. */
+static void want_writer(shard_executor *ex)
+{
+	pthread_mutex_lock(&ex->mu);
+	ex->writer_wanted = 1;
+	pthread_cond_signal(&ex->wcond);
+	pthread_mutex_unlock(&ex->mu);
+}
+
+static int queued(shard_executor *ex)
+{
+	pthread_mutex_lock(&ex->mu);
+	int any = ex->wq != NULL;
+	pthread_mutex_unlock(&ex->mu);
+	return any;
+}
+
 static void *writer_main(void *arg)
 {
 	shard_executor *ex = arg;
@@ -1889,14 +1906,9 @@ static void *writer_main(void *arg)
 		checkpoint_tail(ex);
 		sweep(ex);
 		pthread_mutex_unlock(&ex->run_mu);
-		if (ex->pump_on && !stop) {
-			/* what came meanwhile (or a sweep woke) is the loop's again */
-			pthread_mutex_lock(&ex->mu);
-			int more = ex->wq != NULL;
-			pthread_mutex_unlock(&ex->mu);
-			if (more)
-				ex->cfg.kick(ex->cfg.arg);
-		}
+		/* what came meanwhile (or a sweep woke) is the loop's again */
+		if (ex->pump_on && !stop && queued(ex))
+			ex->cfg.kick(ex->cfg.arg);
 		if (stop && !batch)
 			break;
 	}
@@ -1940,24 +1952,14 @@ void shard_executor_pump(shard_executor *ex)
 		ex->pumping = 0;
 		int wake_writer = ex->n_lock_waits != waits || atomic_load(&ex->checkpoint_tail);
 		pthread_mutex_unlock(&ex->run_mu);
-		if (wake_writer) {
-			/* new deadlines (lock waits), or a checkpoint to finish:
-			 * both are the writer thread's */
-			pthread_mutex_lock(&ex->mu);
-			ex->writer_wanted = 1;
-			pthread_cond_signal(&ex->wcond);
-			pthread_mutex_unlock(&ex->mu);
-		}
-		pthread_mutex_lock(&ex->mu);
-		int more = ex->wq != NULL;  /* woken requests, requeued */
-		pthread_mutex_unlock(&ex->mu);
-		if (!more)
+		/* new deadlines (lock waits), or a checkpoint to finish: both
+		 * are the writer thread's */
+		if (wake_writer)
+			want_writer(ex);
+		if (!queued(ex))  /* else woken requests, requeued */
 			return;
 	}
-	pthread_mutex_lock(&ex->mu);
-	ex->writer_wanted = 1;
-	pthread_cond_signal(&ex->wcond);
-	pthread_mutex_unlock(&ex->mu);
+	want_writer(ex);
 }
 
 /* ---- readers ---------------------------------------------------------------------------- */
