@@ -659,7 +659,8 @@ undo:
 			 * prepared (then it finishes soon and we wait for it); not
 			 * at once but once it held us up wound_delay_ms (sweep) */
 			shard_txn *o = txn_of(w.conflict->owner);
-			if (o->pstate == TXN_ACTIVE && o->state == TXN_ACTIVE) {
+			int active = o->pstate == TXN_ACTIVE && o->state == TXN_ACTIVE;
+			if (active || (o->pstate == TXN_PREPARED && o->early)) {
 				uint64_t now = now_ms();
 				if (req->wound_holder != o->id) {
 					req->wound_holder = o->id;
@@ -668,16 +669,19 @@ undo:
 				}
 				if (now >= req->wound_at_ms) {
 					req->wound_due = 0;
-					wound(ex, t->id, o);
-					touch(ex, o);
-					o->pstate = TXN_REMOVED;
+					if (active) {
+						wound(ex, t->id, o);
+						touch(ex, o);
+						o->pstate = TXN_REMOVED;
+					} else {
+						/* prepared early, so possibly still
+						 * waiting for us on another shard: only
+						 * the router can wound it (if this
+						 * interim answer is lost, the lock
+						 * timeout ends the wait) */
+						send_interim(ex, req, WIRE_WAITING, (int64_t)o->id);
+					}
 				}
-			} else if (o->pstate == TXN_PREPARED && o->early) {
-				/* prepared early, so possibly still waiting for us on
-				 * another shard: only the router can wound it (if
-				 * this interim answer is lost, the lock timeout ends
-				 * the wait) */
-				send_interim(ex, req, WIRE_WAITING, (int64_t)o->id);
 			}
 		}
 		sqlite3_free(cs);
@@ -1791,7 +1795,8 @@ static void sweep(shard_executor *ex)
 		p = n;
 	}
 	/* deferred wounds: the younger holder still holds the row, still
-	 * active (not prepared), after the delay */
+	 * active (not prepared), after the delay; one prepared early is
+	 * the router's to wound: it hears of it now (Waiting) */
 	shard_txn *wounded = NULL;
 	for (shard_req *p = ex->parked; p; p = p->park_next) {
 		if (!p->wound_due || p->wound_at_ms > now)
@@ -1800,7 +1805,13 @@ static void sweep(shard_executor *ex)
 		if (!p->waiting_on || !p->waiting_on->owner)
 			continue;
 		shard_txn *o = txn_of(p->waiting_on->owner);
-		if (o->id != p->wound_holder || o->state != TXN_ACTIVE || o->pstate != TXN_ACTIVE || o->wounded)
+		if (o->id != p->wound_holder)
+			continue;
+		if (o->state == TXN_PREPARED && o->pstate == TXN_PREPARED && o->early) {
+			send_interim(ex, p, WIRE_WAITING, (int64_t)o->id);
+			continue;
+		}
+		if (o->state != TXN_ACTIVE || o->pstate != TXN_ACTIVE || o->wounded)
 			continue;
 		wound(ex, p->msg.req.txn, o);
 		o->touched_next = wounded;

@@ -29,15 +29,17 @@
  *                        record is deleted, the workspace kept
  *
  * An early-prepared transaction is never wounded here: an older txn's Exec
- * that meets one of its locks parks as for any prepared holder and gets an
- * interim Waiting answer naming it, so the router can roll it back.  A
+ * that meets one of its locks parks as for any prepared holder and, after
+ * the wound delay below if still parked on it, gets an interim Waiting
+ * answer naming it, so the router can roll it back.  A
  * Prepare of a prepared transaction rewrites its decider.
  *
  * Wounds are deferred (wound_delay_ms): an older txn that meets a younger,
  * active holder parks first, and wounds it only if that same holder still
  * holds the row and is still active once the delay is over.  Most holders
  * finish (or prepare) within it, so a hot row costs waits, not rollbacks;
- * a real deadlock lasts at most the delay.  0 wounds at once.
+ * a real deadlock lasts at most the delay.  0 wounds at once.  The Waiting
+ * answer about an early-prepared holder waits the same delay.
  *
  * PREPARED transactions live in the table _sl_prepared (txn, ts, changeset)
  * of the shard's own database: PREPARE inserts the row and COMMIT PREPARED
