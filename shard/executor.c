@@ -1474,6 +1474,11 @@ static uint64_t sql_hash(const char *sql, uint32_t len)
 	return h | 1;  /* never 0, the empty slot */
 }
 
+static uint64_t *slow_slot(shard_executor *ex, uint64_t h)
+{
+	return &ex->slow_sql[h % (sizeof ex->slow_sql / sizeof ex->slow_sql[0])];
+}
+
 static void remember_slow(shard_executor *ex, const char *sql, uint32_t len)
 {
 	uint64_t now = now_ms();
@@ -1482,7 +1487,7 @@ static void remember_slow(shard_executor *ex, const char *sql, uint32_t len)
 		ex->slow_since_ms = now;
 	}
 	uint64_t h = sql_hash(sql, len);
-	ex->slow_sql[h % (sizeof ex->slow_sql / sizeof ex->slow_sql[0])] = h;
+	*slow_slot(ex, h) = h;
 }
 
 /* run_mu held.  Cheap and bounded enough to run on the loop thread: a
@@ -1505,7 +1510,7 @@ static int light(shard_executor *ex, const shard_req *req)
 		if (now_ms() - ex->slow_since_ms > PUMP_FORGET_MS)
 			return 1;  /* the table is stale: forgotten at the next entry */
 		uint64_t h = sql_hash(r->sql, r->sql_len);
-		return ex->slow_sql[h % (sizeof ex->slow_sql / sizeof ex->slow_sql[0])] != h;
+		return *slow_slot(ex, h) != h;
 	}
 	case WIRE_OP_PREPARE:
 	case WIRE_OP_COMMIT:
@@ -1528,7 +1533,7 @@ static int light(shard_executor *ex, const shard_req *req)
 	}
 }
 
-static int handle(shard_executor *ex, shard_req *req, shard_req **done)
+static int handle_op(shard_executor *ex, shard_req *req, shard_req **done)
 {
 	wire_request *r = &req->msg.req;
 	ex->n_requests++;
@@ -1564,16 +1569,9 @@ static int handle(shard_executor *ex, shard_req *req, shard_req **done)
 			answer_error(req, "08P01", "SagaStep needs sql");
 			return DONE;
 		}
-		if (r->op == WIRE_OP_SAGA_STEP) {
-			if (!ex->pumping)
-				return do_saga_step(ex, req);
-			uint64_t t0 = cpu_us();
-			int rc = do_saga_step(ex, req);
-			if (cpu_us() - t0 > PUMP_SLOW_US)
-				remember_slow(ex, r->sql, r->sql_len);
-			return rc;
-		}
-		return r->op == WIRE_OP_SAGA_UNDO ? do_saga_undo(ex, req) : do_saga_end(ex, req);
+		return r->op == WIRE_OP_SAGA_STEP ? do_saga_step(ex, req)
+		       : r->op == WIRE_OP_SAGA_UNDO ? do_saga_undo(ex, req)
+						    : do_saga_end(ex, req);
 	}
 	if (r->txn == 0) {
 		answer_error(req, "08P01", "%s needs a transaction id", wire_op_name(r->op));
@@ -1606,17 +1604,8 @@ static int handle(shard_executor *ex, shard_req *req, shard_req **done)
 		t->active_ms = now_ms();
 		answer_status(req, WIRE_OK);
 		return DONE;
-	case WIRE_OP_EXEC: {
-		if (!ex->pumping)
-			return do_exec_txn(ex, req, t);
-		/* CPU time, not wall time: being preempted on a busy machine
-		 * does not make a statement slow */
-		uint64_t t0 = cpu_us();
-		int rc = do_exec_txn(ex, req, t);
-		if (cpu_us() - t0 > PUMP_SLOW_US)
-			remember_slow(ex, r->sql, r->sql_len);
-		return rc;
-	}
+	case WIRE_OP_EXEC:
+		return do_exec_txn(ex, req, t);
 	case WIRE_OP_PREPARE:
 		return do_prepare(ex, req, t);
 	case WIRE_OP_COMMIT_PREPARED:
@@ -1630,6 +1619,23 @@ static int handle(shard_executor *ex, shard_req *req, shard_req **done)
 		answer_error(req, "08P01", "unknown operation %d", (int)r->op);
 		return DONE;
 	}
+}
+
+/* One request.  On the loop thread, a statement of a transaction or a saga
+ * step that took more CPU than PUMP_SLOW_US is remembered as slow (CPU
+ * time, not wall time: being preempted on a busy machine does not make a
+ * statement slow). */
+static int handle(shard_executor *ex, shard_req *req, shard_req **done)
+{
+	const wire_request *r = &req->msg.req;
+	if (!ex->pumping || req->kind != REQ_WIRE || !r->sql ||
+	    !((r->op == WIRE_OP_EXEC && r->txn != 0) || r->op == WIRE_OP_SAGA_STEP))
+		return handle_op(ex, req, done);
+	uint64_t t0 = cpu_us();
+	int rc = handle_op(ex, req, done);
+	if (cpu_us() - t0 > PUMP_SLOW_US)
+		remember_slow(ex, r->sql, r->sql_len);
+	return rc;
 }
 
 /* Fail every answered request of a batch that did not commit. */
