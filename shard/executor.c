@@ -2088,7 +2088,7 @@ static void *checkpointer_main(void *arg)
 	shard_executor *ex = arg;
 	char err[256];
 	sqlite3 *db = NULL;
-	if (sqlite3_open_v2(ex->db_path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
+	if (sqlite3_open_v2(ex->db_path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, STORE_VFS) != SQLITE_OK) {
 		fprintf(stderr, "shard: checkpointer cannot open the database: %s\n", db ? sqlite3_errmsg(db) : "?");
 		sqlite3_close(db);
 		return NULL;

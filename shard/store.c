@@ -4,7 +4,8 @@
  *
  * Durability: the writer runs in WAL mode with synchronous=FULL, so every
  * COMMIT that wrote pages fsyncs the WAL before it returns.  Readers open
- * the same file read-only and see the last committed snapshot.
+ * the same file read-only and see the last committed snapshot.  All of
+ * them open it through STORE_VFS (exclusive to this process).
  *
  * The authorizer is armed only while request SQL is being prepared
  * (st->checking); internal statements and statements SQLite re-prepares on
@@ -407,7 +408,7 @@ shard_store *store_open(const char *path, store_role role, char *err, size_t err
 	int flags = SQLITE_OPEN_NOMUTEX |
 		    (role == STORE_WRITER ? SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE
 					  : SQLITE_OPEN_READONLY);
-	int rc = sqlite3_open_v2(path, &st->db, flags, NULL);
+	int rc = sqlite3_open_v2(path, &st->db, flags, STORE_VFS);
 	if (rc != SQLITE_OK) {
 		snprintf(err, errlen, "open %s: %s", path,
 			 st->db ? sqlite3_errmsg(st->db) : sqlite3_errstr(rc));

@@ -4,6 +4,7 @@
  */
 #include <inttypes.h>
 #include <poll.h>
+#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -681,6 +682,40 @@ static void test_bucket_map(void)
 	wire_client_close(c);
 }
 
+/* Another process cannot open a running shard's database (store.h:
+ * STORE_VFS), for reading or for writing; once the shard is gone it can. */
+static int outside_read(const char *dir)
+{
+	char path[700];
+	snprintf(path, sizeof path, "%s/shard.db", dir);
+	sqlite3 *db = NULL;
+	int rc = sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_exec(db, "SELECT count(*) FROM sqlite_schema", NULL, NULL, NULL);
+	sqlite3_close(db);
+	return rc;
+}
+
+static int outside_write(const char *dir)
+{
+	char path[700];
+	snprintf(path, sizeof path, "%s/shard.db", dir);
+	sqlite3 *db = NULL;
+	int rc = sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_exec(db, "BEGIN IMMEDIATE; ROLLBACK", NULL, NULL, NULL);
+	sqlite3_close(db);
+	return rc;
+}
+
+static void test_db_exclusive(wire_client *c)
+{
+	int r = outside_read(S.dir), w = outside_write(S.dir);
+	ok(r == SQLITE_BUSY && w == SQLITE_BUSY,
+	   "another process can neither read nor write a running shard's database (%d, %d)", r, w);
+	ok(bal(c, 1) >= 0, "... and the shard goes on serving");
+}
+
 int main(void)
 {
 	if (th_shard_start(&S) != 0)
@@ -707,7 +742,14 @@ int main(void)
 	wire_client_close(d);
 	test_prepare_crash();
 	test_bucket_map();
+	wire_client *e = th_connect(&S);
+	if (!e)
+		bail("cannot connect");
+	test_db_exclusive(e);
+	wire_client_close(e);
 	ok(th_shard_term(&S) == 0, "SIGTERM: clean exit with status 0");
+	ok(outside_read(S.dir) == SQLITE_OK && outside_write(S.dir) == SQLITE_OK,
+	   "once the shard stopped, the same reads and writes work");
 	th_cleanup();
 	return plan_done();
 }
