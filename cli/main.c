@@ -8,6 +8,7 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,12 +34,13 @@ static void usage_main(FILE *f)
 }
 
 /* A whole number of milliseconds, at most a minute.  0 or -1. */
-static int parse_ms(const char *s, uint32_t *out)
+/* A number of milliseconds in [0, max]: 0, or -1 if s is not one. */
+static int parse_ms(const char *s, unsigned long max, uint32_t *out)
 {
 	char *end;
 	errno = 0;
 	unsigned long v = strtoul(s, &end, 10);
-	if (errno || end == s || *end || *s == '-' || v > 60000)
+	if (errno || end == s || *end || *s == '-' || v > max)
 		return -1;
 	*out = (uint32_t)v;
 	return 0;
@@ -57,7 +59,8 @@ static void usage_shard(FILE *f)
 		"  --idle-timeout-ms MS   roll back unprepared transactions idle this long (default 60000)\n"
 		"  --wound-delay-ms MS    how long an older transaction waits for a younger one's row\n"
 		"                         before rolling it back (wound-wait; default 50, 0: at once;\n"
-		"                         the environment variable SHARDLITE_WOUND_DELAY_MS sets it too)\n");
+		"                         shorter than the lock timeout; the environment variable\n"
+		"                         SHARDLITE_WOUND_DELAY_MS sets it too)\n");
 }
 
 static int cmd_shard(int argc, char **argv)
@@ -79,7 +82,7 @@ static int cmd_shard(int argc, char **argv)
 		.nreaders = 2, .lock_timeout_ms = 5000, .idle_timeout_ms = 60000, .wound_delay_ms = 50,
 	};
 	const char *wd = getenv("SHARDLITE_WOUND_DELAY_MS");
-	if (wd && *wd && parse_ms(wd, &cfg.wound_delay_ms) != 0) {
+	if (wd && *wd && parse_ms(wd, 60000, &cfg.wound_delay_ms) != 0) {
 		fprintf(stderr, "shardlite shard: bad SHARDLITE_WOUND_DELAY_MS '%s' (want milliseconds)\n", wd);
 		return 2;
 	}
@@ -96,10 +99,22 @@ static int cmd_shard(int argc, char **argv)
 			break;
 		case 'd': cfg.data_dir = optarg; break;
 		case 'r': cfg.nreaders = atoi(optarg); break;
-		case 't': cfg.lock_timeout_ms = (uint32_t)strtoul(optarg, NULL, 10); break;
-		case 'T': cfg.idle_timeout_ms = (uint32_t)strtoul(optarg, NULL, 10); break;
+		case 't':
+			if (parse_ms(optarg, 3600000, &cfg.lock_timeout_ms) != 0) {
+				fprintf(stderr, "shardlite shard: bad --lock-timeout-ms '%s' (want milliseconds, at most 3600000)\n",
+					optarg);
+				return 2;
+			}
+			break;
+		case 'T':
+			if (parse_ms(optarg, 86400000, &cfg.idle_timeout_ms) != 0) {
+				fprintf(stderr, "shardlite shard: bad --idle-timeout-ms '%s' (want milliseconds, at most 86400000)\n",
+					optarg);
+				return 2;
+			}
+			break;
 		case 'W':
-			if (parse_ms(optarg, &cfg.wound_delay_ms) != 0) {
+			if (parse_ms(optarg, 60000, &cfg.wound_delay_ms) != 0) {
 				fprintf(stderr, "shardlite shard: bad --wound-delay-ms '%s' (want milliseconds)\n", optarg);
 				return 2;
 			}
@@ -115,6 +130,17 @@ static int cmd_shard(int argc, char **argv)
 	}
 	if (cfg.nreaders < 0 || cfg.nreaders > 64)
 		cfg.nreaders = 2;
+	/* An older transaction that waits for a younger one's row wounds it
+	 * after the delay; a lock timeout that comes first would fail the
+	 * older one instead, every time (wound-wait would never break a
+	 * deadlock, only the timeout would). */
+	if (cfg.wound_delay_ms > 0 && cfg.lock_timeout_ms > 0 && cfg.wound_delay_ms >= cfg.lock_timeout_ms) {
+		fprintf(stderr,
+			"shardlite shard: the wound delay (%" PRIu32 " ms) must be shorter than the lock timeout (%" PRIu32
+			" ms)\n",
+			cfg.wound_delay_ms, cfg.lock_timeout_ms);
+		return 2;
+	}
 	return shard_server_run(&cfg);
 }
 

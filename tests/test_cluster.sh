@@ -15,6 +15,14 @@ cleanup() { "$bin" cluster stop --dir "$dir" >/dev/null 2>&1; rm -rf "$dir"; }
 trap cleanup EXIT
 
 t "cluster --help works" '"$bin" cluster --help | grep -q "usage: shardlite cluster"'
+# bad shard settings are refused at start, naming the setting (exit 2)
+t "a wound delay not shorter than the lock timeout is refused" \
+  '"$bin" shard --id 0 --data "$dir/bad" --listen 127.0.0.1:$port --lock-timeout-ms 100 --wound-delay-ms 100 2>"$dir/err"; [ $? = 2 ] && grep -q "wound delay (100 ms) must be shorter than the lock timeout (100 ms)" "$dir/err"'
+t "a lock timeout that is not a number is refused" \
+  '"$bin" shard --id 0 --data "$dir/bad" --listen 127.0.0.1:$port --lock-timeout-ms 5s 2>"$dir/err"; [ $? = 2 ] && grep -q "bad --lock-timeout-ms" "$dir/err"'
+t "... and so is an idle timeout" \
+  '"$bin" shard --id 0 --data "$dir/bad" --listen 127.0.0.1:$port --idle-timeout-ms -1 2>"$dir/err"; [ $? = 2 ] && grep -q "bad --idle-timeout-ms" "$dir/err"'
+t "nothing was started or created for them" '[ ! -e "$dir/bad" ]'
 t "cluster start returns once shards serve" '"$bin" cluster start --dir "$dir" --shards 3 --port $port >/dev/null'
 t "pid files exist" '[ -f "$dir/shard-0.pid" ] && [ -f "$dir/shard-2.pid" ]'
 t "status reports the router and 3 shards running" '"$bin" cluster status --dir "$dir" | grep -c running | grep -qx 4'
