@@ -46,6 +46,15 @@ static int parse_ms(const char *s, unsigned long max, uint32_t *out)
 	return 0;
 }
 
+/* parse_ms() for the shard's option --name, saying what is wrong. */
+static int ms_option(const char *name, const char *s, unsigned long max, uint32_t *out)
+{
+	if (parse_ms(s, max, out) == 0)
+		return 0;
+	fprintf(stderr, "shardlite shard: bad --%s '%s' (want milliseconds, at most %lu)\n", name, s, max);
+	return -1;
+}
+
 static void usage_shard(FILE *f)
 {
 	fprintf(f,
@@ -100,24 +109,16 @@ static int cmd_shard(int argc, char **argv)
 		case 'd': cfg.data_dir = optarg; break;
 		case 'r': cfg.nreaders = atoi(optarg); break;
 		case 't':
-			if (parse_ms(optarg, 3600000, &cfg.lock_timeout_ms) != 0) {
-				fprintf(stderr, "shardlite shard: bad --lock-timeout-ms '%s' (want milliseconds, at most 3600000)\n",
-					optarg);
+			if (ms_option("lock-timeout-ms", optarg, 3600000, &cfg.lock_timeout_ms) != 0)
 				return 2;
-			}
 			break;
 		case 'T':
-			if (parse_ms(optarg, 86400000, &cfg.idle_timeout_ms) != 0) {
-				fprintf(stderr, "shardlite shard: bad --idle-timeout-ms '%s' (want milliseconds, at most 86400000)\n",
-					optarg);
+			if (ms_option("idle-timeout-ms", optarg, 86400000, &cfg.idle_timeout_ms) != 0)
 				return 2;
-			}
 			break;
 		case 'W':
-			if (parse_ms(optarg, 60000, &cfg.wound_delay_ms) != 0) {
-				fprintf(stderr, "shardlite shard: bad --wound-delay-ms '%s' (want milliseconds)\n", optarg);
+			if (ms_option("wound-delay-ms", optarg, 60000, &cfg.wound_delay_ms) != 0)
 				return 2;
-			}
 			break;
 		case 'h': usage_shard(stdout); return 0;
 		default: usage_shard(stderr); return 2;

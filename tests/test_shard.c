@@ -683,34 +683,26 @@ static void test_bucket_map(void)
 }
 
 /* Another process cannot open a running shard's database (store.h:
- * STORE_VFS), for reading or for writing; once the shard is gone it can. */
-static int outside_read(const char *dir)
+ * STORE_VFS), for reading or for writing; once the shard is gone it can.
+ * The SQLite result of opening it with flags and running sql. */
+static int outside(const char *dir, int flags, const char *sql)
 {
 	char path[700];
 	snprintf(path, sizeof path, "%s/shard.db", dir);
 	sqlite3 *db = NULL;
-	int rc = sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL);
+	int rc = sqlite3_open_v2(path, &db, flags, NULL);
 	if (rc == SQLITE_OK)
-		rc = sqlite3_exec(db, "SELECT count(*) FROM sqlite_schema", NULL, NULL, NULL);
+		rc = sqlite3_exec(db, sql, NULL, NULL, NULL);
 	sqlite3_close(db);
 	return rc;
 }
 
-static int outside_write(const char *dir)
-{
-	char path[700];
-	snprintf(path, sizeof path, "%s/shard.db", dir);
-	sqlite3 *db = NULL;
-	int rc = sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL);
-	if (rc == SQLITE_OK)
-		rc = sqlite3_exec(db, "BEGIN IMMEDIATE; ROLLBACK", NULL, NULL, NULL);
-	sqlite3_close(db);
-	return rc;
-}
+#define OUTSIDE_READ(dir) outside(dir, SQLITE_OPEN_READONLY, "SELECT count(*) FROM sqlite_schema")
+#define OUTSIDE_WRITE(dir) outside(dir, SQLITE_OPEN_READWRITE, "BEGIN IMMEDIATE; ROLLBACK")
 
 static void test_db_exclusive(wire_client *c)
 {
-	int r = outside_read(S.dir), w = outside_write(S.dir);
+	int r = OUTSIDE_READ(S.dir), w = OUTSIDE_WRITE(S.dir);
 	ok(r == SQLITE_BUSY && w == SQLITE_BUSY,
 	   "another process can neither read nor write a running shard's database (%d, %d)", r, w);
 	ok(bal(c, 1) >= 0, "... and the shard goes on serving");
@@ -748,7 +740,7 @@ int main(void)
 	test_db_exclusive(e);
 	wire_client_close(e);
 	ok(th_shard_term(&S) == 0, "SIGTERM: clean exit with status 0");
-	ok(outside_read(S.dir) == SQLITE_OK && outside_write(S.dir) == SQLITE_OK,
+	ok(OUTSIDE_READ(S.dir) == SQLITE_OK && OUTSIDE_WRITE(S.dir) == SQLITE_OK,
 	   "once the shard stopped, the same reads and writes work");
 	th_cleanup();
 	return plan_done();
