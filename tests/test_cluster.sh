@@ -4,15 +4,12 @@
 # and data; stop stops everything.
 set -u
 bin=${SHARDLITE:?}
-dir=$(mktemp -d "${TMPDIR:-/tmp}/shardlite-cluster-XXXXXX")
 source "${SRCDIR:-$(dirname "$0")/..}/tests/lib.sh"
+source "${SRCDIR:-$(dirname "$0")/..}/tests/tap.sh"
+cluster_dir cluster
 port=$(pick_ports 8) || { echo "Bail out! no free ports"; exit 1; }
-n=0; failed=0
-t() { n=$((n + 1)); if eval "$2"; then echo "ok $n - $1"; else echo "not ok $n - $1"; failed=1; fi; }
 # running = exists and is not a zombie (a zombie has an empty cmdline)
 alive() { [ -r "/proc/$1/cmdline" ] && [ -n "$(tr -d '\0' < "/proc/$1/cmdline" 2>/dev/null)" ]; }
-cleanup() { "$bin" cluster stop --dir "$dir" >/dev/null 2>&1; rm -rf "$dir"; }
-trap cleanup EXIT
 
 t "cluster --help works" '"$bin" cluster --help | grep -q "usage: shardlite cluster"'
 # bad shard settings are refused at start, naming the setting (exit 2)

@@ -23,14 +23,10 @@ status=${BUILDDIR:-$(dirname "$bin")}/tests/shard_status
 command -v psql >/dev/null || { echo "1..0 # SKIP psql not installed"; exit 0; }
 command -v timeout >/dev/null || { echo "1..0 # SKIP timeout not installed"; exit 0; }
 [ -x "$status" ] || { echo "1..0 # SKIP $status not built (make check builds it)"; exit 0; }
-dir=$(mktemp -d "${TMPDIR:-/tmp}/shardlite-decider-XXXXXX")
 source "${SRCDIR:-$(dirname "$0")/..}/tests/lib.sh"
+source "${SRCDIR:-$(dirname "$0")/..}/tests/tap.sh"
+cluster_dir decider
 port=$(pick_ports 8) || { echo "Bail out! no free ports"; exit 1; }
-n=0; failed=0
-t() { n=$((n + 1)); if eval "$2"; then echo "ok $n - $1"; else echo "not ok $n - $1"; failed=1; fi; }
-diag() { echo "# $*"; }
-cleanup() { "$bin" cluster stop --dir "$dir" >/dev/null 2>&1; rm -rf "$dir"; }
-trap cleanup EXIT
 export PGHOST=127.0.0.1 PGPORT=$port PGUSER=op PGDATABASE=shardlite PGCONNECT_TIMEOUT=5
 q() { timeout 20 psql -X -q -A -t -v ON_ERROR_STOP=1 -c "$1" 2>&1; }
 state() { timeout 20 psql -X -q -A -t -v VERBOSITY=verbose -c "$1" 2>&1 | sed -n 's/^ERROR:  \([0-9A-Z]\{5\}\):.*/\1/p' | head -1; }

@@ -16,14 +16,11 @@ have psycopg && have_pg3=1
 if [ $have_pg2 = 0 ] && [ $have_pg3 = 0 ]; then
   echo "1..0 # SKIP $PY has neither psycopg2 nor psycopg (apt-get install python3-psycopg2 python3-psycopg)"; exit 0
 fi
-dir=$(mktemp -d "${TMPDIR:-/tmp}/shardlite-psycopg-XXXXXX")
 source "${SRCDIR:-$(dirname "$0")/..}/tests/lib.sh"
+source "${SRCDIR:-$(dirname "$0")/..}/tests/tap.sh"
+cluster_dir psycopg
 port=$(pick_ports 8) || { echo "Bail out! no free ports"; exit 1; }
-n=0; failed=0
-t() { n=$((n + 1)); if eval "$2"; then echo "ok $n - $1"; else echo "not ok $n - $1"; failed=1; fi; }
 skip() { n=$((n + 1)); echo "ok $n - $1 # SKIP $2"; }
-cleanup() { "$bin" cluster stop --dir "$dir" >/dev/null 2>&1; rm -rf "$dir"; }
-trap cleanup EXIT
 export DSN="host=127.0.0.1 port=$port user=py dbname=shardlite connect_timeout=5"
 
 # py DESCRIPTION MODULE CODE: CODE runs after `import MODULE`, with `dsn`

@@ -29,9 +29,7 @@ command -v psql >/dev/null || { echo "1..0 # SKIP psql not installed"; exit 0; }
 [ -x "$bank" ] || { echo "1..0 # SKIP examples/bank not built"; exit 0; }
 dir=$(mktemp -d "${TMPDIR:-/tmp}/shardlite-rebalance-XXXXXX")
 source "${SRCDIR:-$(dirname "$0")/..}/tests/lib.sh"
-n=0; failed=0
-t() { n=$((n + 1)); if eval "$2"; then echo "ok $n - $1"; else echo "not ok $n - $1"; failed=1; fi; }
-diag() { echo "# $*"; }
+source "${SRCDIR:-$(dirname "$0")/..}/tests/tap.sh"
 cdir=""
 cleanup() {
 	for c in "$dir"/c*; do [ -d "$c" ] && "$bin" cluster stop --dir "$c" >/dev/null 2>&1; done

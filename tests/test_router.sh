@@ -5,14 +5,11 @@
 set -u
 bin=${SHARDLITE:?}
 command -v psql >/dev/null || { echo "1..0 # SKIP psql not installed"; exit 0; }
-dir=$(mktemp -d "${TMPDIR:-/tmp}/shardlite-router-XXXXXX")
 source "${SRCDIR:-$(dirname "$0")/..}/tests/lib.sh"
+source "${SRCDIR:-$(dirname "$0")/..}/tests/tap.sh"
+cluster_dir router
 port=$(pick_ports 8) || { echo "Bail out! no free ports"; exit 1; }
-n=0; failed=0; sq="'"
-ok() { n=$((n + 1)); if [ "$1" = 0 ]; then echo "ok $n - $2"; else echo "not ok $n - $2"; failed=1; fi; }
-t() { n=$((n + 1)); if eval "$2"; then echo "ok $n - $1"; else echo "not ok $n - $1"; failed=1; fi; }
-cleanup() { "$bin" cluster stop --dir "$dir" >/dev/null 2>&1; rm -rf "$dir"; }
-trap cleanup EXIT
+sq="'"
 
 export PGHOST=127.0.0.1 PGPORT=$port PGUSER=tester PGDATABASE=shardlite PGCONNECT_TIMEOUT=5
 q() { psql -X -q -A -t -v ON_ERROR_STOP=1 -c "$1" 2>&1; }

@@ -18,15 +18,10 @@ export LC_ALL=C
 bin=${SHARDLITE:?}
 command -v psql >/dev/null || { echo "1..0 # SKIP psql not installed"; exit 0; }
 command -v timeout >/dev/null || { echo "1..0 # SKIP timeout not installed"; exit 0; }
-dir=$(mktemp -d "${TMPDIR:-/tmp}/shardlite-saga-XXXXXX")
 source "${SRCDIR:-$(dirname "$0")/..}/tests/lib.sh"
+source "${SRCDIR:-$(dirname "$0")/..}/tests/tap.sh"
+cluster_dir saga
 port=$(pick_ports 8) || { echo "Bail out! no free ports"; exit 1; }
-n=0; failed=0
-ok() { n=$((n + 1)); if [ "$1" = 0 ]; then echo "ok $n - $2"; else echo "not ok $n - $2"; failed=1; fi; }
-t() { n=$((n + 1)); if eval "$2"; then echo "ok $n - $1"; else echo "not ok $n - $1"; failed=1; fi; }
-diag() { echo "# $*"; }
-cleanup() { "$bin" cluster stop --dir "$dir" >/dev/null 2>&1; rm -rf "$dir"; }
-trap cleanup EXIT
 export SHARDLITE_SAGA_RETRIES=3 SHARDLITE_SAGA_BACKOFF_MS=20
 
 export PGHOST=127.0.0.1 PGPORT=$port PGUSER=tester PGDATABASE=shardlite PGCONNECT_TIMEOUT=5

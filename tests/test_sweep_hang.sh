@@ -18,9 +18,8 @@ command -v timeout >/dev/null || { echo "1..0 # SKIP timeout not installed"; exi
 [ -x "$status" ] || { echo "1..0 # SKIP $status not built (make check builds it)"; exit 0; }
 dir=$(mktemp -d "${TMPDIR:-/tmp}/shardlite-hang-XXXXXX")
 source "${SRCDIR:-$(dirname "$0")/..}/tests/lib.sh"
+source "${SRCDIR:-$(dirname "$0")/..}/tests/tap.sh"
 port=$(pick_ports 8) || { echo "Bail out! no free ports"; exit 1; }
-n=0; failed=0
-t() { n=$((n + 1)); if eval "$2"; then echo "ok $n - $1"; else echo "not ok $n - $1"; failed=1; fi; }
 frozen=""
 cleanup() {
 	[ -n "$frozen" ] && kill -CONT "$frozen" 2>/dev/null
