@@ -55,7 +55,8 @@ typedef struct shard_txn {
 	int early;                /* prepared early (Request.early): an older txn's
 				   * statement that meets its locks tells the router
 				   * (Waiting), and an Exec of its own un-prepares it.
-				   * Memory only: after a restart it is a plain prepare. */
+				   * Kept in its prepare record (_sl_prepared.early),
+				   * so a restart keeps it too. */
 } shard_txn;
 
 #define txn_of(holder) ((shard_txn *)((char *)(holder) - offsetof(shard_txn, locks)))
@@ -590,6 +591,7 @@ static int do_exec_txn(shard_executor *ex, shard_req *req, shard_txn *t)
 		touch(ex, t);
 		t->pstate = TXN_ACTIVE;
 		t->early = 0;
+		t->conn_id = req->conn_id;  /* recovered after a restart: it had none */
 		ex->batch_wrote = 1;
 	}
 	if (t->pstate != TXN_ACTIVE) {
@@ -1049,12 +1051,14 @@ static int do_prepare(shard_executor *ex, shard_req *req, shard_txn *t)
 		/* Prepare again: idempotent, except that it names the decider of
 		 * now (a transaction that went on to other shards after its early
 		 * prepare is decided elsewhere) and makes the prepare final. */
-		if (t->decider != req->msg.req.decider) {
-			sqlite3_stmt *q = store_internal(ex->st, "UPDATE _sl_prepared SET decider = ?2 WHERE txn = ?1");
+		if (t->decider != req->msg.req.decider || t->early != (int)req->msg.req.early) {
+			sqlite3_stmt *q =
+				store_internal(ex->st, "UPDATE _sl_prepared SET decider = ?2, early = ?3 WHERE txn = ?1");
 			int rc = SQLITE_ERROR;
 			if (q) {
 				sqlite3_bind_int64(q, 1, (sqlite3_int64)t->id);
 				sqlite3_bind_int64(q, 2, (sqlite3_int64)req->msg.req.decider);
+				sqlite3_bind_int(q, 3, req->msg.req.early ? 1 : 0);
 				rc = sqlite3_step(q);
 				sqlite3_reset(q);
 			}
@@ -1097,7 +1101,8 @@ static int do_prepare(shard_executor *ex, shard_req *req, shard_txn *t)
 	}
 	if (!bad) {
 		sqlite3_stmt *q = store_internal(ex->st,
-			"INSERT INTO _sl_prepared(txn, ts, changeset, prepared_at, decider) VALUES (?1, ?2, ?3, ?4, ?5)");
+			"INSERT INTO _sl_prepared(txn, ts, changeset, prepared_at, decider, early)"
+			" VALUES (?1, ?2, ?3, ?4, ?5, ?6)");
 		int rc = SQLITE_ERROR;
 		if (q) {
 			sqlite3_bind_int64(q, 1, (sqlite3_int64)t->id);
@@ -1105,6 +1110,7 @@ static int do_prepare(shard_executor *ex, shard_req *req, shard_txn *t)
 			sqlite3_bind_blob(q, 3, t->pws, t->pwslen, SQLITE_STATIC);
 			sqlite3_bind_int64(q, 4, (sqlite3_int64)(wall_us() / 1000));
 			sqlite3_bind_int64(q, 5, (sqlite3_int64)req->msg.req.decider);
+			sqlite3_bind_int(q, 6, req->msg.req.early ? 1 : 0);
 			rc = sqlite3_step(q);
 			sqlite3_reset(q);
 			sqlite3_clear_bindings(q);
@@ -2144,16 +2150,23 @@ static int recover(shard_executor *ex, char *err, size_t errlen)
 		       "CREATE TABLE IF NOT EXISTS _sl_prepared("
 		       " txn INTEGER PRIMARY KEY, ts INTEGER NOT NULL,"
 		       " changeset BLOB NOT NULL, prepared_at INTEGER NOT NULL,"
-		       " decider INTEGER NOT NULL DEFAULT 0)",
+		       " decider INTEGER NOT NULL DEFAULT 0, early INTEGER NOT NULL DEFAULT 0)",
 		       err, errlen) != 0 ||
 	    store_exec(ex->st, "CREATE TABLE IF NOT EXISTS _sl_decided(txn INTEGER PRIMARY KEY)", err, errlen) != 0)
 		return -1;
-	/* a prepare log of before deciders existed gets the column */
-	sqlite3_stmt *probe = NULL;
-	if (sqlite3_prepare_v2(store_db(ex->st), "SELECT decider FROM _sl_prepared", -1, &probe, NULL) != SQLITE_OK &&
-	    store_exec(ex->st, "ALTER TABLE _sl_prepared ADD COLUMN decider INTEGER NOT NULL DEFAULT 0", err, errlen) != 0)
-		return -1;
-	sqlite3_finalize(probe);
+	/* a prepare log of before deciders (or early prepares) existed gets
+	 * the columns */
+	static const char *const added[] = {"decider", "early"};
+	for (size_t i = 0; i < sizeof added / sizeof added[0]; i++) {
+		char probe_sql[64], alter[128];
+		snprintf(probe_sql, sizeof probe_sql, "SELECT %s FROM _sl_prepared", added[i]);
+		snprintf(alter, sizeof alter, "ALTER TABLE _sl_prepared ADD COLUMN %s INTEGER NOT NULL DEFAULT 0", added[i]);
+		sqlite3_stmt *probe = NULL;
+		int missing = sqlite3_prepare_v2(store_db(ex->st), probe_sql, -1, &probe, NULL) != SQLITE_OK;
+		sqlite3_finalize(probe);
+		if (missing && store_exec(ex->st, alter, err, errlen) != 0)
+			return -1;
+	}
 	if (sagastep_init(ex->st, err, errlen) != 0)
 		return -1;
 	/* _slhidden: buckets whose rows this shard holds but must not show
@@ -2178,7 +2191,7 @@ static int recover(shard_executor *ex, char *err, size_t errlen)
 	}
 	if (m)
 		sqlite3_reset(m);
-	sqlite3_stmt *q = store_internal(ex->st, "SELECT txn, ts, changeset, decider FROM _sl_prepared");
+	sqlite3_stmt *q = store_internal(ex->st, "SELECT txn, ts, changeset, decider, early FROM _sl_prepared");
 	if (!q) {
 		snprintf(err, errlen, "reading the prepare log: %s", sqlite3_errmsg(store_db(ex->st)));
 		return -1;
@@ -2200,6 +2213,7 @@ static int recover(shard_executor *ex, char *err, size_t errlen)
 		t->wslen = t->pwslen = len;
 		t->state = t->pstate = TXN_PREPARED;
 		t->decider = (uint32_t)sqlite3_column_int64(q, 3);
+		t->early = sqlite3_column_int(q, 4) != 0;
 		recover_ctx c = {ex, t};
 		if (locks_each_changeset_key(cs, len, relock, &c) != 0) {
 			sqlite3_reset(q);

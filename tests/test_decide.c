@@ -9,7 +9,8 @@
  * upgraded in place and its transaction still commits.  An early prepare is
  * un-prepared by its transaction's next Exec, has its decider rewritten by
  * a second Prepare (durably), and an older transaction's Exec that meets
- * its row is answered Waiting, naming it, while it waits.
+ * its row is answered Waiting, naming it, while it waits; all of which
+ * still holds after kill -9 (the flag is in _sl_prepared).
  */
 #include <inttypes.h>
 #include <sqlite3.h>
@@ -184,6 +185,43 @@ int main(void)
 		   strcmp(dec, "7") == 0,
 	   "the early-prepared txn kept its rewritten decider (%s, %s)", state, dec);
 	ok(call(c, WIRE_OP_COMMIT_PREPARED, 107, 8) == WIRE_OK && bal(c, 1) == 94, "... and commits (both its writes)");
+
+	/* an early prepare survives kill -9 as an early prepare
+	 * (_sl_prepared.early): an older txn meeting its row is answered
+	 * Waiting, naming it, and its own next Exec un-prepares it */
+	int64_t b2 = bal(c, 2);
+	wire_request ep8 = {.op = WIRE_OP_PREPARE, .txn = 108, .ts = 108, .decider = 6, .early = true};
+	ok(txn_exec(c, 108, "UPDATE acct SET bal = bal + 1 WHERE id = 2") == WIRE_OK &&
+		   wire_client_call(c, &ep8, &er, eerr, sizeof eerr) == 0 && er.status == WIRE_OK,
+	   "txn 108 prepared early");
+	wire_client_close(c);
+	th_shard_kill9(&S);
+	ok(th_shard_start(&S) == 0 && (c = th_connect(&S)) != NULL, "kill -9 and restart");
+	if (!c)
+		bail("cannot reconnect");
+	ok(status_of(c, 108, state, sizeof state, dec, sizeof dec) == 0 && strcmp(state, "prepared") == 0 &&
+		   strcmp(dec, "5") == 0,
+	   "txn 108 is prepared after the restart, decider 5 (%s, %s)", state, dec);
+	old = th_connect(&S);
+	wire_request oq2 = {.op = WIRE_OP_EXEC, .txn = 52, .ts = 52, .begin = true,
+			    .sql = "UPDATE acct SET bal = bal + 100 WHERE id = 2"};
+	oq2.sql_len = (uint32_t)strlen(oq2.sql);
+	waiting = old && wire_client_call(old, &oq2, &orr, eerr, sizeof eerr) == 0 && orr.status == WIRE_WAITING &&
+		  orr.changes == 108;
+	ok(waiting, "an older txn's Exec on its row is answered Waiting naming txn 108: still an early prepare");
+	ok(old && wire_client_recv(old, &orr, 2000, eerr, sizeof eerr) == 0 && orr.status == WIRE_ERROR &&
+		   orr.sqlstate && strcmp(orr.sqlstate, "40001") == 0,
+	   "... (nobody wounds it here: the older one times out, 40001)");
+	if (old) {
+		th_call(old, WIRE_OP_ROLLBACK, 52, 52, NULL, &orr);
+		wire_client_close(old);
+	}
+	ok(txn_exec(c, 108, "UPDATE acct SET bal = bal + 1 WHERE id = 2") == WIRE_OK &&
+		   status_of(c, 108, state, sizeof state, dec, sizeof dec) == 0 && strcmp(state, "active") == 0,
+	   "txn 108's next Exec un-prepares it and runs (%s)", state);
+	ok(call(c, WIRE_OP_ROLLBACK, 108, 0) == WIRE_OK && bal(c, 2) == b2 &&
+		   status_of(c, 108, state, sizeof state, dec, sizeof dec) == 0 && state[0] == 0,
+	   "... and its ROLLBACK leaves nothing (balance %" PRId64 ")", b2);
 
 	/* Forget */
 	ok(forget(c, 101) == WIRE_OK, "Forget");
