@@ -84,6 +84,33 @@ static int status_of(wire_client *c, uint64_t txn, char *state, size_t slen, cha
 	return 0;
 }
 
+/* An older transaction (txn = ts = older) sends sql on a connection of its
+ * own: 1 if the first answer is an interim Waiting naming holder. */
+static int older_waits(wire_client *old, uint64_t older, const char *sql, uint64_t holder)
+{
+	wire_request q = {.op = WIRE_OP_EXEC, .txn = older, .ts = older, .begin = true, .sql = sql};
+	q.sql_len = (uint32_t)strlen(sql);
+	wire_response r;
+	char err[128];
+	return old && wire_client_call(old, &q, &r, err, sizeof err) == 0 && r.status == WIRE_WAITING &&
+	       r.changes == (int64_t)holder;
+}
+
+/* ... then its final answer is the lock timeout's 40001; it is rolled back
+ * and its connection closed. */
+static int older_times_out(wire_client *old, uint64_t older)
+{
+	wire_response r;
+	char err[128];
+	int timed_out = old && wire_client_recv(old, &r, 2000, err, sizeof err) == 0 && r.status == WIRE_ERROR &&
+			r.sqlstate && strcmp(r.sqlstate, "40001") == 0;
+	if (old) {
+		th_call(old, WIRE_OP_ROLLBACK, older, older, NULL, &r);
+		wire_client_close(old);
+	}
+	return timed_out;
+}
+
 int main(void)
 {
 	if (th_shard_start(&S) != 0)
@@ -144,25 +171,14 @@ int main(void)
 	   "its next Exec un-prepares it and runs (%s)", state);
 	ok(wire_client_call(c, &ep, &er, eerr, sizeof eerr) == 0 && er.status == WIRE_OK, "prepared early again");
 	wire_client *old = th_connect(&S);
-	wire_request oq = {.op = WIRE_OP_EXEC, .txn = 50, .ts = 50, .begin = true,
-			   .sql = "UPDATE acct SET bal = bal + 100 WHERE id = 1"};
-	oq.sql_len = (uint32_t)strlen(oq.sql);
-	wire_response orr;
-	int waiting = old && wire_client_call(old, &oq, &orr, eerr, sizeof eerr) == 0 && orr.status == WIRE_WAITING &&
-		      orr.changes == 107;
-	ok(waiting, "an older txn's Exec on its row waits, answered Waiting naming txn 107 first");
+	ok(older_waits(old, 50, "UPDATE acct SET bal = bal + 100 WHERE id = 1", 107),
+	   "an older txn's Exec on its row waits, answered Waiting naming txn 107 first");
 	ok(call(c, WIRE_OP_PREPARE, 107, 8) == WIRE_OK && status_of(c, 107, state, sizeof state, dec, sizeof dec) == 0 &&
 		   strcmp(state, "prepared") == 0 && strcmp(dec, "7") == 0,
 	   "a second Prepare rewrites its decider (%s, decider %s)", state, dec);
 	ok(call(c, WIRE_OP_ROLLBACK_PREPARED, 107, 0) == WIRE_ERROR && strcmp(last_sqlstate, "55000") == 0,
 	   "... and only a sender that knows the new decider ends it");
-	ok(old && wire_client_recv(old, &orr, 2000, eerr, sizeof eerr) == 0 && orr.status == WIRE_ERROR &&
-		   orr.sqlstate && strcmp(orr.sqlstate, "40001") == 0,
-	   "the older txn, no longer wounding a prepared one, times out waiting (40001)");
-	if (old) {
-		th_call(old, WIRE_OP_ROLLBACK, 50, 50, NULL, &orr);
-		wire_client_close(old);
-	}
+	ok(older_times_out(old, 50), "the older txn, no longer wounding a prepared one, times out waiting (40001)");
 
 	/* kill -9: the decision and the prepared decider survive */
 	wire_client_close(c);
@@ -203,19 +219,9 @@ int main(void)
 		   strcmp(dec, "5") == 0,
 	   "txn 108 is prepared after the restart, decider 5 (%s, %s)", state, dec);
 	old = th_connect(&S);
-	wire_request oq2 = {.op = WIRE_OP_EXEC, .txn = 52, .ts = 52, .begin = true,
-			    .sql = "UPDATE acct SET bal = bal + 100 WHERE id = 2"};
-	oq2.sql_len = (uint32_t)strlen(oq2.sql);
-	waiting = old && wire_client_call(old, &oq2, &orr, eerr, sizeof eerr) == 0 && orr.status == WIRE_WAITING &&
-		  orr.changes == 108;
-	ok(waiting, "an older txn's Exec on its row is answered Waiting naming txn 108: still an early prepare");
-	ok(old && wire_client_recv(old, &orr, 2000, eerr, sizeof eerr) == 0 && orr.status == WIRE_ERROR &&
-		   orr.sqlstate && strcmp(orr.sqlstate, "40001") == 0,
-	   "... (nobody wounds it here: the older one times out, 40001)");
-	if (old) {
-		th_call(old, WIRE_OP_ROLLBACK, 52, 52, NULL, &orr);
-		wire_client_close(old);
-	}
+	ok(older_waits(old, 52, "UPDATE acct SET bal = bal + 100 WHERE id = 2", 108),
+	   "an older txn's Exec on its row is answered Waiting naming txn 108: still an early prepare");
+	ok(older_times_out(old, 52), "... (nobody wounds it here: the older one times out, 40001)");
 	ok(txn_exec(c, 108, "UPDATE acct SET bal = bal + 1 WHERE id = 2") == WIRE_OK &&
 		   status_of(c, 108, state, sizeof state, dec, sizeof dec) == 0 && strcmp(state, "active") == 0,
 	   "txn 108's next Exec un-prepares it and runs (%s)", state);
