@@ -65,6 +65,9 @@ struct saga {
 	void *arg;
 	int jobs;                /* compensation jobs / SagaEnd calls outstanding */
 	int failed;              /* a job did not finish */
+	int commit_failed;       /* COMMIT could not log the saga (sqlstate, message say
+				  * why): it is compensated, and its client still hears
+				  * that error, not COMMIT */
 	char sqlstate[6];
 	char message[600];
 };
@@ -616,6 +619,7 @@ static void on_logged(void *arg, int status)
 	saga *s = arg;
 	saga_engine *e = s->e;
 	if (status < 0) {
+		s->commit_failed = 1;
 		snprintf(s->sqlstate, sizeof s->sqlstate, "58030");
 		snprintf(s->message, sizeof s->message, "the saga log could not be written");
 		saga_rollback(e, s, s->cb, s->arg);
@@ -647,6 +651,7 @@ void saga_commit(saga_engine *e, saga *s, saga_done_cb cb, void *arg)
 	uint16_t shards[MAX_SHARDS];
 	size_t n = distinct_shards(s, shards);
 	if (dlog_commit(e->log, s->id, shards, (uint16_t)n, on_logged, s) != 0) {
+		s->commit_failed = 1;
 		snprintf(s->sqlstate, sizeof s->sqlstate, "53200");
 		snprintf(s->message, sizeof s->message, "out of memory logging the saga");
 		saga_rollback(e, s, cb, arg);
@@ -673,7 +678,7 @@ static void on_rollback_job(ujob *j, int status)
 		return;
 	if (!s->failed)
 		e->stats.compensated++;
-	saga_finish(s, !s->failed);
+	saga_finish(s, !s->failed && !s->commit_failed);
 }
 
 void saga_rollback(saga_engine *e, saga *s, saga_done_cb cb, void *arg)
@@ -696,7 +701,7 @@ void saga_rollback(saga_engine *e, saga *s, saga_done_cb cb, void *arg)
 	}
 	if (nj == 0) {
 		e->stats.compensated++;
-		saga_finish(s, 1);
+		saga_finish(s, !s->commit_failed);
 		return;
 	}
 	s->jobs = (int)nj;
