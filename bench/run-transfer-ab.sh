@@ -12,22 +12,12 @@ n=200000
 # ports below the ephemeral range, free when chosen (tests/lib.sh): in it, a
 # shard could find its port taken by some connection's local end
 source "$(dirname "$0")/../tests/lib.sh"
+source "$(dirname "$0")/lib.sh"
 one() {  # BUILD -> "tps cpu_ms ctx"
   local build=$1 work port
   work=$(mktemp -d "${TMPDIR:-/tmp}/shardlite-ab-XXXXXX"); chmod 755 "$work"
   port=$(pick_ports 8)
-  "$build/shardlite" cluster start --dir "$work/sl" --shards 4 --port "$port" >/dev/null
-  sl() { psql -X -q -h 127.0.0.1 -p "$port" -U bench -d shardlite "$@"; }
-  sl -c "CREATE TABLE accounts (id BIGINT PRIMARY KEY, balance BIGINT NOT NULL) PARTITION BY HASH (id)"
-  for ((k = 0; k < n / 1000; k++)); do
-    printf 'INSERT INTO accounts VALUES '
-    seq $((k * 1000 + 1)) $((k * 1000 + 1000)) | sed 's/.*/(&, 1000)/' | paste -sd, | tr -d '\n'; echo ';'
-  done > "$work/load.sql"
-  sl -v ON_ERROR_STOP=1 -f "$work/load.sql" >/dev/null
-  local bg=BEGIN en=END
-  [ "$mode" = saga ] && { bg="BEGIN SAGA"; en=COMMIT; }
-  printf '\\set src random(1, %d)\n\\set dst random(1, %d)\n%s;\nUPDATE accounts SET balance = balance - 1 WHERE id = :src;\nUPDATE accounts SET balance = balance + 1 WHERE id = :dst;\n%s;\n' \
-    $n $n "$bg" "$en" > "$work/t.sql"
+  transfer_cluster "$build" "$work" "$port" "$n" "$mode"
   pids=$(cat "$work"/sl/*.pid | paste -sd' ')
   snap() { for p in $pids; do for t in /proc/$p/task/*; do
              awk '/^voluntary_ctxt|^nonvoluntary_ctxt/ {s += $2} END {printf "%d ", s}' "$t/status"

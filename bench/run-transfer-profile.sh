@@ -19,23 +19,14 @@ clients=${3:-8}
 n=${4:-1000000}
 mode=${5:-2pc}
 source "$top/tests/lib.sh"
+source "$top/bench/lib.sh"
 work=$(mktemp -d "${TMPDIR:-/tmp}/shardlite-profile-XXXXXX")
 chmod 755 "$work"
 port=$(pick_ports 8) || { echo "no free ports"; exit 1; }
 cleanup() { "$build/shardlite" cluster stop --dir "$work/sl" >/dev/null 2>&1 || true; rm -rf "$work"; }
 trap cleanup EXIT
-"$build/shardlite" cluster start --dir "$work/sl" --shards 4 --port "$port" >/dev/null
+transfer_cluster "$build" "$work" "$port" "$n" "$mode"
 sl() { psql -X -q -h 127.0.0.1 -p "$port" -U bench -d shardlite "$@"; }
-sl -c "CREATE TABLE accounts (id BIGINT PRIMARY KEY, balance BIGINT NOT NULL) PARTITION BY HASH (id)"
-for ((k = 0; k < n / 1000; k++)); do
-  printf 'INSERT INTO accounts VALUES '
-  seq $((k * 1000 + 1)) $((k * 1000 + 1000)) | sed 's/.*/(&, 1000)/' | paste -sd, | tr -d '\n'; echo ';'
-done > "$work/load.sql"
-sl -v ON_ERROR_STOP=1 -f "$work/load.sql" >/dev/null
-bg=BEGIN; en=END
-[ "$mode" = saga ] && { bg="BEGIN SAGA"; en=COMMIT; }
-printf '\\set src random(1, %d)\n\\set dst random(1, %d)\n%s;\nUPDATE accounts SET balance = balance - 1 WHERE id = :src;\nUPDATE accounts SET balance = balance + 1 WHERE id = :dst;\n%s;\n' \
-  "$n" "$n" "$bg" "$en" > "$work/t.sql"
 
 # per process: "name cpu_ticks voluntary involuntary", all threads
 snap() {

@@ -33,7 +33,6 @@ static void usage_main(FILE *f)
 		"Each command takes --help.\n");
 }
 
-/* A whole number of milliseconds, at most a minute.  0 or -1. */
 /* A number of milliseconds in [0, max]: 0, or -1 if s is not one. */
 static int parse_ms(const char *s, unsigned long max, uint32_t *out)
 {
