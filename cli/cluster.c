@@ -570,8 +570,15 @@ int cli_cluster(int argc, char **argv)
 	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (c) {
 		case 'd': cl.dir = optarg; break;
-		case 's': cl.shards = atoi(optarg); cl.explicit_layout = 1; break;
-		case 'p': cl.port = atoi(optarg); cl.explicit_layout = 1; break;
+		case 's':
+		case 'p':
+			if (cli_int(optarg, 1, 65535, c == 's' ? &cl.shards : &cl.port) != 0) {
+				fprintf(stderr, "shardlite cluster: bad --%s '%s' (want a number)\n",
+					c == 's' ? "shards" : "port", optarg);
+				return 2;
+			}
+			cl.explicit_layout = 1;
+			break;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
 		}

@@ -33,6 +33,17 @@ static void usage_main(FILE *f)
 		"Each command takes --help.\n");
 }
 
+int cli_int(const char *s, long lo, long hi, int *out)
+{
+	char *end;
+	errno = 0;
+	long v = strtol(s, &end, 10);
+	if (errno || end == s || *end || v < lo || v > hi)
+		return -1;
+	*out = (int)v;
+	return 0;
+}
+
 /* A number of milliseconds in [0, max]: 0, or -1 if s is not one. */
 static int parse_ms(const char *s, unsigned long max, uint32_t *out)
 {
@@ -98,7 +109,12 @@ static int cmd_shard(int argc, char **argv)
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (c) {
-		case 'i': cfg.id = atoi(optarg); break;
+		case 'i':
+			if (cli_int(optarg, 0, 255, &cfg.id) != 0) {
+				fprintf(stderr, "shardlite shard: bad --id '%s' (want a shard number, 0..255)\n", optarg);
+				return 2;
+			}
+			break;
 		case 'l':
 			if (wire_parse_addr(optarg, host, sizeof host, &cfg.port) != 0) {
 				fprintf(stderr, "shardlite shard: bad --listen address '%s' (want HOST:PORT)\n", optarg);
@@ -106,7 +122,12 @@ static int cmd_shard(int argc, char **argv)
 			}
 			break;
 		case 'd': cfg.data_dir = optarg; break;
-		case 'r': cfg.nreaders = atoi(optarg); break;
+		case 'r':
+			if (cli_int(optarg, 0, 64, &cfg.nreaders) != 0) {
+				fprintf(stderr, "shardlite shard: bad --readers '%s' (want 0..64)\n", optarg);
+				return 2;
+			}
+			break;
 		case 't':
 			if (ms_option("lock-timeout-ms", optarg, 3600000, &cfg.lock_timeout_ms) != 0)
 				return 2;
@@ -128,8 +149,6 @@ static int cmd_shard(int argc, char **argv)
 		usage_shard(stderr);
 		return 2;
 	}
-	if (cfg.nreaders < 0 || cfg.nreaders > 64)
-		cfg.nreaders = 2;
 	/* An older transaction that waits for a younger one's row wounds it
 	 * after the delay; a lock timeout that comes first would fail the
 	 * older one instead, every time (wound-wait would never break a

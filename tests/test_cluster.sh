@@ -19,7 +19,13 @@ t "a lock timeout that is not a number is refused" \
   '"$bin" shard --id 0 --data "$dir/bad" --listen 127.0.0.1:$port --lock-timeout-ms 5s 2>"$dir/err"; [ $? = 2 ] && grep -q "bad --lock-timeout-ms" "$dir/err"'
 t "... and so is an idle timeout" \
   '"$bin" shard --id 0 --data "$dir/bad" --listen 127.0.0.1:$port --idle-timeout-ms -1 2>"$dir/err"; [ $? = 2 ] && grep -q "bad --idle-timeout-ms" "$dir/err"'
+t "a shard id or a reader count that is not a number is refused" \
+  '"$bin" shard --id x --data "$dir/bad" --listen 127.0.0.1:$port 2>"$dir/err"; [ $? = 2 ] && grep -q "bad --id" "$dir/err" &&
+   "$bin" shard --id 0 --data "$dir/bad" --listen 127.0.0.1:$port --readers 2x 2>"$dir/err"; [ $? = 2 ] && grep -q "bad --readers" "$dir/err"'
 t "nothing was started or created for them" '[ ! -e "$dir/bad" ]'
+t "cluster: a shard count or a port that is not a number is refused" \
+  '"$bin" cluster start --dir "$dir/bad" --shards 3x 2>"$dir/err"; [ $? = 2 ] && grep -q "bad --shards" "$dir/err" &&
+   "$bin" cluster start --dir "$dir/bad" --port 54x 2>"$dir/err"; [ $? = 2 ] && grep -q "bad --port" "$dir/err" && [ ! -e "$dir/bad" ]'
 t "cluster start returns once shards serve" '"$bin" cluster start --dir "$dir" --shards 3 --port $port >/dev/null'
 t "pid files exist" '[ -f "$dir/shard-0.pid" ] && [ -f "$dir/shard-2.pid" ]'
 t "status reports the router and 3 shards running" '"$bin" cluster status --dir "$dir" | grep -c running | grep -qx 4'
