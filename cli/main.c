@@ -56,6 +56,15 @@ static int parse_ms(const char *s, unsigned long max, uint32_t *out)
 	return 0;
 }
 
+/* cli_int() for the shard's option --name, saying what is wrong. */
+static int int_option(const char *name, const char *s, long lo, long hi, int *out)
+{
+	if (cli_int(s, lo, hi, out) == 0)
+		return 0;
+	fprintf(stderr, "shardlite shard: bad --%s '%s' (want a whole number, %ld..%ld)\n", name, s, lo, hi);
+	return -1;
+}
+
 /* parse_ms() for the shard's option --name, saying what is wrong. */
 static int ms_option(const char *name, const char *s, unsigned long max, uint32_t *out)
 {
@@ -110,10 +119,8 @@ static int cmd_shard(int argc, char **argv)
 	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (c) {
 		case 'i':
-			if (cli_int(optarg, 0, 255, &cfg.id) != 0) {
-				fprintf(stderr, "shardlite shard: bad --id '%s' (want a shard number, 0..255)\n", optarg);
+			if (int_option("id", optarg, 0, 255, &cfg.id) != 0)
 				return 2;
-			}
 			break;
 		case 'l':
 			if (wire_parse_addr(optarg, host, sizeof host, &cfg.port) != 0) {
@@ -123,10 +130,8 @@ static int cmd_shard(int argc, char **argv)
 			break;
 		case 'd': cfg.data_dir = optarg; break;
 		case 'r':
-			if (cli_int(optarg, 0, 64, &cfg.nreaders) != 0) {
-				fprintf(stderr, "shardlite shard: bad --readers '%s' (want 0..64)\n", optarg);
+			if (int_option("readers", optarg, 0, 64, &cfg.nreaders) != 0)
 				return 2;
-			}
 			break;
 		case 't':
 			if (ms_option("lock-timeout-ms", optarg, 3600000, &cfg.lock_timeout_ms) != 0)

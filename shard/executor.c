@@ -591,7 +591,8 @@ static int do_exec_txn(shard_executor *ex, shard_req *req, shard_txn *t)
 		touch(ex, t);
 		t->pstate = TXN_ACTIVE;
 		t->early = 0;
-		t->conn_id = req->conn_id;  /* recovered after a restart: it had none */
+		if (t->conn_id == 0)  /* recovered after a restart: it had none */
+			t->conn_id = req->conn_id;
 		ex->batch_wrote = 1;
 	}
 	if (t->pstate != TXN_ACTIVE) {
